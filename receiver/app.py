@@ -1,0 +1,66 @@
+"""The Litestar app factory: every route, guard, error handler and the lifespan in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+
+from receiver import __version__
+from receiver.callbacks import CallbackIntake
+from receiver.config import Config, config_path, load_config, require_webhook_secret
+from receiver.logs import configure as configure_logs
+from receiver.logs import get_logger
+from receiver.metrics import Metrics
+from receiver.server import die_with_parent
+from receiver.services import Services
+from receiver.store import Store
+from receiver.web.api import JobsController, ResultsController
+from receiver.web.auth import bearer_guard
+from receiver.web.callbacks import take_callback
+from receiver.web.errors import EXCEPTION_HANDLERS
+from receiver.web.health import health, metrics
+
+log = get_logger("receiver.app")
+
+
+def create_app(config: Config) -> Litestar:
+    """The service for ``config``: the store opens and closes with the app's lifespan."""
+    require_webhook_secret(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        database = Store(config.db_path).open()
+        app.state.services = Services(
+            config=config,
+            store=database,
+            intake=CallbackIntake(database, config.qualitymax.webhook_secrets),
+            metrics=Metrics(),
+        )
+        log.info("service.started", db=config.db_path, config=config.source)
+        try:
+            yield
+        finally:
+            database.close()
+            log.info("service.stopped")
+
+    api = Router("/", route_handlers=[ResultsController, JobsController], guards=[bearer_guard])
+    return Litestar(
+        route_handlers=[take_callback, api, health, metrics],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=config.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),
+        debug=False,
+        logging_config=None,
+    )
+
+
+def app_from_environment() -> Litestar:
+    """The factory ASGI servers call: config from ``RECEIVER_CONFIG`` and the environment."""
+    configure_logs()
+    die_with_parent()
+    return create_app(load_config(config_path(None, os.environ)))

@@ -1,0 +1,155 @@
+"""Taking a callback: verify on the raw bytes, decode, store in one transaction, then answer.
+
+The order is the design: nothing is parsed before the signature holds, and nothing is
+acknowledged before the transaction holding it has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import msgspec
+from sqlite_utils import Database
+
+from receiver import signatures, store
+from receiver.providers import qualitymax
+from receiver.results import Result
+
+# What we keep of the request headers; never the signature itself.
+KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-request-id")
+
+# Called inside the callback's transaction once its result is stored (routing writes the outbox).
+ResultHook = Callable[[Database, int, Result], None]
+
+
+class SignatureRejected(Exception):
+    """The signature is missing or does not match: which part was wrong is not said."""
+
+
+class PayloadRejected(Exception):
+    """Signed, but not a callback we can read; the raw body was kept for inspection."""
+
+    def __init__(self, detail: str, callback_id: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.callback_id = callback_id
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    callback_id: int
+    result_id: int | None
+    job_id: int | None
+    duplicate: bool
+    status: str | None = None
+
+
+class Decoded(msgspec.Struct, kw_only=True):
+    """What the body turned out to be: a result (or none, for events without one), or an error."""
+
+    result: Result | None = None
+    error: str | None = None
+
+
+class CallbackIntake:
+    """The callback flow for one provider, shared by the HTTP handler and tests."""
+
+    def __init__(
+        self,
+        database: store.Store,
+        secrets: tuple[str, ...],
+        on_result: ResultHook | None = None,
+    ) -> None:
+        self.store = database
+        self.secrets = secrets
+        self.on_result = on_result
+
+    async def take(
+        self, *, job_key: str | None, headers: Mapping[str, str], body: bytes, received_at: str
+    ) -> Accepted:
+        if not signatures.verify(body, headers.get(qualitymax.SIGNATURE_HEADER), self.secrets):
+            raise SignatureRejected
+        record = store.CallbackRecord(
+            provider=qualitymax.NAME,
+            job_key=job_key,
+            digest=hashlib.sha256(body).hexdigest(),
+            body=body,
+            headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
+            received_at=received_at,
+        )
+        decoded = decode(body)
+        outcome = await self.store.write(lambda db: self._keep(db, record, decoded))
+        if isinstance(outcome, PayloadRejected):
+            raise outcome
+        return outcome
+
+    def _keep(
+        self, db: Database, record: store.CallbackRecord, decoded: Decoded
+    ) -> Accepted | PayloadRejected:
+        """Runs in the writer's transaction: dedupe, then callback + job + result (+ outbox)."""
+        seen = store.find_callback(db, record.digest)
+        if seen is not None:
+            return _repeat(seen)
+        result = decoded.result
+        job_id = _job_for(db, record, result)
+        outcome = "accepted" if decoded.error is None else "rejected"
+        callback_id = store.insert_callback(
+            db, record, job_id=job_id, outcome=outcome, error=decoded.error
+        )
+        if decoded.error is not None:
+            return PayloadRejected(decoded.error, callback_id)
+        result_id = None
+        if result is not None:
+            result_id = store.insert_result(db, result, callback_id=callback_id, job_id=job_id)
+            if self.on_result is not None:
+                self.on_result(db, result_id, result)
+        status = result.status if result else None
+        return Accepted(
+            callback_id=callback_id,
+            result_id=result_id,
+            job_id=job_id,
+            duplicate=False,
+            status=status,
+        )
+
+
+def decode(body: bytes) -> Decoded:
+    """Parse a verified body into a normalised result, or say in one sentence why it cannot be."""
+    try:
+        callback = qualitymax.decode_callback(body)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
+        if str(exc).startswith("Expected `object`"):
+            return Decoded(error="The body is JSON but not an object; send a JSON object")
+        return Decoded(error=f"The callback does not match the QualityMax format: {exc}")
+    except msgspec.DecodeError as exc:
+        return Decoded(error=f"The body is not valid JSON ({exc}); send a JSON object")
+    return Decoded(result=qualitymax.to_result(callback))
+
+
+def _job_for(db: Database, record: store.CallbackRecord, result: Result | None) -> int | None:
+    """The job this callback belongs to; a callback on the bare path makes a job of its own."""
+    external_id = result.external_job_id if result else None
+    job_id = store.find_job_id(
+        db, job_key=record.job_key, provider=record.provider, external_id=external_id
+    )
+    if job_id is not None or record.job_key is not None or result is None:
+        # An unknown job_key is kept unlinked (and logged by the caller), never invented.
+        return job_id
+    return store.insert_job(
+        db,
+        store.NewJob(
+            provider=record.provider,
+            state=result.status,
+            external_id=external_id,
+            custom_data=result.custom_data,
+        ),
+    )
+
+
+def _repeat(seen: store.StoredCallback) -> Accepted | PayloadRejected:
+    if seen.outcome == "rejected":
+        return PayloadRejected(seen.error or "This body was rejected before", seen.id)
+    return Accepted(
+        callback_id=seen.id, result_id=seen.result_id, job_id=seen.job_id, duplicate=True
+    )

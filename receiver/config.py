@@ -1,0 +1,249 @@
+"""Configuration: the TOML file plus the environment, decoded into msgspec Structs.
+
+Every string value of the file may reference the environment as ``${VAR}`` (or ``${VAR:-default}``).
+Environment variables named in DESIGN.md also apply on their own, and win over literal values in
+the file, so a container can be configured without editing the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+DEFAULT_CONFIG_PATH = "config/receiver.toml"
+DEFAULT_DB_PATH = "data/receiver.db"
+
+
+class ConfigError(Exception):
+    """The configuration is missing or wrong; the message says which setting and how to fix it."""
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    public_url: str | None = None
+    max_body_bytes: int = 1_048_576
+
+
+class QualityMaxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    base_url: str = "https://app.qualitymax.io"
+    partner_slug: str | None = None
+    api_key: str | None = None
+    webhook_secret: str | None = None
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The rotation list: every non-empty entry of the comma-separated secret."""
+        if not self.webhook_secret:
+            return ()
+        return tuple(s.strip() for s in self.webhook_secret.split(",") if s.strip())
+
+
+class GithubSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    api_url: str = "https://api.github.com"
+    token: str | None = None
+
+
+class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_attempts: int = 8
+    backoff: list[float] = msgspec.field(default_factory=lambda: [10, 30, 120, 600, 1800, 3600])
+    timeout_seconds: float = 10
+
+
+# A custom_data value a route can match on exactly.
+Scalar = str | int | float | bool
+
+
+class When(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    provider: str | list[str] | None = None
+    event: str | list[str] | None = None
+    status: str | list[str] | None = None
+    branch: str | list[str] | None = None
+    has: list[str] = msgspec.field(default_factory=list)
+    custom_data: dict[str, Scalar] = msgspec.field(default_factory=dict)
+
+
+class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    notify: list[str]
+    when: When = msgspec.field(default_factory=When)
+    on_change: bool = False
+    group_by: list[str] = msgspec.field(default_factory=list)
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    qualitymax: QualityMaxSettings = msgspec.field(default_factory=QualityMaxSettings)
+    github: GithubSettings = msgspec.field(default_factory=GithubSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    routes: list[Route] = msgspec.field(default_factory=list)
+    # Set only from the environment: paths and the API token are not part of the shared file.
+    db_path: str = DEFAULT_DB_PATH
+    api_token: str | None = None
+    source: str = "(defaults)"
+
+
+class EnvSetting(msgspec.Struct, frozen=True):
+    """One environment variable and the config key it fills."""
+
+    name: str
+    key: tuple[str, ...]
+    secret: bool = False
+
+
+ENV_SETTINGS: tuple[EnvSetting, ...] = (
+    EnvSetting("RECEIVER_DB", ("db_path",)),
+    EnvSetting("RECEIVER_PUBLIC_URL", ("server", "public_url")),
+    EnvSetting("RECEIVER_API_TOKEN", ("api_token",), secret=True),
+    EnvSetting("QUALITYMAX_API_KEY", ("qualitymax", "api_key"), secret=True),
+    EnvSetting("QUALITYMAX_WEBHOOK_SECRET", ("qualitymax", "webhook_secret"), secret=True),
+    EnvSetting("QUALITYMAX_PARTNER_SLUG", ("qualitymax", "partner_slug")),
+    EnvSetting("QUALITYMAX_BASE_URL", ("qualitymax", "base_url")),
+    EnvSetting("GITHUB_TOKEN", ("github", "token"), secret=True),
+    EnvSetting("GITHUB_API_URL", ("github", "api_url")),
+)
+
+SECRET_KEYS = frozenset(s.key for s in ENV_SETTINGS if s.secret)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path:
+    """The config file to read: ``--config``, else ``RECEIVER_CONFIG``, else the default."""
+    return Path(explicit or environ.get("RECEIVER_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and decode the config file at ``path``; raise ConfigError saying what to fix."""
+    env = os.environ if environ is None else environ
+    raw = _read_toml(path)
+    expanded = _expand(raw, env)
+    _apply_environment(expanded, env)
+    expanded["source"] = str(path)
+    try:
+        config = msgspec.convert(expanded, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    _check_values(config, path)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No config at {path}: pass --config FILE or set RECEIVER_CONFIG "
+            f"(an example is config/receiver.toml in the repository)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _expand(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` in every string; an unset variable becomes empty, i.e. unset."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    return value
+
+
+def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for setting in ENV_SETTINGS:
+        value = env.get(setting.name)
+        if value:
+            section = data
+            for part in setting.key[:-1]:
+                section = section.setdefault(part, {})
+            section[setting.key[-1]] = value
+    _blank_to_none(data)
+
+
+def _blank_to_none(data: dict[str, Any]) -> None:
+    """An empty string (an unset ``${VAR}``) means "not configured" for optional settings."""
+    for name in ("server", "qualitymax", "github"):
+        section = data.get(name)
+        if isinstance(section, dict):
+            for key, value in list(section.items()):
+                if value == "":
+                    del section[key]
+    if data.get("api_token") == "":
+        del data["api_token"]
+
+
+def _check_values(config: Config, path: Path) -> None:
+    if config.server.max_body_bytes < 1024:
+        raise ConfigError(f"{path}: [server] max_body_bytes must be at least 1024")
+    if config.delivery.max_attempts < 1:
+        raise ConfigError(f"{path}: [delivery] max_attempts must be at least 1")
+    if not config.delivery.backoff or min(config.delivery.backoff) < 0:
+        raise ConfigError(f"{path}: [delivery] backoff must be a non-empty list of seconds >= 0")
+    if config.delivery.timeout_seconds <= 0:
+        raise ConfigError(f"{path}: [delivery] timeout_seconds must be greater than 0")
+    for index, route in enumerate(config.routes):
+        for target in route.notify:
+            if not target.strip():
+                raise ConfigError(
+                    f"{path}: route {route.name!r} (routes[{index}]) has an empty notify target: "
+                    f"a ${{VAR}} it uses is not set; export it or remove the target"
+                )
+
+
+def require_webhook_secret(config: Config) -> None:
+    """The callback endpoint cannot verify anything without a secret: refuse to start."""
+    if not config.qualitymax.webhook_secrets:
+        raise ConfigError(
+            "QUALITYMAX_WEBHOOK_SECRET is not set: callbacks cannot be verified. Set it in the "
+            f"environment or as [qualitymax] webhook_secret in {config.source}"
+        )
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    """Turn msgspec's ``... - at `$.server.port``` into ``[server] port: ...``."""
+    message = str(exc)
+    match = re.search(r" - at `\$\.?([^`]*)`$", message)
+    if not match:
+        return message
+    where = match.group(1)
+    what = message[: match.start()]
+    parts = re.split(r"\.", where) if where else []
+    if not parts:
+        return what
+    if len(parts) == 1:
+        return f"{parts[0]}: {what}"
+    return f"[{parts[0]}] {'.'.join(parts[1:])}: {what}"
+
+
+def mask(value: str | None) -> str:
+    """Show that a secret is set without showing it."""
+    if not value:
+        return "(not set)"
+    return f"{value[:3]}… ({len(value)} chars)" if len(value) >= 12 else "****"
+
+
+def effective_settings(config: Config) -> dict[str, dict[str, str]]:
+    """The settings as check-config prints them, secrets masked, section by section."""
+    sections: dict[str, dict[str, str]] = {}
+    for name in ("server", "qualitymax", "github", "delivery"):
+        values = msgspec.to_builtins(getattr(config, name))
+        sections[name] = {
+            key: mask(value) if (name, key) in SECRET_KEYS else _show(value)
+            for key, value in values.items()
+        }
+    sections["store"] = {"db_path": config.db_path, "api_token": mask(config.api_token)}
+    return sections
+
+
+def _show(value: Any) -> str:
+    return "(not set)" if value is None else str(value)

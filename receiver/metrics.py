@@ -1,0 +1,41 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can run several apps)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+INGEST_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.callbacks = Counter(
+            "receiver_callbacks",
+            "Callbacks received, by outcome "
+            "(accepted, duplicate, unsigned, too_large, rejected, error)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ingest_seconds = Histogram(
+            "receiver_callback_ingest_seconds",
+            "Time from the request's body being read to the answer, commit included",
+            buckets=INGEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.write_batches = Gauge(
+            "receiver_store_write_batches",
+            "Transactions committed by the writer (several callbacks may share one)",
+            registry=self.registry,
+        )
+        self.batched_writes = Gauge(
+            "receiver_store_batched_writes",
+            "Writes committed by the writer, in all batches",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

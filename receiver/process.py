@@ -1,0 +1,97 @@
+"""Start ``receiver serve`` as a child process on a free loopback port, wait until it answers.
+
+Used by the demo and by the end-to-end tests, like Litestar's subprocess test client.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+
+class StartError(Exception):
+    """The service did not come up; the message has the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    """One ``receiver serve`` child: ``start()``, ``url``, ``stop()`` (SIGTERM) or ``kill()``."""
+
+    def __init__(self, config_file: Path, env: Mapping[str, str], log_file: Path, port: int = 0):
+        self.config_file = config_file
+        self.env = dict(env)
+        self.log_file = log_file
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> ServiceProcess:
+        command = [sys.executable, "-m", "receiver", "serve", "--port", str(self.port)]
+        command += ["--config", str(self.config_file)]
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise StartError(
+                    f"receiver serve exited with {self.proc.returncode}: {self.tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise StartError(f"receiver serve did not answer within {timeout:.0f}s: {self.tail()}")
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait: the service finishes what is in flight and exits."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM killer would."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None

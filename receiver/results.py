@@ -1,0 +1,98 @@
+"""A result, normalised across providers: the shape routing, the store and messages share."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+# Providers hand custom_data back untouched; it is the user's own JSON, so its values stay open.
+CustomData = dict[str, Any]
+
+TERMINAL_STATUSES: Final = ("passed", "failed", "error", "timeout", "canceled")
+STATUSES: Final = (*TERMINAL_STATUSES, "pending", "running")
+
+_ALIASES: Final = {
+    "pass": "passed",
+    "success": "passed",
+    "succeeded": "passed",
+    "fail": "failed",
+    "failure": "failed",
+    "errored": "error",
+    "timed_out": "timeout",
+    "timedout": "timeout",
+    "cancelled": "canceled",
+    "queued": "pending",
+    "in_progress": "running",
+}
+
+
+def normalise_status(raw: str | None) -> str:
+    """One of STATUSES; anything a provider invents is an ``error`` (the raw value is kept)."""
+    value = (raw or "").strip().lower().replace("-", "_")
+    value = _ALIASES.get(value, value)
+    return value if value in STATUSES else "error"
+
+
+class TestCase(msgspec.Struct, kw_only=True):
+    name: str
+    status: str
+    duration_ms: int | None = None
+    error: str | None = None
+    screenshot_url: str | None = None
+    video_url: str | None = None
+    execution_id: str | None = None
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    test: str | None = None
+    error: str
+
+
+class Result(msgspec.Struct, kw_only=True):
+    provider: str
+    event: str
+    status: str
+    raw_status: str | None = None
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    duration_ms: int | None = None
+    report_url: str | None = None
+    summary: str | None = None
+    external_job_id: str | None = None
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+    tests: list[TestCase] = msgspec.field(default_factory=list)
+    failures: list[Failure] = msgspec.field(default_factory=list)
+
+    @property
+    def branch(self) -> str | None:
+        return _text(self.custom_data.get("branch"))
+
+    @property
+    def repository(self) -> str | None:
+        return _text(self.custom_data.get("repository") or self.custom_data.get("repo"))
+
+    @property
+    def sha(self) -> str | None:
+        for key in ("sha", "commit_sha", "head_sha"):
+            if value := _text(self.custom_data.get(key)):
+                return value
+        return None
+
+    @property
+    def pr_number(self) -> int | None:
+        value = self.custom_data.get("pr_number")
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return None
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value) or None

@@ -1,0 +1,26 @@
+"""What a running service holds: built in the app's lifespan, kept on ``app.state.services``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+
+from receiver.callbacks import CallbackIntake
+from receiver.config import Config
+from receiver.metrics import Metrics
+from receiver.store import Store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    intake: CallbackIntake
+    metrics: Metrics
+
+
+def services_of(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services

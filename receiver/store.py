@@ -1,0 +1,717 @@
+"""The store: schema, migrations and queries on SQLite. The only module that speaks SQL.
+
+One writer thread owns the only write connection (as datasette's ``database.py`` does). Callers hand
+it a function; functions that arrive together run in one ``BEGIN IMMEDIATE`` transaction, each in
+its own savepoint, and share one commit: one fsync for a whole batch (group commit). A lone write
+commits at once, so there is no added latency at low load. Reads use one connection per thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import msgspec
+from sqlite_utils import Database
+
+from receiver.results import CustomData, Failure, Result, TestCase
+
+T = TypeVar("T")
+
+MAX_BATCH: Final = 512
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written."""
+
+
+class NotFound(StoreError):
+    """No row with that id."""
+
+
+def utcnow() -> str:
+    """Timestamps are ISO-8601 UTC text: readable in the CLI and ordered as strings."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections
+
+
+def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    # isolation_level=None: the writer issues BEGIN IMMEDIATE / COMMIT itself.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: an acknowledged callback survives power loss, not only a process crash.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class _Write(msgspec.Struct):
+    fn: Callable[[Database], Any]
+    done: Callable[[Any, BaseException | None], None]
+
+
+class Store:
+    """Owns the database file: the writer thread, per-thread readers, migrations at open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self.batches = 0
+        self.batched_writes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> Store:
+        if self._thread is not None:
+            return self
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot create the folder of {self.path}: {exc.strerror}"
+                ) from None
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run_writer, args=(ready,), name="receiver-writer", daemon=True
+        )
+        self._thread.start()
+        ready.result()
+        return self
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn`` in the writer's transaction; return once the commit holding it is durable."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def done(value: Any, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, value, error)
+
+        self._put(_Write(fn, done))
+        return await future
+
+    def write_sync(self, fn: Callable[[Database], T]) -> T:
+        """The blocking form of ``write``, for the CLI and worker threads."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def done(value: Any, error: BaseException | None) -> None:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+        self._put(_Write(fn, done))
+        return future.result()
+
+    def _put(self, write: _Write) -> None:
+        if self._thread is None:
+            raise StoreError("The store is not open")
+        self._queue.put(write)
+
+    def _run_writer(self, ready: concurrent.futures.Future[None]) -> None:
+        try:
+            conn = connect(self.path)
+            migrate(Database(conn))
+        except (sqlite3.Error, OSError) as exc:
+            ready.set_exception(StoreError(f"Cannot open the database {self.path}: {exc}"))
+            return
+        ready.set_result(None)
+        db = Database(conn)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = self._drain_into(batch)
+            self._commit(conn, db, batch)
+            if stop:
+                break
+        conn.close()
+
+    def _drain_into(self, batch: list[_Write]) -> bool:
+        """Take what else is already waiting: under load, batches grow by themselves."""
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
+    def _commit(self, conn: sqlite3.Connection, db: Database, batch: list[_Write]) -> None:
+        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for write in batch:
+                outcomes.append(_run_in_savepoint(conn, db, write))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreError(f"Write to {self.path} failed: {exc}")
+            outcomes = [(w, None, failure) for w in batch]
+        self.batches += 1
+        self.batched_writes += len(batch)
+        for write, value, error in outcomes:
+            write.done(value, error)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn`` on this thread's read connection (WAL: readers never wait for the writer)."""
+        return fn(self._reader())
+
+    def _reader(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = connect(self.path, readonly=True)
+            with self._readers_lock:
+                self._readers.append(conn)
+            db = self._local.db = Database(conn)
+        return db
+
+    def ping(self) -> bool:
+        alive = self._thread is not None and self._thread.is_alive()
+        return alive and self.read(lambda db: db.execute("SELECT 1").fetchone()[0] == 1)
+
+
+def _run_in_savepoint(
+    conn: sqlite3.Connection, db: Database, write: _Write
+) -> tuple[_Write, Any, BaseException | None]:
+    """One caller's failure must not undo the others sharing the transaction."""
+    conn.execute("SAVEPOINT write")
+    try:
+        value = write.fn(db)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO write")
+        conn.execute("RELEASE write")
+        return write, None, exc
+    conn.execute("RELEASE write")
+    return write, value, None
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting request was cancelled (client went away)
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations: named functions, applied in order, each in one transaction with its "applied" row.
+
+
+def m001_initial(db: Database) -> None:
+    db.table("jobs").create(
+        {
+            "id": int,
+            "provider": str,
+            "job_key": str,
+            "external_id": str,
+            "state": str,
+            "url": str,
+            "request": str,
+            "custom_data": str,
+            "callback_url": str,
+            "error": str,
+            "result_id": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"provider", "state", "created_at", "updated_at"},
+    )
+    db.table("jobs").create_index(["job_key"], unique=True)
+    db.table("jobs").create_index(["provider", "external_id"])
+    db.table("callbacks").create(
+        {
+            "id": int,
+            "provider": str,
+            "job_key": str,
+            "job_id": int,
+            "result_id": int,
+            "digest": str,
+            "body": bytes,
+            "headers": str,
+            "outcome": str,
+            "error": str,
+            "received_at": str,
+        },
+        pk="id",
+        not_null={"provider", "digest", "body", "outcome", "received_at"},
+    )
+    db.table("callbacks").create_index(["digest"], unique=True)
+    db.table("results").create(
+        {
+            "id": int,
+            "callback_id": int,
+            "job_id": int,
+            "provider": str,
+            "event": str,
+            "status": str,
+            "raw_status": str,
+            "total": int,
+            "passed": int,
+            "failed": int,
+            "duration_ms": int,
+            "report_url": str,
+            "summary": str,
+            "external_job_id": str,
+            "branch": str,
+            "repository": str,
+            "pr_number": int,
+            "sha": str,
+            "custom_data": str,
+            "failures": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"provider", "event", "status", "created_at"},
+    )
+    for columns in (["status"], ["branch"], ["provider"], ["job_id"]):
+        db.table("results").create_index(columns)
+    db.table("tests").create(
+        {
+            "id": int,
+            "result_id": int,
+            "position": int,
+            "name": str,
+            "status": str,
+            "duration_ms": int,
+            "error": str,
+            "screenshot_url": str,
+            "video_url": str,
+            "execution_id": str,
+        },
+        pk="id",
+        not_null={"result_id", "name", "status"},
+        foreign_keys=[("result_id", "results", "id")],
+    )
+    db.table("tests").create_index(["result_id"])
+
+
+MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (m001_initial,)
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every migration not yet applied; return the names applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migration(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                [migration.__name__, utcnow()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(migration.__name__)
+    return applied
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes (run inside the writer's transaction)
+
+
+class CallbackRecord(msgspec.Struct, kw_only=True):
+    """One inbound delivery, verbatim: what we keep of every verified callback."""
+
+    provider: str
+    job_key: str | None
+    digest: str
+    body: bytes
+    headers: dict[str, str]
+    received_at: str
+
+
+class StoredCallback(msgspec.Struct, kw_only=True):
+    id: int
+    outcome: str
+    error: str | None
+    result_id: int | None
+    job_id: int | None
+
+
+FIND_CALLBACK: Final = (
+    "SELECT id, outcome, error, result_id, job_id FROM callbacks WHERE digest = ?"
+)
+INSERT_CALLBACK: Final = """
+INSERT INTO callbacks (provider, job_key, job_id, digest, body, headers, outcome, error,
+    received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+LINK_CALLBACK_RESULT: Final = "UPDATE callbacks SET result_id = ? WHERE id = ?"
+FIND_JOB_BY_KEY: Final = "SELECT id FROM jobs WHERE job_key = ?"
+FIND_JOB_BY_EXTERNAL_ID: Final = "SELECT id FROM jobs WHERE provider = ? AND external_id = ?"
+INSERT_RESULT: Final = """
+INSERT INTO results (callback_id, job_id, provider, event, status, raw_status, total, passed,
+    failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
+    custom_data, failures, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_TEST: Final = """
+INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
+    video_url, execution_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_JOB: Final = """
+INSERT INTO jobs (provider, job_key, external_id, state, url, request, custom_data, callback_url,
+    created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+SET_JOB_RESULT: Final = "UPDATE jobs SET state = ?, result_id = ?, updated_at = ? WHERE id = ?"
+
+
+def find_callback(db: Database, digest: str) -> StoredCallback | None:
+    row = db.execute(FIND_CALLBACK, [digest]).fetchone()
+    if row is None:
+        return None
+    return StoredCallback(id=row[0], outcome=row[1], error=row[2], result_id=row[3], job_id=row[4])
+
+
+def insert_callback(
+    db: Database, record: CallbackRecord, *, job_id: int | None, outcome: str, error: str | None
+) -> int:
+    cursor = db.execute(
+        INSERT_CALLBACK,
+        [
+            record.provider,
+            record.job_key,
+            job_id,
+            record.digest,
+            record.body,
+            _json(record.headers),
+            outcome,
+            error,
+            record.received_at,
+        ],
+    )
+    return _lastrowid(cursor)
+
+
+def find_job_id(
+    db: Database, *, job_key: str | None, provider: str, external_id: str | None
+) -> int | None:
+    """The job a callback belongs to: by the key in its path, else by the provider's job id."""
+    if job_key:
+        row = db.execute(FIND_JOB_BY_KEY, [job_key]).fetchone()
+        return row[0] if row else None
+    if external_id:
+        row = db.execute(FIND_JOB_BY_EXTERNAL_ID, [provider, external_id]).fetchone()
+        return row[0] if row else None
+    return None
+
+
+class NewJob(msgspec.Struct, kw_only=True):
+    provider: str
+    state: str
+    job_key: str | None = None
+    external_id: str | None = None
+    url: str | None = None
+    request: str | None = None
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+    callback_url: str | None = None
+
+
+def insert_job(db: Database, job: NewJob) -> int:
+    now = utcnow()
+    cursor = db.execute(
+        INSERT_JOB,
+        [
+            job.provider,
+            job.job_key,
+            job.external_id,
+            job.state,
+            job.url,
+            job.request,
+            _json(job.custom_data),
+            job.callback_url,
+            now,
+            now,
+        ],
+    )
+    return _lastrowid(cursor)
+
+
+def insert_result(
+    db: Database, result: Result, *, callback_id: int | None, job_id: int | None
+) -> int:
+    cursor = db.execute(
+        INSERT_RESULT,
+        [
+            callback_id,
+            job_id,
+            result.provider,
+            result.event,
+            result.status,
+            result.raw_status,
+            result.total,
+            result.passed,
+            result.failed,
+            result.duration_ms,
+            result.report_url,
+            result.summary,
+            result.external_job_id,
+            result.branch,
+            result.repository,
+            result.pr_number,
+            result.sha,
+            _json(result.custom_data),
+            _json(result.failures),
+            utcnow(),
+        ],
+    )
+    result_id = _lastrowid(cursor)
+    db.conn.executemany(
+        INSERT_TEST,
+        [
+            (
+                result_id,
+                position,
+                t.name,
+                t.status,
+                t.duration_ms,
+                t.error,
+                t.screenshot_url,
+                t.video_url,
+                t.execution_id,
+            )
+            for position, t in enumerate(result.tests)
+        ],
+    )
+    if callback_id is not None:
+        db.execute(LINK_CALLBACK_RESULT, [result_id, callback_id])
+    if job_id is not None:
+        db.execute(SET_JOB_RESULT, [result.status, result_id, utcnow(), job_id])
+    return result_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+
+
+class Links(msgspec.Struct, kw_only=True):
+    report: str | None = None
+    screenshots: list[str] = msgspec.field(default_factory=list)
+    videos: list[str] = msgspec.field(default_factory=list)
+
+
+class ResultSummary(msgspec.Struct, kw_only=True):
+    id: int
+    provider: str
+    event: str
+    status: str
+    total: int
+    passed: int
+    failed: int
+    duration_ms: int | None
+    branch: str | None
+    repository: str | None
+    pr_number: int | None
+    sha: str | None
+    report_url: str | None
+    job_id: int | None
+    callback_id: int | None
+    created_at: str
+
+
+class ResultDetail(ResultSummary, kw_only=True):
+    raw_status: str | None
+    summary: str | None
+    external_job_id: str | None
+    custom_data: CustomData
+    failures: list[Failure]
+    tests: list[TestCase]
+    links: Links
+
+
+class ResultPage(msgspec.Struct, kw_only=True):
+    items: list[ResultSummary]
+    next_cursor: int | None
+
+
+class ResultFilter(msgspec.Struct, kw_only=True):
+    status: str | None = None
+    branch: str | None = None
+    provider: str | None = None
+    limit: int = 50
+    before: int | None = None
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    id: int
+    provider: str
+    job_key: str | None
+    external_id: str | None
+    state: str
+    url: str | None
+    callback_url: str | None
+    custom_data: CustomData
+    error: str | None
+    result_id: int | None
+    created_at: str
+    updated_at: str
+    result: ResultDetail | None = None
+
+
+class JobPage(msgspec.Struct, kw_only=True):
+    items: list[JobView]
+    next_cursor: int | None
+
+
+SUMMARY_COLUMNS: Final = (
+    "id, provider, event, status, total, passed, failed, duration_ms, branch, repository, "
+    "pr_number, sha, report_url, job_id, callback_id, created_at"
+)
+DETAIL_COLUMNS: Final = (
+    SUMMARY_COLUMNS + ", raw_status, summary, external_job_id, custom_data, failures"
+)
+SELECT_TESTS: Final = (
+    "SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id "
+    "FROM tests WHERE result_id = ? ORDER BY position"
+)
+JOB_COLUMNS: Final = (
+    "id, provider, job_key, external_id, state, url, callback_url, custom_data, error, result_id, "
+    "created_at, updated_at"
+)
+COUNT_CALLBACKS: Final = "SELECT outcome, count(*) FROM callbacks GROUP BY outcome"
+SELECT_CALLBACK_BODY: Final = "SELECT body FROM callbacks WHERE id = ?"
+
+
+def list_results(db: Database, where: ResultFilter) -> ResultPage:
+    """Newest first; ``before`` is the cursor (the last id of the previous page)."""
+    clauses, params = [], []
+    for column in ("status", "branch", "provider"):
+        value = getattr(where, column)
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.before is not None:
+        clauses.append("id < ?")
+        params.append(where.before)
+    sql = f"SELECT {SUMMARY_COLUMNS} FROM results"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(where.limit + 1)
+    rows = list(db.query(sql, params))
+    items = [msgspec.convert(row, ResultSummary) for row in rows[: where.limit]]
+    next_cursor = items[-1].id if len(rows) > where.limit else None
+    return ResultPage(items=items, next_cursor=next_cursor)
+
+
+def get_result(db: Database, result_id: int) -> ResultDetail:
+    rows = list(db.query(f"SELECT {DETAIL_COLUMNS} FROM results WHERE id = ?", [result_id]))
+    if not rows:
+        raise NotFound(f"No result {result_id}")
+    row = rows[0]
+    row["custom_data"] = msgspec.json.decode(row["custom_data"] or "{}")
+    row["failures"] = msgspec.json.decode(row["failures"] or "[]")
+    tests = [msgspec.convert(t, TestCase) for t in db.query(SELECT_TESTS, [result_id])]
+    row["tests"] = tests
+    row["links"] = Links(
+        report=row["report_url"],
+        screenshots=[t.screenshot_url for t in tests if t.screenshot_url],
+        videos=[t.video_url for t in tests if t.video_url],
+    )
+    return msgspec.convert(row, ResultDetail, from_attributes=True)
+
+
+def list_jobs(db: Database, *, limit: int = 50, before: int | None = None) -> JobPage:
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs"
+    params: list[Any] = []
+    if before is not None:
+        sql += " WHERE id < ?"
+        params.append(before)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit + 1)
+    rows = list(db.query(sql, params))
+    items = [_job(row) for row in rows[:limit]]
+    return JobPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+def get_job(db: Database, job_id: int) -> JobView:
+    rows = list(db.query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", [job_id]))
+    if not rows:
+        raise NotFound(f"No job {job_id}")
+    job = _job(rows[0])
+    if job.result_id is not None:
+        job.result = get_result(db, job.result_id)
+    return job
+
+
+def count_callbacks(db: Database) -> dict[str, int]:
+    return {row[0]: row[1] for row in db.execute(COUNT_CALLBACKS).fetchall()}
+
+
+def callback_body(db: Database, callback_id: int) -> bytes:
+    row = db.execute(SELECT_CALLBACK_BODY, [callback_id]).fetchone()
+    if row is None:
+        raise NotFound(f"No callback {callback_id}")
+    body: bytes = row[0]
+    return body
+
+
+def _job(row: dict[str, Any]) -> JobView:
+    row["custom_data"] = msgspec.json.decode(row["custom_data"] or "{}")
+    return msgspec.convert(row, JobView)
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _lastrowid(cursor: sqlite3.Cursor) -> int:
+    rowid = cursor.lastrowid
+    if rowid is None:  # pragma: no cover - sqlite always sets it after an INSERT
+        raise StoreError("INSERT gave no rowid")
+    return rowid

@@ -1,0 +1,1 @@
+"""HTTP: callback intake, the bearer-protected API, health and metrics."""

@@ -1,0 +1,57 @@
+"""The read API under ``/api``: results and jobs, newest first, bearer-protected."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from receiver import store
+from receiver.services import services_of
+
+Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page (1-500)")]
+Cursor = Annotated[
+    int | None, Parameter(description="next_cursor of the previous page: items older than it")
+]
+
+
+class ResultsController(Controller):
+    path = "/api/results"
+    tags = ["results"]  # noqa: RUF012  (Litestar declares it as an instance attribute)
+
+    @get("/", sync_to_thread=True, summary="Results, newest first")
+    def list_results(
+        self,
+        request: Request[Any, Any, Any],
+        status: str | None = None,
+        branch: str | None = None,
+        provider: str | None = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> store.ResultPage:
+        where = store.ResultFilter(
+            status=status, branch=branch, provider=provider, limit=limit, before=cursor
+        )
+        return services_of(request).store.read(lambda db: store.list_results(db, where))
+
+    @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
+    def get_result(self, request: Request[Any, Any, Any], result_id: int) -> store.ResultDetail:
+        return services_of(request).store.read(lambda db: store.get_result(db, result_id))
+
+
+class JobsController(Controller):
+    path = "/api/jobs"
+    tags = ["jobs"]  # noqa: RUF012
+
+    @get("/", sync_to_thread=True, summary="Jobs, newest first")
+    def list_jobs(
+        self, request: Request[Any, Any, Any], limit: Limit = 50, cursor: Cursor = None
+    ) -> store.JobPage:
+        return services_of(request).store.read(
+            lambda db: store.list_jobs(db, limit=limit, before=cursor)
+        )
+
+    @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
+    def get_job(self, request: Request[Any, Any, Any], job_id: int) -> store.JobView:
+        return services_of(request).store.read(lambda db: store.get_job(db, job_id))

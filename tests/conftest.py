@@ -1,0 +1,84 @@
+"""Fixtures that build real things: config files, SQLite files, the app, a served process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from receiver.app import create_app
+from receiver.config import Config, load_config
+from receiver.demo import seed_callback
+from receiver.process import ServiceProcess
+from receiver.signatures import sign
+
+SECRET = "test-webhook-secret"
+TOKEN = "test-api-token"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment a user would set, pointing at a database under tmp_path."""
+    return {
+        "QUALITYMAX_WEBHOOK_SECRET": SECRET,
+        "RECEIVER_API_TOKEN": TOKEN,
+        "RECEIVER_DB": str(tmp_path / "receiver.db"),
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str = "") -> Path:
+        path = tmp_path / "receiver.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config(write_config: Callable[[str], Path], env: dict[str, str]) -> Config:
+    return load_config(write_config(""), env)
+
+
+@pytest.fixture
+def client(config: Config) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(config)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"X-QualityMax-Signature": sign(body, secret), "Content-Type": "application/json"}
+
+
+def callback_body(**changes: Any) -> bytes:
+    """The seed callback (QualityMax's document example), with top-level keys changed."""
+    document = json.loads(seed_callback())
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, write_config: Callable[[str], Path], env: dict[str, str]
+) -> Iterator[ServiceProcess]:
+    """``receiver serve`` as a real process on a free loopback port."""
+    process = ServiceProcess(write_config(""), env, tmp_path / "serve.log").start()
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def http(service: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=10) as c:
+        yield c
