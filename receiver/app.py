@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from receiver import __version__
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config, require_webhook_secret
+from receiver.jobs import report_link
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
@@ -23,6 +24,7 @@ from receiver.web.auth import bearer_guard
 from receiver.web.callbacks import take_callback
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
+from receiver.web.jobs import SubmitController
 
 log = get_logger("receiver.app")
 
@@ -37,7 +39,9 @@ def create_app(config: Config) -> Litestar:
         app.state.services = Services(
             config=config,
             store=database,
-            intake=CallbackIntake(database, config.qualitymax.webhook_secrets),
+            intake=CallbackIntake(
+                database, config.qualitymax.webhook_secrets, report_url=report_link(config)
+            ),
             metrics=Metrics(),
         )
         log.info("service.started", db=config.db_path, config=config.source)
@@ -47,7 +51,11 @@ def create_app(config: Config) -> Litestar:
             database.close()
             log.info("service.stopped")
 
-    api = Router("/", route_handlers=[ResultsController, JobsController], guards=[bearer_guard])
+    api = Router(
+        "/",
+        route_handlers=[ResultsController, JobsController, SubmitController],
+        guards=[bearer_guard],
+    )
     return Litestar(
         route_handlers=[take_callback, api, health, metrics],
         lifespan=[lifespan],

@@ -124,3 +124,45 @@ def demo() -> None:
 
     with user_errors():
         sys.exit(run_demo(Path.cwd()))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, 600),
+    default=1.0,
+    show_default=True,
+    envvar="RECEIVER_SIMULATOR_DELAY",
+    help="Seconds between accepting a job and posting its callback",
+)
+def simulate(host: str, port: int, delay: float) -> None:
+    """Run a local QualityMax partner-API simulator for development and demos.
+
+    It takes jobs on POST /api/webhooks/{slug} (checking X-QualityMax-API-Key and
+    X-Partner-Signature), then posts a signed test_results callback to the job's
+    callback_url. custom_data.simulate = "passed" | "failed" | "error" picks the
+    outcome. The key and secret are QUALITYMAX_API_KEY and QUALITYMAX_WEBHOOK_SECRET
+    (dev values are used, and shown, when they are unset).
+
+    \b
+    Example:
+        receiver simulate --port 8100 &
+        QUALITYMAX_BASE_URL=http://127.0.0.1:8100 receiver serve
+    """
+    from receiver.simulator import qualitymax as sim
+    from receiver.simulator.process import run
+
+    os.environ["RECEIVER_SIMULATOR_DELAY"] = str(delay)
+    settings = sim.SimulatorSettings.from_environment(os.environ)
+    key = "QUALITYMAX_API_KEY" if os.environ.get("QUALITYMAX_API_KEY") else settings.api_key
+    secret = (
+        "QUALITYMAX_WEBHOOK_SECRET"
+        if os.environ.get("QUALITYMAX_WEBHOOK_SECRET")
+        else settings.webhook_secret
+    )
+    click.echo(f"QualityMax simulator on http://{host}:{port}", err=True)
+    click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
+    click.echo(f"  API key: {key}; webhook secret: {secret}; callback delay {delay}s", err=True)
+    sys.exit(run(host=host, port=port))

@@ -409,6 +409,11 @@ INSERT INTO jobs (provider, job_key, external_id, state, url, request, custom_da
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SET_JOB_RESULT: Final = "UPDATE jobs SET state = ?, result_id = ?, updated_at = ? WHERE id = ?"
+# A submitted job learns the partner's id; its state is left alone, as a fast callback may
+# already have moved it on.
+SET_JOB_SUBMITTED: Final = "UPDATE jobs SET external_id = ?, updated_at = ? WHERE id = ?"
+SET_JOB_ERROR: Final = "UPDATE jobs SET state = 'error', error = ?, updated_at = ? WHERE id = ?"
+SELECT_JOB_EXTERNAL_ID: Final = "SELECT external_id FROM jobs WHERE id = ?"
 
 
 def find_callback(db: Database, digest: str) -> StoredCallback | None:
@@ -480,6 +485,19 @@ def insert_job(db: Database, job: NewJob) -> int:
         ],
     )
     return _lastrowid(cursor)
+
+
+def set_job_submitted(db: Database, job_id: int, external_id: str) -> None:
+    db.execute(SET_JOB_SUBMITTED, [external_id, utcnow(), job_id])
+
+
+def set_job_error(db: Database, job_id: int, error: str) -> None:
+    db.execute(SET_JOB_ERROR, [error, utcnow(), job_id])
+
+
+def job_external_id(db: Database, job_id: int) -> str | None:
+    row = db.execute(SELECT_JOB_EXTERNAL_ID, [job_id]).fetchone()
+    return row[0] if row else None
 
 
 def insert_result(
