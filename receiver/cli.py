@@ -24,11 +24,12 @@ from receiver.config import (
     require_webhook_secret,
 )
 from receiver.store import Store, StoreError
+from receiver.submit import SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError)
 
 
 @contextmanager
@@ -166,3 +167,62 @@ def simulate(host: str, port: int, delay: float) -> None:
     click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
     click.echo(f"  API key: {key}; webhook secret: {secret}; callback delay {delay}s", err=True)
     sys.exit(run(host=host, port=port))
+
+
+@main.command()
+@click.option("--url", required=True, help="The URL to test, such as the preview deploy's")
+@click.option("--feature", required=True, help="What to test, in plain words")
+@click.option("--custom-data", metavar="JSON", help="A JSON object echoed back with the result")
+@click.option(
+    "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="Seconds --wait waits",
+)
+@click.option("--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts)")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
+def submit(
+    url: str,
+    feature: str,
+    custom_data: str | None,
+    wait: bool,
+    timeout: float,
+    server: str | None,
+    as_json: bool,
+    interval: float,
+) -> None:
+    """Submit a QualityMax job through the running receiver; with --wait, gate on its verdict.
+
+    The token is RECEIVER_API_TOKEN. Progress goes to stderr, the summary (or
+    --json) to stdout.
+
+    \b
+    Example:
+        receiver submit --url https://preview-42.example.com \\
+            --feature "Users can log in and see their dashboard" \\
+            --custom-data '{"pr_number": 42, "branch": "feat/login"}' --wait
+    """
+    from receiver import submit as sub
+
+    with user_errors():
+        base = sub.server_url(server, os.environ)
+        token = sub.api_token(os.environ)
+        body = sub.job_body(url, feature, sub.parse_custom_data(custom_data))
+        with sub.ApiClient(base, token) as api:
+            job = api.submit(body)
+            if not wait:
+                click.echo(sub.to_json(job) if as_json else f"job {job.id} {job.state}")
+                return
+            click.echo(f"job {job.id} submitted ({job.external_id}); waiting ...", err=True)
+            progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
+            done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
+    if done is None:
+        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job.id}", err=True)
+        sys.exit(sub.EXIT_TIMEOUT)
+    click.echo(sub.to_json(done) if as_json else "\n".join(sub.summary(done)))
+    sys.exit(sub.exit_code(done))

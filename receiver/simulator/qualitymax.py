@@ -23,11 +23,13 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import httpx
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from litestar.response import Redirect
 
 from receiver.logs import get_logger
@@ -425,7 +427,10 @@ def report_page(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
 
 
 @post("/_simulator/faults", status_code=200)
-async def add_fault(request: Request[Any, Any, Any], data: Fault) -> dict[str, int]:
+async def add_fault(
+    request: Request[Any, Any, Any],
+    data: Annotated[Fault, Body(media_type=RequestEncodingType.JSON)],
+) -> dict[str, int]:
     state = _state(request)
     state.faults.append(data)
     return {"pending_faults": len(state.faults)}

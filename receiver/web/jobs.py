@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, post
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
+from litestar.params import Body
 
 from receiver import jobs
 from receiver.logs import get_logger
@@ -13,6 +15,8 @@ from receiver.providers import qualitymax as qm
 from receiver.services import services_of
 
 log = get_logger("receiver.jobs")
+
+JsonJobRequest = Annotated[jobs.JobRequest, Body(media_type=RequestEncodingType.JSON)]
 
 
 class SubmitController(Controller):
@@ -28,7 +32,7 @@ class SubmitController(Controller):
         "A partner refusal answers with the partner's detail and leaves the job as `error`.",
     )
     async def submit_job(
-        self, request: Request[Any, Any, Any], data: jobs.JobRequest
+        self, request: Request[Any, Any, Any], data: JsonJobRequest
     ) -> jobs.JobSubmitted:
         services = services_of(request)
         try:
