@@ -5,7 +5,7 @@ the same limits as the client, applies the documented rate limits (10/min for th
 60/min for the free endpoints; 429 with ``Retry-After``), answers ``{accepted, job_id}`` and, after
 a short delay, POSTs a signed ``test_results`` callback to the job's ``callback_url``. Reports and
 artifacts are served from memory. ``custom_data.simulate`` steers the outcome: ``passed`` (the
-default), ``failed`` or ``error``.
+default), ``failed`` or ``error``; ``custom_data.simulate_delay`` the seconds before the callback.
 
 Two extra paths under ``/_simulator`` exist for tests only: inject faults (``503`` once, say) and
 count the webhook requests that arrived.
@@ -249,12 +249,20 @@ FAILURE: Final = "Expected 4 task sections on /dashboard, found 3 (locator '.tas
 
 
 async def _run_job(state: SimState, job: SimJob) -> None:
-    await asyncio.sleep(state.settings.delay)
+    await asyncio.sleep(_delay(state, job))
     job.tests = _tests(state, job)
     job.duration_seconds = round(time.monotonic() - job.started, 2)
     body = msgspec.json.encode(_callback(job))
     job.status = await _deliver(state, job.request.callback_url, body)
     log.info("simulator.callback", job_id=job.id, outcome=job.outcome, delivery=job.status)
+
+
+def _delay(state: SimState, job: SimJob) -> float:
+    """``custom_data.simulate_delay`` (seconds) overrides the configured delay for one job."""
+    value = job.request.custom_data.get("simulate_delay")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 3600:
+        return float(value)
+    return state.settings.delay
 
 
 def _tests(state: SimState, job: SimJob) -> list[SimTest]:
