@@ -111,6 +111,8 @@ def check_config(config_file: str | None) -> None:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
     if not config.qualitymax.webhook_secrets:
         click.echo("warning: QUALITYMAX_WEBHOOK_SECRET is not set; `serve` will refuse to start")
+    if not config.server.public_url:
+        click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
 
 
 @main.command()

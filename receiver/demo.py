@@ -21,7 +21,7 @@ import click
 import httpx
 import msgspec
 
-from receiver.process import ServiceProcess, free_port
+from receiver.process import ServiceProcess, StartError, free_port
 from receiver.signatures import sign
 from receiver.simulator.process import SimulatorProcess
 from receiver.store import JobView, ResultDetail
@@ -34,32 +34,48 @@ max_body_bytes = 1048576
 WAIT_SECONDS: Final = 20.0
 STATUS_CONTEXT: Final = "receiver/qualitymax"
 
-# Two preview deploys, as a CI would describe them in custom_data.
+
+class DemoJob(msgspec.Struct, kw_only=True):
+    """One preview deploy, as a CI would describe it in custom_data."""
+
+    url: str
+    branch: str
+    pr_number: int
+    sha: str
+    deploy_id: str
+    simulate: str
+    feature_description: str = "Users can log in and see their dashboard with 4 task sections"
+    repository: str = "acme/shop"
+
+    def body(self) -> dict[str, Any]:
+        custom = {
+            k: getattr(self, k)
+            for k in ("simulate", "repository", "branch", "pr_number", "sha", "deploy_id")
+        }
+        return {
+            "url": self.url,
+            "feature_description": self.feature_description,
+            "custom_data": custom,
+        }
+
+
 DEMO_JOBS: Final = (
-    {
-        "url": "https://preview-41.example.com",
-        "feature_description": "Users can log in and see their dashboard with 4 task sections",
-        "custom_data": {
-            "simulate": "passed",
-            "repository": "acme/shop",
-            "branch": "main",
-            "pr_number": 41,
-            "sha": "9f3c2a1d7e",
-            "deploy_id": "abc-122",
-        },
-    },
-    {
-        "url": "https://preview-42.example.com",
-        "feature_description": "Users can log in and see their dashboard with 4 task sections",
-        "custom_data": {
-            "simulate": "failed",
-            "repository": "acme/shop",
-            "branch": "feat/login",
-            "pr_number": 42,
-            "sha": "4b1e7c0a52",
-            "deploy_id": "abc-123",
-        },
-    },
+    DemoJob(
+        url="https://preview-41.example.com",
+        branch="main",
+        pr_number=41,
+        sha="9f3c2a1d7e",
+        deploy_id="abc-122",
+        simulate="passed",
+    ),
+    DemoJob(
+        url="https://preview-42.example.com",
+        branch="feat/login",
+        pr_number=42,
+        sha="4b1e7c0a52",
+        deploy_id="abc-123",
+        simulate="failed",
+    ),
 )
 
 
@@ -109,8 +125,10 @@ def run_demo(_: Path) -> int:
             service.start()
             click.echo(f"  receiver              {service.url}  (throwaway database)")
             jobs = _exercise(service.url, token, secret)
-        except (SubmitError, DemoFailed) as exc:
-            raise DemoFailed(f"{exc}\n--- receiver log ---\n{service.tail()}") from None
+        except (SubmitError, DemoFailed, StartError) as exc:
+            click.echo(f"Error: the demo failed: {exc}", err=True)
+            click.echo(f"--- receiver log ---\n{service.tail()}", err=True)
+            return 1
         finally:
             service.stop()
             sim.stop()
@@ -125,10 +143,9 @@ def _exercise(url: str, token: str, secret: str) -> list[JobView]:
     with ApiClient(url, token) as api:
         click.secho("\nSubmitting two preview deploys through POST /api/jobs", bold=True)
         submitted = []
-        for body in DEMO_JOBS:
-            job = api.submit(dict(body))
-            branch = body["custom_data"]["branch"]  # type: ignore[index]
-            click.echo(f"  job {job.id} {branch:<10} -> QualityMax {job.external_id}")
+        for demo_job in DEMO_JOBS:
+            job = api.submit(demo_job.body())
+            click.echo(f"  job {job.id} {demo_job.branch:<10} -> QualityMax {job.external_id}")
             submitted.append(job.id)
         click.echo("  waiting for the signed callbacks ...")
         jobs = [_wait(api, job_id) for job_id in submitted]
@@ -222,7 +239,7 @@ def pr_comment(result: ResultDetail) -> str:
             if u
         ]
         lines.append(f"| {test.name} | {mark} {test.status} | {seconds} | {' · '.join(links)} |")
-    failures = [f for f in result.failures]
+    failures = result.failures
     if failures:
         lines += ["", "**Failures**", ""]
         lines += [f"- **{f.test}**: {f.error}" if f.test else f"- {f.error}" for f in failures]

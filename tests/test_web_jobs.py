@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -199,3 +201,15 @@ def test_a_missing_setting_is_named(
         assert answer.status_code == 409
         assert named in answer.json()["detail"]
         assert client.get("/api/jobs", headers=AUTH).json()["items"] == []
+
+
+def test_the_login_password_is_sent_but_never_stored(
+    api: httpx.Client, partner_env: dict[str, str]
+) -> None:
+    credentials = {"type": "user_login", "username": "qa@example.com", "password": "hunter2-pw"}
+    submitted = api.post("/api/jobs", json=job(auth=credentials)).json()
+    assert wait_for_verdict(api, submitted["id"])["state"] == "passed"
+    with sqlite3.connect(partner_env["RECEIVER_DB"]) as db:
+        (request,) = db.execute("SELECT request FROM jobs WHERE id = ?", [submitted["id"]]).fetchone()
+    assert json.loads(request)["auth"] == {**credentials, "password": "****"}
+    assert b"hunter2-pw" not in Path(partner_env["RECEIVER_DB"]).read_bytes()
