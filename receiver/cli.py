@@ -21,6 +21,7 @@ from receiver.config import (
     config_path,
     effective_settings,
     load_config,
+    mask,
     require_webhook_secret,
 )
 from receiver.store import Store, StoreError
@@ -140,7 +141,29 @@ def demo() -> None:
     envvar="RECEIVER_SIMULATOR_DELAY",
     help="Seconds between accepting a job and posting its callback",
 )
-def simulate(host: str, port: int, delay: float) -> None:
+@click.option(
+    "--api-key",
+    envvar="QUALITYMAX_API_KEY",
+    help="The qm-... or qm_... key it accepts [default: $QUALITYMAX_API_KEY, else a dev key]",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="QUALITYMAX_WEBHOOK_SECRET",
+    help="Verifies X-Partner-Signature, signs callbacks [default: $QUALITYMAX_WEBHOOK_SECRET]",
+)
+@click.option(
+    "--slug",
+    envvar="QUALITYMAX_PARTNER_SLUG",
+    help="The only partner slug it accepts [default: $QUALITYMAX_PARTNER_SLUG, else any]",
+)
+def simulate(
+    host: str,
+    port: int,
+    delay: float,
+    api_key: str | None,
+    webhook_secret: str | None,
+    slug: str | None,
+) -> None:
     """Run a local QualityMax partner-API simulator for development and demos.
 
     It takes jobs on POST /api/webhooks/{slug} (checking X-QualityMax-API-Key and
@@ -157,17 +180,24 @@ def simulate(host: str, port: int, delay: float) -> None:
     from receiver.simulator import qualitymax as sim
     from receiver.simulator.process import run
 
-    os.environ["RECEIVER_SIMULATOR_DELAY"] = str(delay)
+    if api_key and not api_key.startswith(("qm-", "qm_")):
+        raise click.BadParameter("QualityMax keys start with qm- or qm_", param_hint="--api-key")
+    # The server's worker reads its settings from the environment.
+    given = {
+        "QUALITYMAX_API_KEY": api_key,
+        "QUALITYMAX_WEBHOOK_SECRET": webhook_secret,
+        "QUALITYMAX_PARTNER_SLUG": slug,
+        "RECEIVER_SIMULATOR_DELAY": str(delay),
+    }
+    os.environ.update({name: value for name, value in given.items() if value})
     settings = sim.SimulatorSettings.from_environment(os.environ)
-    key = "QUALITYMAX_API_KEY" if os.environ.get("QUALITYMAX_API_KEY") else settings.api_key
-    secret = (
-        "QUALITYMAX_WEBHOOK_SECRET"
-        if os.environ.get("QUALITYMAX_WEBHOOK_SECRET")
-        else settings.webhook_secret
-    )
+    # Show the dev values (they are not secrets); never show a key or secret the user set.
+    key = settings.api_key if not api_key else mask(api_key)
+    secret = settings.webhook_secret if not webhook_secret else mask(webhook_secret)
     click.echo(f"QualityMax simulator on http://{host}:{port}", err=True)
     click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
-    click.echo(f"  API key: {key}; webhook secret: {secret}; callback delay {delay}s", err=True)
+    click.echo(f"  API key {key}, webhook secret {secret}, slug {slug or '(any)'}", err=True)
+    click.echo(f"  callbacks {delay}s after each job", err=True)
     sys.exit(run(host=host, port=port))
 
 

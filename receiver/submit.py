@@ -73,7 +73,8 @@ class ErrorBody(msgspec.Struct):
 class ApiClient:
     """The service's API as ``submit`` needs it; every failure becomes one SubmitError line."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30) -> None:
+    # Longer than the service's own retries of the partner (RetryPolicy.timeout).
+    def __init__(self, base_url: str, token: str, timeout: float = 90) -> None:
         self.base_url = base_url
         self._http = httpx.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout

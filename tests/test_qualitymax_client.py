@@ -233,7 +233,7 @@ def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess)
     [
         (qm.PartnerUnavailable("down"), True),
         (qm.PartnerUnavailable("429", status_code=429, retry_after=3), 3.0),
-        (qm.PartnerUnavailable("429", status_code=429, retry_after=3600), 60.0),
+        (qm.PartnerUnavailable("429", status_code=429, retry_after=3600), 30.0),
         (qm.PartnerRefused(401, "Invalid API key"), False),
         (qm.RequestInvalid("url", "is required"), False),
         (ValueError("bug"), False),

@@ -146,7 +146,7 @@ MAX_FEATURE_CHARS = 8000
 MAX_CUSTOM_DATA_BYTES = 4096
 ARTIFACT_KINDS = ("screenshot", "video", "logs")
 # Never wait longer than this for one Retry-After, whatever the partner asks for.
-MAX_RETRY_AFTER_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 30.0
 
 
 class QualityMaxError(Exception):
@@ -294,7 +294,7 @@ class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True):
     wait_initial: float = 0.5
     wait_max: float = 10.0
     wait_jitter: float = 0.5
-    timeout: float = 90.0
+    timeout: float = 60.0  # in all: the caller waits on POST /api/jobs meanwhile
 
 
 def _backoff(exc: Exception) -> bool | float:
