@@ -139,3 +139,28 @@ def test_one_json_log_line_per_callback(service: ServiceProcess, tmp_path: Path)
     assert len(callbacks) == 3
     assert {line["outcome"] for line in callbacks} == {"accepted"}
     assert all("duration_ms" in line and "id" in line for line in callbacks)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_read(
+    service: ServiceProcess, env: dict[str, str]
+) -> None:
+    """No Content-Length to trust: the limit is counted on the bytes as they arrive."""
+    sent = 0
+
+    def chunks():  # type: ignore[no-untyped-def]
+        nonlocal sent
+        yield b'{"pad": "'
+        for _ in range(64):
+            sent += 65536
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = httpx.post(
+        f"{service.url}/callbacks/qualitymax",
+        content=chunks(),
+        headers={"X-QualityMax-Signature": "sha256=" + "0" * 64},
+        timeout=10,
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("The body is over 1048576 bytes")
+    assert stored_digests(env["RECEIVER_DB"]) == []
