@@ -66,6 +66,10 @@ def parse_custom_data(text: str | None) -> dict[str, Any]:
     return value
 
 
+class Unreachable(SubmitError):
+    """No answer from the service (down, restarting, wrong URL)."""
+
+
 class ErrorBody(msgspec.Struct):
     detail: str | None = None
 
@@ -98,7 +102,7 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise SubmitError(
+            raise Unreachable(
                 f"No receiver answers at {self.base_url} ({exc or type(exc).__name__}): "
                 "start `receiver serve` there, or pass --server URL / set RECEIVER_PUBLIC_URL"
             ) from None
@@ -162,16 +166,24 @@ def wait_for(
     """Poll until the job has a verdict; None when ``timeout`` seconds passed without one."""
     started = clock()
     while True:
-        job = api.job(job_id)
+        job = _poll(api, job_id)
         elapsed = clock() - started
-        progress.update(elapsed, job.state)
-        if is_verdict(job):
+        progress.update(elapsed, job.state if job else "service unreachable, retrying")
+        if job is not None and is_verdict(job):
             progress.done()
             return job
         if elapsed >= timeout:
             progress.done()
             return None
         time.sleep(min(interval, max(0.0, timeout - elapsed)))
+
+
+def _poll(api: ApiClient, job_id: int) -> JobView | None:
+    """The job, or None while the service does not answer (a redeploy must not fail CI)."""
+    try:
+        return api.job(job_id)
+    except Unreachable:
+        return None
 
 
 def exit_code(job: JobView) -> int:

@@ -109,3 +109,13 @@ def test_settings_come_from_the_documented_environment() -> None:
     assert settings.api_key == "qm_ci"
     assert settings.webhook_secret == "new"  # the first of a rotation list signs
     assert SimulatorSettings.from_environment({}).api_key.startswith("qm-")
+
+
+def test_the_free_endpoints_are_sixty_a_minute(simulator: SimulatorProcess) -> None:
+    headers = {"X-QualityMax-API-Key": QM_KEY}
+    url = f"{simulator.url}/api/v1/partner/jobs/pwj_unknown/report"
+    with httpx.Client(headers=headers) as http:
+        answers = [http.get(url) for _ in range(61)]
+    assert [a.status_code for a in answers] == [404] * 60 + [429]
+    assert answers[0].json() == {"detail": "Job pwj_unknown not found"}
+    assert "retry-after" in answers[-1].headers

@@ -170,3 +170,25 @@ def test_every_verdict_ends_the_wait(state: str) -> None:
     )
     assert is_verdict(job)
     assert exit_code(job) == (0 if state == "passed" else 1)
+
+
+def test_a_receiver_restart_during_wait_does_not_fail_the_job(
+    linked_service: ServiceProcess,
+) -> None:
+    env = {**os.environ, "RECEIVER_PUBLIC_URL": linked_service.url, "RECEIVER_API_TOKEN": TOKEN}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "receiver", "submit", *ARGS, "--wait", "--interval", "0.1",
+         "--custom-data", '{"simulate_delay": 3}'],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert waiting.stderr is not None
+    assert waiting.stderr.readline().startswith("job 1 submitted")
+    linked_service.stop()  # a redeploy: the service is gone for a moment, then back
+    linked_service.start()
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert out.startswith("✅ passed")
+    assert "service unreachable, retrying" in err
