@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -179,9 +180,10 @@ def test_every_command_has_help_with_an_example() -> None:
 
 def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None:
     """What `pip install /src` then `receiver serve` do in the image, minus Docker."""
+    src = build_context(tmp_path)
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(src)],
         check=True,
         timeout=300,
     )
@@ -221,6 +223,29 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
         proc.wait(30)
         log.close()
     assert (tmp_path / "data" / "receiver.db").exists()
+
+
+def build_context(tmp_path: Path) -> Path:
+    """/src as the build stage sees it: only what its COPY lines bring in."""
+    steps = instructions()
+    build_stage = steps[: [w for w, _ in steps].index("FROM", 1)]
+    root = tmp_path / "image"
+    for word, rest in build_stage:
+        if word != "COPY":
+            continue
+        *sources, dest = shlex.split(rest)
+        for source in sources:
+            target = root / dest.lstrip("/")
+            if dest.endswith("/"):
+                target = target / Path(source).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if (REPO / source).is_dir():
+                shutil.copytree(
+                    REPO / source, target, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(REPO / source, target)
+    return root / "src"
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:

@@ -106,6 +106,8 @@ def custom_data_of(size: int) -> dict[str, str]:
         ({"options": qm.Options(quality_threshold=101)}, "options.quality_threshold"),
         ({"options": qm.Options(quality_threshold=-1)}, "options.quality_threshold"),
         ({"options": qm.Options(browser="safari")}, "options.browser"),
+        ({"auth": qm.Auth(type="oauth", username="u", password="p")}, "auth.type"),
+        ({"auth": qm.Auth(username="qa@example.com")}, "auth"),
     ],
 )
 def test_a_limit_just_over_its_edge_names_the_field(changes: dict[str, Any], field: str) -> None:

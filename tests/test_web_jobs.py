@@ -110,6 +110,8 @@ def test_an_invalid_job_is_refused_and_nothing_is_recorded_or_sent(
         ({"provider": "qualigate"}, "provider: 'qualigate' cannot be submitted to yet"),
         ({"feature_description": ""}, "feature_description: is required"),
         ({"options": {"browser": "safari"}}, "options.browser: 'safari' is not one of"),
+        ({"options": {"brower": "firefox"}}, "Validation failed for POST /api/jobs"),
+        ({"colour": "blue"}, "Validation failed for POST /api/jobs"),
     ],
 )
 def test_bad_job_bodies_say_which_field(

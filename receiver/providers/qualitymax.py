@@ -141,6 +141,7 @@ API_KEY_HEADER = "X-QualityMax-API-Key"
 PARTNER_SIGNATURE_HEADER = "X-Partner-Signature"
 PARTNER_API_PATH = "/api/v1/partner"
 BROWSERS = ("chromium", "firefox", "webkit")
+AUTH_TYPES = ("user_login",)
 MAX_URL_CHARS = 2048
 MAX_FEATURE_CHARS = 8000
 MAX_CUSTOM_DATA_BYTES = 4096
@@ -183,13 +184,13 @@ class PartnerUnavailable(QualityMaxError):
         self.retry_after = retry_after
 
 
-class Auth(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Auth(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     type: str = "user_login"
     username: str | None = None
     password: str | None = None
 
 
-class Options(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Options(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     browser: str = "chromium"
     headless: bool = True
     skip_cookie_consent: bool = False
@@ -257,6 +258,14 @@ def validate_request(request: WebhookRequest) -> None:
         raise RequestInvalid(
             "custom_data", f"is {size} bytes serialised; the limit is {MAX_CUSTOM_DATA_BYTES}"
         )
+    auth = request.auth
+    if auth is not None:
+        if auth.type not in AUTH_TYPES:
+            raise RequestInvalid(
+                "auth.type", f"{auth.type!r} is not one of {', '.join(AUTH_TYPES)}"
+            )
+        if not (auth.username and auth.password):
+            raise RequestInvalid("auth", "user_login needs both username and password")
     options = request.options
     if options is not None:
         if options.browser not in BROWSERS:
