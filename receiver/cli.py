@@ -124,3 +124,32 @@ def demo() -> None:
 
     with user_errors():
         sys.exit(run_demo(Path.cwd()))
+
+
+@main.command()
+@click.option(
+    "--provider",
+    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
+    default="qualitymax",
+    show_default=True,
+    help="Which provider's API to simulate",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
+def simulate(provider: str, host: str, port: int) -> None:
+    """A local provider API for development and demos, until Ctrl-C.
+
+    Qualigate and QualGent: every documented endpoint with its auth, errors and rate limits;
+    a run goes pending, running, then the outcome its test case names (README.md lists them).
+    Point [qualigate] or [qualgent] base_url at it and use the API key it prints.
+
+    \b
+    Example:
+        receiver simulate --provider qualigate --port 8100
+    """
+    if provider == "qualitymax":
+        click.echo("qualitymax simulator: see issue 5")
+        return
+    from receiver.simulator.run import serve_simulator
+
+    sys.exit(serve_simulator(provider, host=host, port=port))
