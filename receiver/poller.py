@@ -195,18 +195,18 @@ class Poller:
     async def poll_job(self, provider: PollingProvider, job: store.PollJob) -> None:
         settings = provider.settings
         if _age(job.created_at) >= settings.timeout_seconds:
-            await self._finish(job, timeout_result(provider.name, job, settings.timeout_seconds))
+            await self.finish(job, timeout_result(provider.name, job, settings.timeout_seconds))
             return
         try:
             progress = await provider.poll(job.external_kind, job.external_id, job.custom_data)
         except UnknownTarget as exc:  # the run is gone: asking again cannot help
-            await self._finish(job, error_result(provider.name, job, str(exc)))
+            await self.finish(job, error_result(provider.name, job, str(exc)))
             return
         except ProviderError as exc:  # wrong key, down, rate limited: keep asking, slower
             await self._defer(provider, job, str(exc))
             return
         if progress.result is not None:
-            await self._finish(job, progress.result)
+            await self.finish(job, progress.result)
             return
         poll_after = store.utc_after(settings.poll_seconds)
 
@@ -226,7 +226,10 @@ class Poller:
         await self.store.write(defer)
         log.warning("poll.error", job_id=job.id, provider=provider.name, error=error, retry_in=wait)
 
-    async def _finish(self, job: store.PollJob, result: Result) -> int | None:
+    async def finish(self, job: store.PollJob, result: Result) -> int | None:
+        """Store ``result`` for ``job`` and run the hook, in one transaction; None if it was
+        stored before (the job is no longer open), so a result is never stored twice."""
+
         def keep(db: Database) -> int | None:
             if not store.job_is_open(db, job.id):
                 return None  # finished already (another poll, or a crash after commit)

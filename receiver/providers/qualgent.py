@@ -117,6 +117,16 @@ class UploadResponse(msgspec.Struct, kw_only=True):
     file: UploadedFile | None = None
 
 
+class App(msgspec.Struct, kw_only=True):
+    """An entry of ``GET /v1/apps`` and the answer of ``GET /v1/apps/{id|latest}``."""
+
+    id: str
+    name: str | None = None
+    version: str | None = None
+    os: str | None = None
+    link: str | None = None  # pre-signed, valid for 5 minutes
+
+
 class Ref(msgspec.Struct, kw_only=True):
     id: str | None = None
     name: str | None = None
@@ -202,6 +212,15 @@ class Qualgent:
                 files={"file": (path.name, file.read())},
             )
         return msgspec.json.decode(body, type=UploadResponse)
+
+    async def list_apps(self) -> list[App]:
+        body = await self.api.call("GET", "/v1/apps", window="all")
+        return msgspec.json.decode(body, type=list[App])
+
+    async def get_app(self, app_id: str = "latest") -> App:
+        """One app, or with ``latest`` the newest upload (the upload answer has no id)."""
+        body = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
+        return msgspec.json.decode(body, type=App)
 
     async def list_test_cases(self, category: str | None = None) -> list[TestCaseInfo]:
         params = {"category": category} if category else {}
