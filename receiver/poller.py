@@ -132,6 +132,10 @@ class Poller:
     def wake(self) -> None:
         self._wake.set()
 
+    def _wake_in(self, seconds: float) -> None:
+        """Wake when this job is due, so its cadence is poll_seconds, not poll_seconds + tick."""
+        asyncio.get_running_loop().call_later(seconds, self._wake.set)
+
     def start(self) -> None:
         self._loop = asyncio.create_task(self._run(), name="receiver-poller")
         log.info("poll.started", providers=sorted(self.providers))
@@ -214,6 +218,7 @@ class Poller:
             return store.record_poll(db, job.id, state=progress.state, poll_after=poll_after)
 
         await self.store.write(advance)
+        self._wake_in(settings.poll_seconds)
         log.debug("poll.progress", job_id=job.id, state=progress.state, raw=progress.raw_status)
 
     async def _defer(self, provider: PollingProvider, job: store.PollJob, error: str) -> None:
@@ -224,6 +229,7 @@ class Poller:
             store.record_poll_error(db, job.id, error=error, poll_after=poll_after)
 
         await self.store.write(defer)
+        self._wake_in(wait)
         log.warning("poll.error", job_id=job.id, provider=provider.name, error=error, retry_in=wait)
 
     async def finish(self, job: store.PollJob, result: Result) -> int | None:
