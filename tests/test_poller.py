@@ -272,7 +272,7 @@ def test_submit_refuses_a_request_of_the_wrong_shape(
     database: store.Store, gate_sim_fast: Served
 ) -> None:
     provider = qualigate(gate_sim_fast.url)
-    with pytest.raises(RequestRejected, match="Not a qualigate run request: .*test_case"):
+    with pytest.raises(RequestRejected, match=r"Not a qualigate run request: .*test_case"):
         asyncio.run(submit_polling_job(database, provider, {"test_case": "x"}, {}))
     with pytest.raises(RequestRejected, match="exactly one of"):
         asyncio.run(submit_polling_job(database, provider, {}, {}))

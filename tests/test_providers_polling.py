@@ -81,7 +81,7 @@ def test_5xx_backoff_is_capped_at_30_seconds_then_gives_up(qualigate_sim: Served
     time = FakeTime()
     fault(qualigate_sim, 503, 20)
     client = gate(qualigate_sim.url, time, attempts=8)
-    with pytest.raises(ProviderUnavailable, match="Internal Server Error.*gave up after 8"):
+    with pytest.raises(ProviderUnavailable, match=r"Internal Server Error.*gave up after 8"):
         asyncio.run(client.ci_config(gate_sim.PROJECT))
     assert time.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
 
@@ -107,7 +107,7 @@ def test_429_waits_retry_after_header(qualgent_sim: Served) -> None:
 def test_unreachable_provider_is_retried_then_reported() -> None:
     time = FakeTime()
     client = gate(f"http://127.0.0.1:{free_port()}", time)
-    with pytest.raises(ProviderUnavailable, match="Qualigate is unreachable.*try again later"):
+    with pytest.raises(ProviderUnavailable, match=r"Qualigate is unreachable.*try again later"):
         asyncio.run(client.ci_config(gate_sim.PROJECT))
     assert time.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
 

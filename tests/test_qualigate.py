@@ -64,7 +64,7 @@ def test_unknown_test_case_shows_not_found(qualigate_sim: Served) -> None:
 
 def test_not_a_uuid_is_a_validation_error(qualigate_sim: Served) -> None:
     api = client(qualigate_sim.url)
-    with pytest.raises(RequestRejected, match="400: .*test_case_id must be a UUID"):
+    with pytest.raises(RequestRejected, match=r"400: .*test_case_id must be a UUID"):
         asyncio.run(api.trigger_run(TriggerRequest(test_case_id="login-test")))
 
 
