@@ -23,12 +23,13 @@ from receiver.config import (
     load_config,
     require_webhook_secret,
 )
+from receiver.providers.polling import ProviderError
 from receiver.store import Store, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, ProviderError)
 
 
 @contextmanager

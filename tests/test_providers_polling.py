@@ -156,3 +156,22 @@ def test_qualgent_obeys_ratelimit_headers_before_a_429() -> None:
         score = stats(sim)
     assert score["admitted"]["all"] == 10
     assert score["limited"] == 0
+
+
+def test_a_trigger_lost_in_flight_is_not_sent_twice() -> None:
+    """The host took the request and hung up: the run may exist, so no second POST."""
+    import socketserver
+    import threading
+
+    class HangUp(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+
+    with socketserver.TCPServer(("127.0.0.1", 0), HangUp) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        time = FakeTime()
+        client = gate(f"http://127.0.0.1:{server.server_address[1]}", time)
+        with pytest.raises(ProviderUnavailable, match="not retried"):
+            asyncio.run(client.trigger_run(TriggerRequest(test_case_id=gate_sim.PASSING_CASE)))
+        server.shutdown()
+    assert client.api.requests == 1 and time.sleeps == []

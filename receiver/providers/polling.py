@@ -189,6 +189,9 @@ class Api:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             message = f"{self.provider} is unreachable ({type(exc).__name__}: {exc})"
+            if method != "GET" and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                # The trigger may have been received: sending it again could start a second run.
+                raise ProviderUnavailable(self.provider, f"{message}; not retried") from None
             raise _Transient(message) from None
         finally:
             if limiter is not None:
