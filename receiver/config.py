@@ -245,7 +245,7 @@ def _describe(exc: msgspec.ValidationError) -> str:
     if not parts:
         return what
     if len(parts) == 1:
-        return f"{parts[0]}: {what}"
+        return f"[{parts[0]}]: {what}"
     return f"[{parts[0]}] {'.'.join(parts[1:])}: {what}"
 
 

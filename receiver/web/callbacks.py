@@ -25,10 +25,10 @@ log = get_logger("receiver.callbacks")
     "stored, then answered. A repeat of a stored body answers 200 with duplicate=true.",
     tags=["callbacks"],
 )
-async def take_callback(
-    request: Request[Any, Any, Any], job_key: str | None = None
-) -> Response[Any]:
+async def take_callback(request: Request[Any, Any, Any]) -> Response[Any]:
     services = services_of(request)
+    # Read from the path, not declared: the parameter exists on only one of the two paths.
+    job_key: str | None = request.path_params.get("job_key")
     received_at = utcnow()
     try:
         body = await request.body()
