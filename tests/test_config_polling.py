@@ -52,3 +52,10 @@ def test_the_shipped_config_documents_the_sections() -> None:
                  "poll_seconds", "timeout_seconds"):  # fmt: skip
         assert name in text
     load_config(REPO_CONFIG, {})  # still loads, sections commented out
+
+
+def test_the_readme_documents_the_names() -> None:
+    readme = (REPO_CONFIG.parent.parent / "README.md").read_text()
+    for name in ("QUALIGATE_API_KEY", "QUALGENT_API_KEY", "[qualigate]", "[qualgent]",
+                 "poll_seconds", "timeout_seconds", "receiver simulate --provider"):  # fmt: skip
+        assert f"`{name}" in readme, name
