@@ -16,6 +16,7 @@ from receiver.jobs import report_link
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
+from receiver.poller import start_poller
 from receiver.server import die_with_parent
 from receiver.services import Services
 from receiver.store import Store
@@ -44,10 +45,14 @@ def create_app(config: Config) -> Litestar:
             ),
             metrics=Metrics(),
         )
+        # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
+        poller = app.state.services.poller = start_poller(config, database)
         log.info("service.started", db=config.db_path, config=config.source)
         try:
             yield
         finally:
+            if poller is not None:
+                await poller.stop()
             database.close()
             log.info("service.stopped")
 

@@ -24,13 +24,14 @@ from receiver.config import (
     mask,
     require_webhook_secret,
 )
+from receiver.providers.polling import ProviderError
 from receiver.store import Store, StoreError
 from receiver.submit import SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError, ProviderError)
 
 
 @contextmanager
@@ -131,6 +132,13 @@ def demo() -> None:
 
 
 @main.command()
+@click.option(
+    "--provider",
+    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
+    default="qualitymax",
+    show_default=True,
+    help="Which provider's API to simulate",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -157,6 +165,7 @@ def demo() -> None:
     help="The only partner slug it accepts [default: $QUALITYMAX_PARTNER_SLUG, else any]",
 )
 def simulate(
+    provider: str,
     host: str,
     port: int,
     delay: float,
@@ -164,19 +173,28 @@ def simulate(
     webhook_secret: str | None,
     slug: str | None,
 ) -> None:
-    """Run a local QualityMax partner-API simulator for development and demos.
+    """Run a local provider API (QualityMax by default) for development and demos.
 
-    It takes jobs on POST /api/webhooks/{slug} (checking X-QualityMax-API-Key and
+    QualityMax: it takes jobs on POST /api/webhooks/{slug} (checking X-QualityMax-API-Key and
     X-Partner-Signature), then posts a signed test_results callback to the job's
     callback_url. custom_data.simulate = "passed" | "failed" | "error" picks the
     outcome. The key and secret are QUALITYMAX_API_KEY and QUALITYMAX_WEBHOOK_SECRET
     (dev values are used, and shown, when they are unset).
 
+    Qualigate and QualGent (--provider): every documented endpoint with its auth, errors and
+    rate limits; a run goes pending, running, then the outcome its test case names (README.md
+    lists them). Point [qualigate] or [qualgent] base_url at it and use the API key it prints.
+
     \b
     Example:
         receiver simulate --port 8100 &
         QUALITYMAX_BASE_URL=http://127.0.0.1:8100 receiver serve
+        receiver simulate --provider qualigate --port 8101
     """
+    if provider != "qualitymax":
+        from receiver.simulator.run import serve_simulator
+
+        sys.exit(serve_simulator(provider, host=host, port=port))
     from receiver.simulator import qualitymax as sim
     from receiver.simulator.process import run
 

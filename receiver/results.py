@@ -44,6 +44,7 @@ class TestCase(msgspec.Struct, kw_only=True):
     screenshot_url: str | None = None
     video_url: str | None = None
     execution_id: str | None = None
+    url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
 
 
 class Failure(msgspec.Struct, kw_only=True):

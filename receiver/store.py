@@ -332,7 +332,18 @@ def m001_initial(db: Database) -> None:
     db.table("tests").create_index(["result_id"])
 
 
-MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (m001_initial,)
+def m004_polling(db: Database) -> None:
+    """Jobs the poller drives (Qualigate, QualGent): what the external id names, when to ask
+    next, how often it was asked and failed in a row; and each test's own page at the provider."""
+    db.execute("ALTER TABLE jobs ADD COLUMN external_kind TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_after TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_attempts INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_errors INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE tests ADD COLUMN url TEXT")
+    db.table("jobs").create_index(["provider", "state", "poll_after"])
+
+
+MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (m001_initial, m004_polling)
 
 
 def migrate(db: Database) -> list[str]:
@@ -554,6 +565,99 @@ def insert_result(
 
 
 # ---------------------------------------------------------------------------------------------
+# Polling jobs (Qualigate, QualGent): the poller's queue is the jobs table itself.
+
+POLL_OPEN_STATES: Final = ("submitted", "pending", "running")
+
+
+class PollJob(msgspec.Struct, kw_only=True):
+    id: int
+    provider: str
+    external_kind: str
+    external_id: str
+    state: str
+    custom_data: CustomData
+    created_at: str
+    poll_attempts: int
+    poll_errors: int
+
+
+SELECT_DUE_POLL_JOBS: Final = """
+SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
+    poll_errors
+FROM jobs
+WHERE provider = ? AND state IN ('submitted', 'pending', 'running') AND result_id IS NULL
+    AND external_id IS NOT NULL AND (poll_after IS NULL OR poll_after <= ?)
+ORDER BY poll_after, id LIMIT ?
+"""
+SET_POLL_KIND: Final = "UPDATE jobs SET external_kind = ?, poll_after = ? WHERE id = ?"
+SET_POLL_PROGRESS: Final = """
+UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
+    error = NULL, updated_at = ?
+WHERE id = ? AND result_id IS NULL AND state IN ('submitted', 'pending', 'running')
+"""
+SET_POLL_ERROR: Final = """
+UPDATE jobs SET poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = poll_errors + 1,
+    error = ?, updated_at = ?
+WHERE id = ? AND result_id IS NULL
+"""
+SELECT_JOB_OPEN: Final = """
+SELECT 1 FROM jobs WHERE id = ? AND result_id IS NULL
+    AND state IN ('submitted', 'pending', 'running')
+"""
+SET_TEST_URL: Final = "UPDATE tests SET url = ? WHERE result_id = ? AND position = ?"
+
+
+def utc_after(seconds: float) -> str:
+    """utcnow() plus ``seconds``, in the same sortable text form."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    return later.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def insert_polling_job(db: Database, job: NewJob, *, external_kind: str) -> int:
+    """A job the poller will ask about from now on."""
+    job_id = insert_job(db, job)
+    db.execute(SET_POLL_KIND, [external_kind, utcnow(), job_id])
+    return job_id
+
+
+def due_poll_jobs(db: Database, provider: str, *, limit: int = 100) -> list[PollJob]:
+    rows = db.execute(SELECT_DUE_POLL_JOBS, [provider, utcnow(), limit]).fetchall()
+    columns = [
+        "id", "provider", "external_kind", "external_id", "state", "custom_data", "created_at",
+        "poll_attempts", "poll_errors",
+    ]  # fmt: skip
+    jobs = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        item["custom_data"] = msgspec.json.decode(item["custom_data"] or "{}")
+        jobs.append(msgspec.convert(item, PollJob))
+    return jobs
+
+
+def record_poll(db: Database, job_id: int, *, state: str, poll_after: str) -> bool:
+    """The job is still open at the provider; False when it was finished meanwhile."""
+    cursor = db.execute(SET_POLL_PROGRESS, [state, poll_after, utcnow(), job_id])
+    return cursor.rowcount == 1
+
+
+def record_poll_error(db: Database, job_id: int, *, error: str, poll_after: str) -> None:
+    db.execute(SET_POLL_ERROR, [poll_after, error, utcnow(), job_id])
+
+
+def job_is_open(db: Database, job_id: int) -> bool:
+    """No result yet: the one check that keeps a polled result from being stored twice."""
+    return db.execute(SELECT_JOB_OPEN, [job_id]).fetchone() is not None
+
+
+def set_test_urls(db: Database, result_id: int, tests: list[TestCase]) -> None:
+    db.conn.executemany(
+        SET_TEST_URL,
+        [(t.url, result_id, position) for position, t in enumerate(tests) if t.url],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Reads
 
 
@@ -634,7 +738,7 @@ DETAIL_COLUMNS: Final = (
     SUMMARY_COLUMNS + ", raw_status, summary, external_job_id, custom_data, failures"
 )
 SELECT_TESTS: Final = (
-    "SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id "
+    "SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url "
     "FROM tests WHERE result_id = ? ORDER BY position"
 )
 JOB_COLUMNS: Final = (

@@ -191,9 +191,7 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    subprocess.run(
-        [str(bin_dir / "pip"), "install", "-q", str(wheel)], check=True, timeout=600
-    )
+    subprocess.run([str(bin_dir / "pip"), "install", "-q", str(wheel)], check=True, timeout=600)
     app = tmp_path / "app"  # the image's WORKDIR, with only the config copied in
     (app / "config").mkdir(parents=True)
     (app / "config" / "receiver.toml").write_text((REPO / "config/receiver.toml").read_text())
@@ -217,7 +215,9 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     try:
-        assert wait_healthy(f"http://127.0.0.1:{port}/health", proc), (tmp_path / "serve.log").read_text()
+        assert wait_healthy(f"http://127.0.0.1:{port}/health", proc), (
+            tmp_path / "serve.log"
+        ).read_text()
     finally:
         proc.terminate()
         proc.wait(30)
@@ -240,9 +240,7 @@ def build_context(tmp_path: Path) -> Path:
                 target = target / Path(source).name
             target.parent.mkdir(parents=True, exist_ok=True)
             if (REPO / source).is_dir():
-                shutil.copytree(
-                    REPO / source, target, ignore=shutil.ignore_patterns("__pycache__")
-                )
+                shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(REPO / source, target)
     return root / "src"

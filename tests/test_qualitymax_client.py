@@ -58,13 +58,17 @@ def capture() -> Iterator[Capture]:
     c.server.shutdown()
 
 
-def client_for(base_url: str, *, key: str = QM_KEY, policy: qm.RetryPolicy = FAST) -> qm.QualityMaxClient:
+def client_for(
+    base_url: str, *, key: str = QM_KEY, policy: qm.RetryPolicy = FAST
+) -> qm.QualityMaxClient:
     return qm.QualityMaxClient(
         base_url=base_url, api_key=key, webhook_secret=SECRET, partner_slug=QM_SLUG, retry=policy
     )
 
 
-def request(callback_url: str = "https://receiver.example.com/cb", **changes: Any) -> qm.WebhookRequest:
+def request(
+    callback_url: str = "https://receiver.example.com/cb", **changes: Any
+) -> qm.WebhookRequest:
     fields: dict[str, Any] = {
         "url": "https://preview-1.example.com",
         "feature_description": "Users can log in",
@@ -138,7 +142,7 @@ def test_custom_data_helper_is_exact() -> None:
 
 def test_an_invalid_request_sends_nothing(simulator: SimulatorProcess) -> None:
     client = client_for(simulator.url)
-    with pytest.raises(qm.RequestInvalid, match="^feature_description: is 8001 characters"):
+    with pytest.raises(qm.RequestInvalid, match=r"^feature_description: is 8001 characters"):
         asyncio.run(client.submit(request(feature_description="f" * 8001)))
     assert counters(simulator)["webhook_requests"] == 0
 
@@ -150,11 +154,9 @@ def test_submit_is_accepted_and_the_signed_callback_follows(
     simulator: SimulatorProcess, capture: Capture
 ) -> None:
     custom = {"branch": "feat/login", "pr_number": 42, "simulate": "failed"}
-    answer = asyncio.run(
-        client_for(simulator.url).submit(request(capture.url, custom_data=custom))
-    )
+    answer = asyncio.run(client_for(simulator.url).submit(request(capture.url, custom_data=custom)))
     assert answer.accepted and answer.job_id.startswith("pwj_")
-    headers, callback = capture.next()
+    _headers, callback = capture.next()
     assert callback["event"] == "test_results"
     assert callback["job_id"] == answer.job_id
     assert callback["custom_data"] == custom

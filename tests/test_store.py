@@ -16,7 +16,8 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     with store.Store(path):
         pass
     conn = sqlite3.connect(path)
-    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == ["m001_initial"]
+    applied = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+    assert applied == [m.__name__ for m in store.MIGRATIONS] and applied[0] == "m001_initial"
     assert store.migrate(Database(conn)) == []
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"callbacks", "results", "tests", "jobs"} <= tables

@@ -97,7 +97,9 @@ def invoke(*args: str, **env: str | None) -> Any:
 
 
 def test_custom_data_that_is_not_json() -> None:
-    result = invoke("--custom-data", "{branch: main}", RECEIVER_API_TOKEN="t", RECEIVER_PUBLIC_URL="http://x")
+    result = invoke(
+        "--custom-data", "{branch: main}", RECEIVER_API_TOKEN="t", RECEIVER_PUBLIC_URL="http://x"
+    )
     assert result.exit_code == 1
     assert result.output.startswith("Error: --custom-data is not JSON (Expecting property name")
     assert result.output.count("\n") == 1
@@ -165,8 +167,18 @@ def test_every_verdict_ends_the_wait(state: str) -> None:
     from receiver.submit import exit_code, is_verdict
 
     job = JobView(
-        id=1, provider="qualitymax", job_key=None, external_id=None, state=state, url=None,
-        callback_url=None, custom_data={}, error=None, result_id=None, created_at="", updated_at="",
+        id=1,
+        provider="qualitymax",
+        job_key=None,
+        external_id=None,
+        state=state,
+        url=None,
+        callback_url=None,
+        custom_data={},
+        error=None,
+        result_id=None,
+        created_at="",
+        updated_at="",
     )
     assert is_verdict(job)
     assert exit_code(job) == (0 if state == "passed" else 1)
@@ -177,8 +189,18 @@ def test_a_receiver_restart_during_wait_does_not_fail_the_job(
 ) -> None:
     env = {**os.environ, "RECEIVER_PUBLIC_URL": linked_service.url, "RECEIVER_API_TOKEN": TOKEN}
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "receiver", "submit", *ARGS, "--wait", "--interval", "0.1",
-         "--custom-data", '{"simulate_delay": 3}'],
+        [
+            sys.executable,
+            "-m",
+            "receiver",
+            "submit",
+            *ARGS,
+            "--wait",
+            "--interval",
+            "0.1",
+            "--custom-data",
+            '{"simulate_delay": 3}',
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -179,7 +179,9 @@ def test_the_partner_down_is_a_502_and_an_error_job(
 def test_the_partners_rate_limit_is_a_503_with_retry_after(
     write_config: Callable[[str], Path], app_env: dict[str, str], simulator: SimulatorProcess
 ) -> None:
-    httpx.post(f"{simulator.url}/_simulator/faults", json={"status": 429, "count": 5, "retry_after": 7})
+    httpx.post(
+        f"{simulator.url}/_simulator/faults", json={"status": 429, "count": 5, "retry_after": 7}
+    )
     with stamina.set_testing(True, attempts=2), client_with(write_config, app_env) as client:
         answer = client.post("/api/jobs", json=JOB, headers=AUTH)
     assert answer.status_code == 503
@@ -212,6 +214,8 @@ def test_the_login_password_is_sent_but_never_stored(
     submitted = api.post("/api/jobs", json=job(auth=credentials)).json()
     assert wait_for_verdict(api, submitted["id"])["state"] == "passed"
     with sqlite3.connect(partner_env["RECEIVER_DB"]) as db:
-        (request,) = db.execute("SELECT request FROM jobs WHERE id = ?", [submitted["id"]]).fetchone()
+        (request,) = db.execute(
+            "SELECT request FROM jobs WHERE id = ?", [submitted["id"]]
+        ).fetchone()
     assert json.loads(request)["auth"] == {**credentials, "password": "****"}
     assert b"hunter2-pw" not in Path(partner_env["RECEIVER_DB"]).read_bytes()
