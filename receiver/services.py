@@ -10,6 +10,7 @@ from litestar import Request
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.metrics import Metrics
+from receiver.notify.worker import DeliveryWorker
 from receiver.store import Store
 
 
@@ -19,6 +20,7 @@ class Services:
     store: Store
     intake: CallbackIntake
     metrics: Metrics
+    worker: DeliveryWorker | None = None
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
