@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from receiver import store
 from receiver.services import services_of
@@ -19,7 +19,8 @@ Cursor = Annotated[
 ]
 State = Annotated[
     Literal["pending", "sent", "dead"] | None,
-    Parameter(description="Only deliveries in this state"),
+    # ``state`` is reserved for handler arguments in Litestar; the query key stays ``state``.
+    QueryParameter(name="state", description="Only deliveries in this state"),
 ]
 
 
@@ -31,11 +32,11 @@ class DeliveriesController(Controller):
     def list_deliveries(
         self,
         request: Request[Any, Any, Any],
-        state: State = None,
+        wanted: State = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> store.DeliveryPage:
-        where = store.DeliveryFilter(state=state, limit=limit, before=cursor)
+        where = store.DeliveryFilter(state=wanted, limit=limit, before=cursor)
         return services_of(request).store.read(lambda db: store.list_deliveries(db, where))
 
     @post(
