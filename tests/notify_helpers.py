@@ -15,7 +15,7 @@ from receiver.config import Config, load_config
 from receiver.notify.worker import DeliveryWorker
 from receiver.results import Failure, Result, TestCase
 from receiver.routing import Router
-from tests.conftest import SECRET
+from tests.conftest import SECRET, TOKEN
 from tests.sinks import FakeGithub, HttpSink
 
 GITHUB_TOKEN = "ghp-test-token"
@@ -56,7 +56,11 @@ def make_config(
 ) -> Config:
     path = tmp_path / "notify.toml"
     path.write_text(FAST_DELIVERY.format(max_attempts=max_attempts, timeout=timeout) + routes)
-    env = {"QUALITYMAX_WEBHOOK_SECRET": SECRET, "RECEIVER_DB": str(tmp_path / "notify.db")}
+    env = {
+        "QUALITYMAX_WEBHOOK_SECRET": SECRET,
+        "RECEIVER_API_TOKEN": TOKEN,
+        "RECEIVER_DB": str(tmp_path / "notify.db"),
+    }
     if github_url:
         env |= {"GITHUB_TOKEN": GITHUB_TOKEN, "GITHUB_API_URL": github_url}
     return load_config(path, env)
