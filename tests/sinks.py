@@ -58,7 +58,7 @@ class HttpSink:
         self.received: list[Received] = []
         self.plans: dict[str, Plan] = {}
         self.default: Plan = always(200)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.released = threading.Event()
         self.changed = threading.Condition(self.lock)
         sink = self
