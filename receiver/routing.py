@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from receiver import store
 from receiver.config import Config, ConfigError, Route, When
-from receiver.results import Result
+from receiver.results import TERMINAL_STATUSES, Result
 
 GITHUB_SCHEME: Final = "github://"
 GITHUB_KINDS: Final = ("pr-comment", "commit-status")
@@ -175,7 +175,12 @@ def group_key(route: Route, result: Result) -> str:
 
 
 def _speaks(db: Database, route: Route, result: Result, result_id: int) -> bool:
-    """on_change: speak on a new status; the first of a group speaks unless it passed."""
+    """on_change: speak on a new status; the first of a group speaks unless it passed.
+
+    Only final statuses count: a ``running`` update between two failures is not a change.
+    """
+    if result.status not in TERMINAL_STATUSES:
+        return False
     previous = store.swap_group_status(
         db,
         route=route.name,

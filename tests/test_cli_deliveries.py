@@ -130,3 +130,10 @@ def test_commands_have_help_with_an_example() -> None:
     for command in ("deliveries", "redeliver", "check-config"):
         output = CliRunner().invoke(main, [command, "--help"]).output
         assert "Example:" in output, command
+
+
+def test_serve_refuses_to_start_with_a_wrong_route(tmp_path: Path) -> None:
+    config = make_config(tmp_path, route("chat", "slakc://T1/B1/C1"))
+    code, output = invoke(config, "serve", "--port", "1")
+    assert code == 1
+    assert output.startswith("Error: route 'chat': Apprise cannot use the target starting 'slakc'")

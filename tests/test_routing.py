@@ -165,3 +165,9 @@ def test_group_key_is_provider_and_group_by_values() -> None:
     assert group_key(cfg_route, result("failed", environment="staging")) == (
         '["qualitymax","feat/login","staging"]'
     )
+
+
+def test_on_change_ignores_running_updates(tmp_path: Path) -> None:
+    routes = route("changes", "json://127.0.0.1:9/x", extra="on_change = true")
+    rows = record(tmp_path, routes, result("failed"), result("running"), result("failed"))
+    assert [d.result_id for d in rows] == [1]

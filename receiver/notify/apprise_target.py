@@ -45,8 +45,8 @@ class AppriseSender:
         if service is None:  # checked at start-up; a config edited since is a permanent refusal
             return Outcome(ok=False, permanent=True, error="Apprise cannot parse this target URL")
         # Apprise's own socket timeouts, so its thread gives up when the worker stops waiting.
-        service.socket_connect_timeout = self.timeout
-        service.socket_read_timeout = self.timeout
+        service.socket_connect_timeout = min(service.socket_connect_timeout, self.timeout)
+        service.socket_read_timeout = min(service.socket_read_timeout, self.timeout)
         sender = apprise.Apprise()
         sender.add(service)
         outcome = sender.notify(

@@ -19,7 +19,7 @@ import contextlib
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from sqlite_utils import Database
@@ -67,6 +67,7 @@ class DeliveryWorker:
         self.task: asyncio.Task[None] | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
         self.locks: dict[str, asyncio.Lock] = {}
+        self.waiting: dict[str, int] = {}
         self.stopping = False
         self.apprise: AppriseSender | None = None
         self.github: GithubSender | None = None
@@ -202,10 +203,21 @@ class DeliveryWorker:
             raise RuntimeError("the worker is not started")
         return chosen
 
-    def lock(self, key: str | None) -> asyncio.Lock | contextlib.nullcontext[None]:
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str | None) -> AsyncIterator[None]:
+        """One send at a time per key; the lock is dropped when nobody holds or awaits it."""
         if key is None:
-            return contextlib.nullcontext()
-        return self.locks.setdefault(key, asyncio.Lock())
+            yield
+            return
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self.waiting[key] -= 1
+            if not self.waiting[key]:
+                del self.waiting[key], self.locks[key]
 
 
 def _seconds_until(timestamp: str) -> float:
