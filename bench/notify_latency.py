@@ -25,10 +25,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from receiver.demo import seed_callback  # noqa: E402
-from receiver.process import ServiceProcess  # noqa: E402
-from receiver.signatures import sign  # noqa: E402
-from tests.sinks import HttpSink  # noqa: E402
+from receiver.demo import seed_callback
+from receiver.process import ServiceProcess
+from receiver.signatures import sign
+from tests.sinks import HttpSink
 
 SECRET = "bench-secret"
 

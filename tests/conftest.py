@@ -16,6 +16,7 @@ from receiver.config import Config, load_config
 from receiver.demo import seed_callback
 from receiver.process import ServiceProcess
 from receiver.signatures import sign
+from tests.sinks import GITHUB_TOKEN, FakeGithub, HttpSink
 
 SECRET = "test-webhook-secret"
 TOKEN = "test-api-token"
@@ -82,3 +83,20 @@ def service(
 def http(service: ServiceProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=10) as c:
         yield c
+
+
+# -- notification targets: real servers on loopback (tests/sinks.py)
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGithub]:
+    fake = FakeGithub(GITHUB_TOKEN)
+    yield fake
+    fake.close()

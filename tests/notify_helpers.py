@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from receiver import store
 from receiver.config import Config, load_config
@@ -16,29 +14,14 @@ from receiver.notify.worker import DeliveryWorker
 from receiver.results import Failure, Result, TestCase
 from receiver.routing import Router
 from tests.conftest import SECRET, TOKEN
-from tests.sinks import FakeGithub, HttpSink
+from tests.sinks import GITHUB_TOKEN
 
-GITHUB_TOKEN = "ghp-test-token"
 FAST_DELIVERY = """
 [delivery]
 max_attempts = {max_attempts}
 backoff = [0.05, 0.1]
 timeout_seconds = {timeout}
 """
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    server = HttpSink()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGithub]:
-    fake = FakeGithub(GITHUB_TOKEN)
-    yield fake
-    fake.close()
 
 
 def route(name: str, *targets: str, when: str = "{}", extra: str = "") -> str:
@@ -70,11 +53,20 @@ def result(status: str = "failed", **custom: Any) -> Result:
     """A QualityMax-like result: 2 of 3 tests failed unless ``status`` says otherwise."""
     failed = 2 if status == "failed" else 0
     tests = [
-        TestCase(name="Login", status="failed" if failed else "passed", duration_ms=4200,
-                 error="Expected dashboard, got /login" if failed else None,
-                 screenshot_url="https://example.com/s1.png", video_url="https://example.com/v1.mp4"),
-        TestCase(name="Checkout", status="failed" if failed else "passed", duration_ms=1500,
-                 error="Timeout waiting for #pay" if failed else None),
+        TestCase(
+            name="Login",
+            status="failed" if failed else "passed",
+            duration_ms=4200,
+            error="Expected dashboard, got /login" if failed else None,
+            screenshot_url="https://example.com/s1.png",
+            video_url="https://example.com/v1.mp4",
+        ),
+        TestCase(
+            name="Checkout",
+            status="failed" if failed else "passed",
+            duration_ms=1500,
+            error="Timeout waiting for #pay" if failed else None,
+        ),
         TestCase(name="Search", status="passed", duration_ms=800),
     ]
     return Result(
@@ -124,7 +116,9 @@ class Harness:
         )
         return sorted(page.items, key=lambda d: d.id)
 
-    async def settle(self, test: Callable[[list[store.DeliveryView]], bool], timeout: float = 20) -> list[store.DeliveryView]:
+    async def settle(
+        self, test: Callable[[list[store.DeliveryView]], bool], timeout: float = 20
+    ) -> list[store.DeliveryView]:
         """Wait until the outbox satisfies ``test`` (no timing is asserted, only the end state)."""
         deadline = time.monotonic() + timeout
         while True:

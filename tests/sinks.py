@@ -17,6 +17,8 @@ from aiosmtpd.controller import Controller
 
 from receiver.process import free_port
 
+GITHUB_TOKEN = "ghp-test-token"
+
 
 @dataclass
 class Received:

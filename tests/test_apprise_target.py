@@ -9,7 +9,7 @@ from receiver import store
 from receiver.notify.apprise_target import AppriseSender
 from receiver.notify.retry import Outcome
 from receiver.process import free_port
-from tests.notify_helpers import result, sink  # noqa: F401  (fixture)
+from tests.notify_helpers import result
 from tests.sinks import Answer, HttpSink, always, mailto, smtp_server
 from tests.test_message import detail
 

@@ -1,4 +1,4 @@
-"""``receiver deliveries``, ``receiver redeliver`` and ``check-config`` with routes, via CliRunner."""
+"""`receiver deliveries`, `receiver redeliver` and `check-config` with routes, via CliRunner."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from receiver.cli import main
 from receiver.config import Config
 from tests.conftest import SECRET, callback_body
-from tests.notify_helpers import Harness, all_final, make_config, result, route, sink  # noqa: F401
+from tests.notify_helpers import Harness, all_final, make_config, result, route
 from tests.sinks import HttpSink, always
 
 PASSWORD = "hunter2-very-secret"
@@ -44,10 +44,34 @@ def test_deliveries_table_masks_targets(outbox: Config, sink: HttpSink) -> None:
     code, output = invoke(outbox, "deliveries")
     assert code == 0
     lines = output.splitlines()
-    assert lines[0].split() == ["id", "state", "attempts", "result", "route", "target", "when", "last", "error"]
-    assert lines[1].split()[:6] == ["2", "dead", "1", "1", "all", f"json://127.0.0.1:{sink.port}/gone"]
+    assert lines[0].split() == [
+        "id",
+        "state",
+        "attempts",
+        "result",
+        "route",
+        "target",
+        "when",
+        "last",
+        "error",
+    ]
+    assert lines[1].split()[:6] == [
+        "2",
+        "dead",
+        "1",
+        "1",
+        "all",
+        f"json://127.0.0.1:{sink.port}/gone",
+    ]
     assert "permanent refusal" in lines[1]
-    assert lines[2].split()[:6] == ["1", "sent", "1", "1", "all", f"json://bot:****@127.0.0.1:{sink.port}/hook"]
+    assert lines[2].split()[:6] == [
+        "1",
+        "sent",
+        "1",
+        "1",
+        "all",
+        f"json://bot:****@127.0.0.1:{sink.port}/hook",
+    ]
     assert PASSWORD not in output
 
 
@@ -61,7 +85,10 @@ def test_deliveries_failed_and_json(outbox: Config) -> None:
 
 def test_redeliver(outbox: Config, sink: HttpSink) -> None:
     code, output = invoke(outbox, "redeliver", "2")
-    assert (code, output) == (0, f"delivery 2 to json://127.0.0.1:{sink.port}/gone is pending again (attempts reset)\n")
+    assert (code, output) == (
+        0,
+        f"delivery 2 to json://127.0.0.1:{sink.port}/gone is pending again (attempts reset)\n",
+    )
     code, output = invoke(outbox, "deliveries", "--state", "pending", "--json")
     assert [(d["id"], d["attempts"]) for d in json.loads(output)] == [(2, 0)]
 
@@ -123,7 +150,10 @@ def test_check_config_result_prints_what_a_callback_reaches(tmp_path: Path) -> N
     )
     body.write_bytes(b"[1, 2]")
     code, output = invoke(make_config(tmp_path, routes), "check-config", "--result", str(body))
-    assert (code, output) == (1, f"Error: {body}: The body is JSON but not an object; send a JSON object\n")
+    assert (code, output) == (
+        1,
+        f"Error: {body}: The body is JSON but not an object; send a JSON object\n",
+    )
 
 
 def test_commands_have_help_with_an_example() -> None:

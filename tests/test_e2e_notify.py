@@ -14,7 +14,6 @@ import httpx
 
 from receiver.process import ServiceProcess
 from tests.conftest import TOKEN, callback_body, signed
-from tests.notify_helpers import sink  # noqa: F401  (fixture)
 from tests.sinks import Answer, HttpSink, always
 
 RESULTS = 20
@@ -30,7 +29,7 @@ timeout_seconds = 1
 
 [[routes]]
 name = "everything"
-notify = ["{sink.url('/hook')}", "{sink.url('/slow')}"]
+notify = ["{sink.url("/hook")}", "{sink.url("/slow")}"]
 """
 
 

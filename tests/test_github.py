@@ -12,15 +12,16 @@ from receiver import store
 from receiver.notify.github import GithubSender, comment_body, status_description
 from receiver.notify.retry import Outcome
 from receiver.process import free_port
-from tests.notify_helpers import GITHUB_TOKEN, github, result  # noqa: F401  (fixture)
-from tests.sinks import Answer, FakeGithub
-from tests.test_message import detail
+from tests.notify_helpers import result
+from tests.sinks import GITHUB_TOKEN, Answer, FakeGithub
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PR = {"repository": "acme/shop", "pr_number": "42", "sha": SHA}
 
 
-def send(api_url: str, target: str, *values: store.ResultDetail, token: str = GITHUB_TOKEN) -> list[Outcome]:
+def send(
+    api_url: str, target: str, *values: store.ResultDetail, token: str = GITHUB_TOKEN
+) -> list[Outcome]:
     async def run() -> list[Outcome]:
         sender = GithubSender(api_url=api_url, token=token, timeout=2)
         try:
@@ -43,14 +44,19 @@ def results(tmp_path: Path, *statuses: str, **custom: Any) -> list[store.ResultD
     return found
 
 
-def test_one_comment_per_pull_request_turns_from_red_to_green(github: FakeGithub, tmp_path: Path) -> None:
+def test_one_comment_per_pull_request_turns_from_red_to_green(
+    github: FakeGithub, tmp_path: Path
+) -> None:
     # 150 other comments: the marker must be found past the first page.
     github.seed_comments("acme/shop", 42, 150)
     red, green = results(tmp_path, "failed", "passed")
     assert send(github.url, "github://pr-comment", red) == [Outcome(ok=True)]
     (comment,) = github.markers("acme/shop", 42)
     assert "❌ 2 of 3 tests failed" in comment.body
-    assert "| ❌ | Login | 4.2s | [screenshot](https://example.com/s1.png) · [video](https://example.com/v1.mp4) |" in comment.body
+    assert (
+        "| ❌ | Login | 4.2s | [screenshot](https://example.com/s1.png) · "
+        "[video](https://example.com/v1.mp4) |" in comment.body
+    )
     assert "Expected dashboard, got /login" in comment.body
     assert send(github.url, "github://pr-comment", green) == [Outcome(ok=True)]
     (again,) = github.markers("acme/shop", 42)
@@ -60,7 +66,9 @@ def test_one_comment_per_pull_request_turns_from_red_to_green(github: FakeGithub
     assert any("page=2" in p for p in pages)
 
 
-def test_a_late_retry_of_an_older_result_does_not_roll_the_comment_back(github: FakeGithub, tmp_path: Path) -> None:
+def test_a_late_retry_of_an_older_result_does_not_roll_the_comment_back(
+    github: FakeGithub, tmp_path: Path
+) -> None:
     older, newer = results(tmp_path, "failed", "passed")
     send(github.url, "github://pr-comment", newer, older)
     (comment,) = github.markers("acme/shop", 42)
@@ -86,7 +94,10 @@ def test_commit_status_flips_with_the_report_as_target(github: FakeGithub, tmp_p
     ]
 
 
-@pytest.mark.parametrize(("status", "state"), [("error", "error"), ("timeout", "error"), ("canceled", "error"), ("running", "pending")])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [("error", "error"), ("timeout", "error"), ("canceled", "error"), ("running", "pending")],
+)
 def test_commit_state_mapping(github: FakeGithub, tmp_path: Path, status: str, state: str) -> None:
     (value,) = results(tmp_path, status)
     send(github.url, "github://commit-status", value)
@@ -102,7 +113,9 @@ def test_commit_state_mapping(github: FakeGithub, tmp_path: Path, status: str, s
         ("github://commit-status", "'repository'", {"repository": None}),
     ],
 )
-def test_a_missing_key_is_a_permanent_refusal_naming_it(github: FakeGithub, tmp_path: Path, target: str, missing: str, custom: dict[str, Any]) -> None:
+def test_a_missing_key_is_a_permanent_refusal_naming_it(
+    github: FakeGithub, tmp_path: Path, target: str, missing: str, custom: dict[str, Any]
+) -> None:
     (value,) = results(tmp_path, "failed", **custom)
     (outcome,) = send(github.url, target, value)
     assert outcome.permanent and not outcome.ok
@@ -121,18 +134,26 @@ def test_a_missing_key_is_a_permanent_refusal_naming_it(github: FakeGithub, tmp_
         (Answer(403, body=b'{"message": "Resource not accessible"}'), 403, None),
     ],
 )
-def test_github_answers_become_outcomes(github: FakeGithub, tmp_path: Path, answer: Answer, code: int, retry_after: float | None) -> None:
+def test_github_answers_become_outcomes(
+    github: FakeGithub, tmp_path: Path, answer: Answer, code: int, retry_after: float | None
+) -> None:
     github.refuse[f"POST /repos/acme/shop/statuses/{SHA}"] = answer
     (value,) = results(tmp_path, "failed")
     (outcome,) = send(github.url, "github://commit-status", value)
     assert (outcome.ok, outcome.status_code, outcome.retry_after) == (False, code, retry_after)
-    assert outcome.error is not None and outcome.error.startswith(f"GitHub answered {answer.status} to POST /repos/acme/shop/statuses/")
+    assert outcome.error is not None and outcome.error.startswith(
+        f"GitHub answered {answer.status} to POST /repos/acme/shop/statuses/"
+    )
 
 
 def test_a_wrong_token_is_401(github: FakeGithub, tmp_path: Path) -> None:
     (value,) = results(tmp_path, "failed")
     (outcome,) = send(github.url, "github://commit-status", value, token="wrong")
-    assert outcome.status_code == 401 and outcome.error is not None and "Bad credentials" in outcome.error
+    assert (
+        outcome.status_code == 401
+        and outcome.error is not None
+        and "Bad credentials" in outcome.error
+    )
 
 
 def test_unreachable_github_is_transient(tmp_path: Path) -> None:

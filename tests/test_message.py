@@ -32,7 +32,11 @@ def test_a_failure_title_says_how_many_where_and_which_deploy(tmp_path: Path) ->
     ("status", "custom", "expected"),
     [
         ("passed", {}, "✅ 3 of 3 tests passed · feat/login · deploy abc-123"),
-        ("timeout", {"environment": "staging"}, "⏱️ test run timed out · feat/login · deploy abc-123 · staging"),
+        (
+            "timeout",
+            {"environment": "staging"},
+            "⏱️ test run timed out · feat/login · deploy abc-123 · staging",
+        ),
         ("error", {}, "⚠️ test run errored · feat/login · deploy abc-123"),
         ("canceled", {}, "🚫 test run was canceled · feat/login · deploy abc-123"),
     ],
@@ -56,15 +60,22 @@ def test_the_body_lists_failing_tests_with_errors_and_links(tmp_path: Path) -> N
 def test_failures_not_tied_to_a_test_are_shown_and_long_lists_cut(tmp_path: Path) -> None:
     tests = [Case(name=f"t{i}", status="failed", error="x" * 1000) for i in range(12)]
     value = Result(
-        provider="qualitymax", event="test_results", status="failed", total=12, failed=12,
-        tests=tests, failures=[Failure(error="the browser crashed")],
+        provider="qualitymax",
+        event="test_results",
+        status="failed",
+        total=12,
+        failed=12,
+        tests=tests,
+        failures=[Failure(error="the browser crashed")],
     )
     body = message(detail(tmp_path, value)).body
     assert "… and 3 more in the report" in body
     assert max(len(line) for line in body.splitlines()) < 500
-    assert "❌ 12 of 12 tests failed" == title(detail(tmp_path, value))
+    assert title(detail(tmp_path, value)) == "❌ 12 of 12 tests failed"
 
 
-@pytest.mark.parametrize(("ms", "text"), [(None, "–"), (800, "0.8s"), (59_940, "59.9s"), (65_000, "1m 05s")])
+@pytest.mark.parametrize(
+    ("ms", "text"), [(None, "–"), (800, "0.8s"), (59_940, "59.9s"), (65_000, "1m 05s")]
+)
 def test_duration(ms: int | None, text: str) -> None:
     assert duration(ms) == text

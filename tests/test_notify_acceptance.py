@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner
 from litestar.testing import TestClient
@@ -16,26 +15,43 @@ from litestar.testing import TestClient
 from receiver.app import create_app
 from receiver.cli import main
 from tests.conftest import SECRET, callback_body, signed
-from tests.notify_helpers import github, make_config, route, sink  # noqa: F401  (fixtures)
+from tests.notify_helpers import make_config, route
 from tests.sinks import FakeGithub, HttpSink, always, mailto, smtp_server
 
 SHA = "feedface" * 5
-PR = {"branch": "feat/login", "deploy_id": "abc-123", "repository": "acme/shop", "pr_number": 7, "sha": SHA}
+PR = {
+    "branch": "feat/login",
+    "deploy_id": "abc-123",
+    "repository": "acme/shop",
+    "pr_number": 7,
+    "sha": SHA,
+}
 
 
 def body(status: str, run: int) -> bytes:
     failed = 2 if status == "failed" else 0
     tests = [
-        {"test": f"Test {i}", "status": "failed" if i < failed else "passed", "duration_ms": 1000 + i,
-         "error": "Expected dashboard, got /login" if i < failed else None,
-         "screenshot_url": f"https://example.com/shot-{i}.png"}
+        {
+            "test": f"Test {i}",
+            "status": "failed" if i < failed else "passed",
+            "duration_ms": 1000 + i,
+            "error": "Expected dashboard, got /login" if i < failed else None,
+            "screenshot_url": f"https://example.com/shot-{i}.png",
+        }
         for i in range(14)
     ]
     return callback_body(
         custom_data={**PR, "run": run},
-        results={"status": status, "total_tests": 14, "passed": 14 - failed, "failed": failed,
-                 "duration_ms": 54600, "report_app_url": "https://app.qualitymax.io/#/projects/137",
-                 "tests": tests, "failures": []},
+        results={
+            "status": status,
+            "total_tests": 14,
+            "passed": 14 - failed,
+            "failed": failed,
+            "duration_ms": 54600,
+            "report_app_url": "https://app.qualitymax.io/#/projects/137",
+            "tests": tests,
+            "failures": [],
+        },
     )
 
 
@@ -46,13 +62,24 @@ def wait(test: Callable[[], bool], what: str, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
-def test_done_when(sink: HttpSink, github: FakeGithub, tmp_path: Path, auth: dict[str, str]) -> None:
+def test_done_when(
+    sink: HttpSink, github: FakeGithub, tmp_path: Path, auth: dict[str, str]
+) -> None:
     sink.on("/broken", always(410))
     with smtp_server() as (inbox, port):
         routes = (
-            route("failures", sink.url("/chat"), mailto(port), when='{ status = ["failed", "error"] }')
-            + route("pull requests", "github://pr-comment", "github://commit-status", when='{ has = ["pr_number"] }')
-            + route("changes", sink.url("/changes"), extra='on_change = true\ngroup_by = ["branch"]')
+            route(
+                "failures", sink.url("/chat"), mailto(port), when='{ status = ["failed", "error"] }'
+            )
+            + route(
+                "pull requests",
+                "github://pr-comment",
+                "github://commit-status",
+                when='{ has = ["pr_number"] }',
+            )
+            + route(
+                "changes", sink.url("/changes"), extra='on_change = true\ngroup_by = ["branch"]'
+            )
             + route("broken", sink.url("/broken"), when='{ status = "passed" }')
         )
         config = make_config(tmp_path, routes, github_url=github.url)
@@ -88,14 +115,21 @@ def test_done_when(sink: HttpSink, github: FakeGithub, tmp_path: Path, auth: dic
 
             dead = client.get("/api/deliveries", params={"state": "dead"}, headers=auth).json()
             (broken,) = dead["items"]
-            assert broken["last_error"].startswith("permanent refusal: ") and "410" in broken["last_error"]
+            assert (
+                broken["last_error"].startswith("permanent refusal: ")
+                and "410" in broken["last_error"]
+            )
 
         sink.on("/broken", always(200))
         env = {"QUALITYMAX_WEBHOOK_SECRET": SECRET, "RECEIVER_DB": config.db_path}
-        replay = CliRunner().invoke(main, ["redeliver", str(broken["id"]), "--config", config.source], env=env)
+        replay = CliRunner().invoke(
+            main, ["redeliver", str(broken["id"]), "--config", config.source], env=env
+        )
         assert replay.exit_code == 0, replay.output
         with TestClient(create_app(config)) as client:
             wait(lambda: len(sink.delivered("/broken")) == 1, "the replayed delivery is sent")
             found = client.get("/api/deliveries", params={"state": "sent"}, headers=auth).json()
             assert broken["id"] in {d["id"] for d in found["items"]}
-    assert json.loads(sink.delivered("/broken")[0].body)["title"].startswith("✅ 14 of 14 tests passed")
+    assert json.loads(sink.delivered("/broken")[0].body)["title"].startswith(
+        "✅ 14 of 14 tests passed"
+    )

@@ -37,15 +37,25 @@ CASES = [
     (failed(404), 1, 3, 0.5, Decision(state="dead", reason="permanent refusal: boom")),
     (failed(401), 1, 3, 0.5, Decision(state="dead", reason="permanent refusal: boom")),
     (failed(422), 1, 8, 0.5, Decision(state="dead", reason="permanent refusal: boom")),
-    (failed(None, permanent=True), 1, 8, 0.5, Decision(state="dead", reason="permanent refusal: boom")),
+    (
+        failed(None, permanent=True),
+        1,
+        8,
+        0.5,
+        Decision(state="dead", reason="permanent refusal: boom"),
+    ),
     # a 429 on the last attempt is still the end
     (failed(429, 5), 3, 3, 0.5, Decision(state="dead", reason="gave up after 3 attempts: boom")),
 ]
 
 
 @pytest.mark.parametrize(("outcome", "attempts", "max_attempts", "draw", "expected"), CASES)
-def test_decide(outcome: Outcome, attempts: int, max_attempts: int, draw: float, expected: Decision) -> None:
-    decision = decide(outcome, attempts=attempts, backoff=BACKOFF, max_attempts=max_attempts, draw=draw)
+def test_decide(
+    outcome: Outcome, attempts: int, max_attempts: int, draw: float, expected: Decision
+) -> None:
+    decision = decide(
+        outcome, attempts=attempts, backoff=BACKOFF, max_attempts=max_attempts, draw=draw
+    )
     assert decision.state == expected.state
     assert decision.reason == expected.reason
     if expected.delay is None:
@@ -62,7 +72,9 @@ def test_the_last_backoff_repeats(attempts: int, expected: float) -> None:
 
 
 def test_an_error_without_words_still_says_something() -> None:
-    decision = decide(Outcome(ok=False, status_code=404), attempts=1, backoff=BACKOFF, max_attempts=3, draw=0.5)
+    decision = decide(
+        Outcome(ok=False, status_code=404), attempts=1, backoff=BACKOFF, max_attempts=3, draw=0.5
+    )
     assert decision.reason == "permanent refusal: failed"
 
 

@@ -59,7 +59,9 @@ def test_a_branch_glob_never_matches_a_result_without_branch() -> None:
 
 
 def test_booleans_match_only_booleans() -> None:
-    flagged = Result(provider="qualitymax", event="e", status="passed", custom_data={"nightly": True})
+    flagged = Result(
+        provider="qualitymax", event="e", status="passed", custom_data={"nightly": True}
+    )
     assert matches(when(custom_data={"nightly": True}), flagged)
     assert not matches(when(custom_data={"nightly": "true"}), flagged)
 
@@ -97,7 +99,9 @@ def test_github_targets_need_a_token(tmp_path: Path) -> None:
 
 
 def test_route_names_are_unique(tmp_path: Path) -> None:
-    config = make_config(tmp_path, route("a", "json://127.0.0.1:1/x") + route("a", "json://127.0.0.1:1/y"))
+    config = make_config(
+        tmp_path, route("a", "json://127.0.0.1:1/x") + route("a", "json://127.0.0.1:1/y")
+    )
     with pytest.raises(ConfigError, match="two routes are named 'a'"):
         Router.from_config(config)
 
@@ -127,7 +131,9 @@ def record(tmp_path: Path, routes: str, *results: Result) -> list[store.Delivery
 
 def test_one_delivery_per_result_and_target(tmp_path: Path) -> None:
     hook = "json://127.0.0.1:9/hook"
-    routes = route("failures", hook, when='{ status = "failed" }') + route("all", hook, "json://127.0.0.1:9/b")
+    routes = route("failures", hook, when='{ status = "failed" }') + route(
+        "all", hook, "json://127.0.0.1:9/b"
+    )
     rows = record(tmp_path, routes, result("failed"), result("passed"))
     assert [(d.result_id, d.route, d.target, d.state) for d in rows] == [
         (1, "failures", "json://127.0.0.1:9/hook", "pending"),
@@ -138,7 +144,9 @@ def test_one_delivery_per_result_and_target(tmp_path: Path) -> None:
 
 
 def test_on_change_speaks_on_changes_only(tmp_path: Path) -> None:
-    routes = route("changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]')
+    routes = route(
+        "changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]'
+    )
     statuses = ["passed", "passed", "failed", "failed", "passed", "passed"]
     rows = record(tmp_path, routes, *(result(s) for s in statuses))
     # the first passed stays quiet, then each change speaks once
@@ -146,7 +154,9 @@ def test_on_change_speaks_on_changes_only(tmp_path: Path) -> None:
 
 
 def test_the_first_failure_of_a_group_speaks(tmp_path: Path) -> None:
-    routes = route("changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]')
+    routes = route(
+        "changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]'
+    )
     rows = record(
         tmp_path,
         routes,

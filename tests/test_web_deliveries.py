@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from receiver.app import create_app
 from tests.conftest import callback_body, signed
-from tests.notify_helpers import make_config, route, sink  # noqa: F401  (fixture)
+from tests.notify_helpers import make_config, route
 from tests.sinks import HttpSink, always
 
 SECRET_PASSWORD = "s3cr3t-hook-password"
@@ -61,7 +61,9 @@ def test_a_result_shows_its_deliveries_with_targets_masked(
     assert len(sink.delivered("/hook")) == 1
 
 
-def test_list_filter_and_retry(notifying: TestClient[Any], auth: dict[str, str], sink: HttpSink) -> None:
+def test_list_filter_and_retry(
+    notifying: TestClient[Any], auth: dict[str, str], sink: HttpSink
+) -> None:
     post_callback(notifying)
     dead = eventually(
         lambda: notifying.get("/api/deliveries", params={"state": "dead"}, headers=auth).json(),

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from receiver import store
 from receiver.process import free_port
-from tests.notify_helpers import (  # noqa: F401  (fixtures)
+from tests.notify_helpers import (
     Harness,
     all_final,
-    github,
     make_config,
     result,
     route,
-    sink,
 )
 from tests.sinks import Answer, FakeGithub, HttpSink, always, fail_then_ok
 
@@ -87,7 +85,9 @@ def test_a_404_is_dead_at_once_with_the_reason(sink: HttpSink, tmp_path: Path) -
 
 
 def test_connection_refused_retries_then_dies(tmp_path: Path) -> None:
-    config = make_config(tmp_path, route("all", f"json://127.0.0.1:{free_port()}/x"), max_attempts=2)
+    config = make_config(
+        tmp_path, route("all", f"json://127.0.0.1:{free_port()}/x"), max_attempts=2
+    )
 
     async def run() -> list[store.DeliveryView]:
         async with Harness(config) as h:
@@ -126,7 +126,9 @@ def test_429_retry_after_is_honoured(github: FakeGithub, tmp_path: Path) -> None
     async def run() -> tuple[list[store.DeliveryView], list[store.DeliveryView]]:
         async with Harness(config) as h:
             await h.add(result(**PR))
-            waiting = await h.settle(lambda ds: ds[0].attempts == 1 and ds[0].last_error is not None)
+            waiting = await h.settle(
+                lambda ds: ds[0].attempts == 1 and ds[0].last_error is not None
+            )
             del github.refuse[f"POST {path}"]
             return waiting, await h.settle(all_final)
 
@@ -138,7 +140,9 @@ def test_429_retry_after_is_honoured(github: FakeGithub, tmp_path: Path) -> None
     assert (done.state, done.attempts) == ("sent", 2)
 
 
-def test_missing_github_keys_are_dead_with_the_key_named(github: FakeGithub, tmp_path: Path) -> None:
+def test_missing_github_keys_are_dead_with_the_key_named(
+    github: FakeGithub, tmp_path: Path
+) -> None:
     routes = route("prs", "github://pr-comment", "github://commit-status")
     config = make_config(tmp_path, routes, github_url=github.url)
 
@@ -153,7 +157,9 @@ def test_missing_github_keys_are_dead_with_the_key_named(github: FakeGithub, tmp
     assert status.last_error is not None and "custom_data has no 'sha'" in status.last_error
 
 
-def test_concurrent_results_for_one_pull_request_keep_one_comment(github: FakeGithub, tmp_path: Path) -> None:
+def test_concurrent_results_for_one_pull_request_keep_one_comment(
+    github: FakeGithub, tmp_path: Path
+) -> None:
     config = make_config(tmp_path, route("prs", "github://pr-comment"), github_url=github.url)
 
     async def run() -> list[store.DeliveryView]:
@@ -168,7 +174,9 @@ def test_concurrent_results_for_one_pull_request_keep_one_comment(github: FakeGi
     assert "<!-- receiver:result 5 -->" in comment.body and "✅ 3 of 3 tests passed" in comment.body
 
 
-def test_an_expired_lease_is_sent_again_and_a_sent_one_never(sink: HttpSink, tmp_path: Path) -> None:
+def test_an_expired_lease_is_sent_again_and_a_sent_one_never(
+    sink: HttpSink, tmp_path: Path
+) -> None:
     config = make_config(tmp_path, route("all", sink.url("/hook")))
 
     async def crash_mid_send() -> None:
@@ -176,7 +184,9 @@ def test_an_expired_lease_is_sent_again_and_a_sent_one_never(sink: HttpSink, tmp
             await h.worker.stop()  # no worker: we play one that dies after its claim
             await h.add(result())
             claimed = await h.store.write(
-                lambda db: store.claim_deliveries(db, limit=10, lease="dead-worker", lease_seconds=0.2)
+                lambda db: store.claim_deliveries(
+                    db, limit=10, lease="dead-worker", lease_seconds=0.2
+                )
             )
             assert [c.attempts for c in claimed] == [1]
             # a second worker finds nothing while the lease holds
@@ -189,7 +199,9 @@ def test_an_expired_lease_is_sent_again_and_a_sent_one_never(sink: HttpSink, tmp
         async with Harness(config) as h:
             done = await h.settle(all_final)
             # the dead worker's late report is refused: the lease is no longer its own
-            late = store.DeliveryOutcome(id=done[0].id, lease="dead-worker", state="dead", last_error="late")
+            late = store.DeliveryOutcome(
+                id=done[0].id, lease="dead-worker", state="dead", last_error="late"
+            )
             assert await h.store.write(lambda db: store.finish_delivery(db, late)) is False
             return done
 
@@ -208,7 +220,9 @@ def test_an_expired_lease_is_sent_again_and_a_sent_one_never(sink: HttpSink, tmp
     assert len(sink.delivered("/hook")) == 1
 
 
-def test_redeliver_revives_a_dead_delivery_with_a_fresh_budget(sink: HttpSink, tmp_path: Path) -> None:
+def test_redeliver_revives_a_dead_delivery_with_a_fresh_budget(
+    sink: HttpSink, tmp_path: Path
+) -> None:
     sink.on("/later", fail_then_ok(2))
     config = make_config(tmp_path, route("all", sink.url("/later")), max_attempts=1)
 
@@ -218,7 +232,13 @@ def test_redeliver_revives_a_dead_delivery_with_a_fresh_budget(sink: HttpSink, t
             (dead,) = await h.settle(all_final)
             await h.store.write(lambda db: store.redeliver(db, dead.id))
             h.worker.wake()
-            await h.settle(lambda ds: ds[0].attempts == 1 and ds[0].state == "dead" and ds[0].updated_at > dead.updated_at)
+            await h.settle(
+                lambda ds: (
+                    ds[0].attempts == 1
+                    and ds[0].state == "dead"
+                    and ds[0].updated_at > dead.updated_at
+                )
+            )
             await h.store.write(lambda db: store.redeliver(db, dead.id))
             h.worker.wake()
             (sent,) = await h.settle(lambda ds: ds[0].state == "sent")

@@ -190,12 +190,19 @@ class DeliveryWorker:
         sender = self.sender(delivery.target)
         key = sender.serial_key(delivery.target, result)
         timeout = self.settings.timeout_seconds
+        no_answer = Outcome(ok=False, error=f"no answer within {timeout:g}s (timeout_seconds)")
         try:
-            async with asyncio.timeout(2 * timeout):
-                async with self.lock(key):
+            # The lease covers twice the timeout: one for waiting behind an earlier send to the
+            # same pull request or commit, one for this send.
+            async with asyncio.timeout(2 * timeout), self.lock(key):
+                try:
                     return await asyncio.wait_for(sender.send(delivery.target, result), timeout)
+                except TimeoutError:
+                    return no_answer
         except TimeoutError:
-            return Outcome(ok=False, error=f"no answer within {timeout:g}s (timeout_seconds)")
+            return Outcome(
+                ok=False, error=f"waited over {timeout:g}s behind another send to the same target"
+            )
 
     def sender(self, target: str) -> Sender:
         chosen = self.github if target.startswith(GITHUB_SCHEME) else self.apprise
