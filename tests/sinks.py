@@ -154,8 +154,9 @@ class FakeGithub:
 
     PER_PAGE_MAX = 100
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, prefix: str = "") -> None:
         self.token = token
+        self.prefix = prefix  # GitHub Enterprise serves the API under /api/v3
         self.comments: dict[str, list[FakeComment]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.next_id = 1000
@@ -165,7 +166,7 @@ class FakeGithub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sink.port}"
+        return f"http://127.0.0.1:{self.sink.port}{self.prefix}"
 
     def seed_comments(self, repo: str, issue: int, count: int) -> None:
         for _ in range(count):
@@ -173,6 +174,9 @@ class FakeGithub:
 
     def answer(self, n: int, request: Received) -> Answer:
         path, _, query = request.path.partition("?")
+        if not path.startswith(self.prefix):
+            return _json(404, {"message": "Not Found"})
+        path = path[len(self.prefix) :]
         forced = self.refuse.get(f"{request.method} {path}")
         if forced is not None:
             return forced

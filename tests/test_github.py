@@ -167,3 +167,15 @@ def test_descriptions_and_marker(tmp_path: Path) -> None:
     (value,) = results(tmp_path, "failed")
     assert status_description(value) == "1/3 passed"
     assert comment_body(value).startswith("<!-- receiver:pr-comment -->\n")
+
+
+def test_github_enterprise_api_under_a_path(tmp_path: Path) -> None:
+    enterprise = FakeGithub(GITHUB_TOKEN, prefix="/api/v3")
+    try:
+        enterprise.seed_comments("acme/shop", 42, 120)
+        red, green = results(tmp_path, "failed", "passed")
+        assert send(enterprise.url, "github://pr-comment", red, green) == [Outcome(ok=True)] * 2
+        (comment,) = enterprise.markers("acme/shop", 42)
+        assert "✅ 3 of 3 tests passed" in comment.body
+    finally:
+        enterprise.close()

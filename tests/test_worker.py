@@ -266,3 +266,20 @@ def test_stop_cancels_a_hanging_send_after_the_grace(sink: HttpSink, tmp_path: P
     (delivery,) = asyncio.run(run())
     # still pending, its lease in force: after a restart it is sent once the lease expires
     assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 1, None)
+
+
+def test_a_429_from_an_apprise_target_is_retried_on_the_backoff(
+    sink: HttpSink, tmp_path: Path
+) -> None:
+    # Apprise does not pass Retry-After on: the retry follows [delivery] backoff (see README).
+    sink.on("/limited", fail_then_ok(1, status=429, **{"Retry-After": "3600"}))
+    config = make_config(tmp_path, route("all", sink.url("/limited")))
+
+    async def run() -> list[store.DeliveryView]:
+        async with Harness(config) as h:
+            await h.add(result())
+            return await h.settle(all_final)
+
+    (delivery,) = asyncio.run(run())
+    assert (delivery.state, delivery.attempts) == ("sent", 2)
+    assert [r.answered for r in sink.to("/limited")] == [429, 200]
