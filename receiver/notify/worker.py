@@ -152,7 +152,11 @@ class DeliveryWorker:
 
     async def sleep(self) -> None:
         timeout = self.poll_seconds
-        due = await asyncio.to_thread(self.store.read, store.next_due)
+        try:
+            due = await asyncio.to_thread(self.store.read, store.next_due)
+        except Exception:
+            log.exception("worker.read_failed")
+            due = None
         if due is not None:
             timeout = min(timeout, max(0.0, _seconds_until(due)))
         with contextlib.suppress(TimeoutError):
@@ -180,7 +184,11 @@ class DeliveryWorker:
             last_error=decision.reason,
             next_attempt_at=store.utc_after(decision.delay) if decision.delay is not None else None,
         )
-        kept = await self.store.write(lambda db: store.finish_delivery(db, record))
+        try:
+            kept = await self.store.write(lambda db: store.finish_delivery(db, record))
+        except Exception:  # not recorded: the lease expires and the delivery is tried again
+            log.exception("delivery.record_failed", id=delivery.id, state=decision.state)
+            return
         _log(delivery, decision, kept)
 
     async def attempt(self, delivery: store.ClaimedDelivery) -> Outcome:
