@@ -10,6 +10,7 @@ from litestar import Request
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.metrics import Metrics
+from receiver.notify.worker import DeliveryWorker
 from receiver.poller import Poller
 from receiver.store import Store
 
@@ -20,6 +21,7 @@ class Services:
     store: Store
     intake: CallbackIntake
     metrics: Metrics
+    worker: DeliveryWorker | None = None
     poller: Poller | None = None  # Qualigate/QualGent jobs; None when neither is configured
 
 

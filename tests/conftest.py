@@ -17,6 +17,7 @@ from receiver.demo import seed_callback
 from receiver.process import ServiceProcess, free_port
 from receiver.signatures import sign
 from receiver.simulator.process import SimulatorProcess
+from tests.sinks import GITHUB_TOKEN, FakeGithub, HttpSink
 
 SECRET = "test-webhook-secret"
 TOKEN = "test-api-token"
@@ -129,3 +130,20 @@ def linked_service(
     process = ServiceProcess(write_config(""), env, tmp_path / "serve.log", port=port).start()
     yield process
     process.kill()
+
+
+# -- notification targets: real servers on loopback (tests/sinks.py)
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGithub]:
+    fake = FakeGithub(GITHUB_TOKEN)
+    yield fake
+    fake.close()
