@@ -237,8 +237,28 @@ def simulate(
 
 
 @main.command()
-@click.option("--url", required=True, help="The URL to test, such as the preview deploy's")
-@click.option("--feature", required=True, help="What to test, in plain words")
+@click.option(
+    "--provider",
+    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
+    default="qualitymax",
+    show_default=True,
+    help="Which platform runs the tests",
+)
+@click.option("--url", help="QualityMax: the URL to test, such as the preview deploy's")
+@click.option("--feature", help="QualityMax: what to test, in plain words")
+@click.option("--test-case", metavar="ID", help="Qualigate or QualGent: one test case")
+@click.option("--suite", metavar="ID", help="Qualigate: a test suite")
+@click.option("--project", metavar="ID", help="Qualigate: every test of a project")
+@click.option("--browser", help="QualityMax or Qualigate: chromium, firefox or webkit")
+@click.option("--viewport", help="Qualigate: desktop, tablet, mobile or WIDTHxHEIGHT")
+@click.option("--run-all", is_flag=True, help="QualGent: every test case (of --category)")
+@click.option("--category", metavar="ID", help="QualGent: with --run-all, one category")
+@click.option("--app", metavar="ID|latest", help="QualGent: the uploaded app to test")
+@click.option(
+    "--device", metavar="NAME", help="QualGent: the device (with --platform, --os-version)"
+)
+@click.option("--platform", metavar="P", help="QualGent: android or ios")
+@click.option("--os-version", metavar="V", help="QualGent: the device's OS version")
 @click.option("--custom-data", metavar="JSON", help="A JSON object echoed back with the result")
 @click.option(
     "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
@@ -254,17 +274,19 @@ def simulate(
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts)")
 @click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
 def submit(
-    url: str,
-    feature: str,
+    provider: str,
     custom_data: str | None,
     wait: bool,
     timeout: float,
     server: str | None,
     as_json: bool,
     interval: float,
+    **target: Any,
 ) -> None:
-    """Submit a QualityMax job through the running receiver; with --wait, gate on its verdict.
+    """Submit a job through the running receiver; with --wait, gate on its verdict.
 
+    QualityMax takes --url and --feature; Qualigate one of --test-case, --suite,
+    --project; QualGent --test-case or --run-all, with --app and --device.
     The token is RECEIVER_API_TOKEN. Progress goes to stderr, the summary (or
     --json) to stdout.
 
@@ -273,13 +295,17 @@ def submit(
         receiver submit --url https://preview-42.example.com \\
             --feature "Users can log in and see their dashboard" \\
             --custom-data '{"pr_number": 42, "branch": "feat/login"}' --wait
+        receiver submit --provider qualigate --suite SUITE_ID --wait
+        receiver submit --provider qualgent --test-case TC_ID --app latest \\
+            --device "Pixel 8" --platform android --os-version 14 --wait
     """
     from receiver import submit as sub
 
     with user_errors():
         base = sub.server_url(server, os.environ)
         token = sub.api_token(os.environ)
-        body = sub.job_body(url, feature, sub.parse_custom_data(custom_data))
+        what = msgspec.convert(target, sub.Target)
+        body = sub.body_for(provider, what, sub.parse_custom_data(custom_data))
         with sub.ApiClient(base, token) as api:
             job = api.submit(body)
             if not wait:

@@ -240,7 +240,6 @@ class Poller:
             if not store.job_is_open(db, job.id):
                 return None  # finished already (another poll, or a crash after commit)
             result_id = store.insert_result(db, result, callback_id=None, job_id=job.id)
-            store.set_test_urls(db, result_id, result.tests)
             if self.on_result is not None:
                 self.on_result(db, result_id, result)
             return result_id

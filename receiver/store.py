@@ -456,8 +456,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_JOB: Final = """
 INSERT INTO jobs (provider, job_key, external_id, state, url, request, custom_data, callback_url,
@@ -598,6 +598,7 @@ def insert_result(
                 t.screenshot_url,
                 t.video_url,
                 t.execution_id,
+                t.url,
             )
             for position, t in enumerate(result.tests)
         ],
@@ -650,7 +651,6 @@ SELECT_JOB_OPEN: Final = """
 SELECT 1 FROM jobs WHERE id = ? AND result_id IS NULL
     AND state IN ('submitted', 'pending', 'running')
 """
-SET_TEST_URL: Final = "UPDATE tests SET url = ? WHERE result_id = ? AND position = ?"
 
 
 def insert_polling_job(db: Database, job: NewJob, *, external_kind: str) -> int:
@@ -687,13 +687,6 @@ def record_poll_error(db: Database, job_id: int, *, error: str, poll_after: str)
 def job_is_open(db: Database, job_id: int) -> bool:
     """No result yet: the one check that keeps a polled result from being stored twice."""
     return db.execute(SELECT_JOB_OPEN, [job_id]).fetchone() is not None
-
-
-def set_test_urls(db: Database, result_id: int, tests: list[TestCase]) -> None:
-    db.conn.executemany(
-        SET_TEST_URL,
-        [(t.url, result_id, position) for position, t in enumerate(tests) if t.url],
-    )
 
 
 # ---------------------------------------------------------------------------------------------

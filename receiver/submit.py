@@ -15,7 +15,6 @@ from typing import Any, Final, TextIO
 import httpx
 import msgspec
 
-from receiver.jobs import JobSubmitted
 from receiver.results import TERMINAL_STATUSES
 from receiver.store import JobView
 
@@ -74,6 +73,15 @@ class ErrorBody(msgspec.Struct):
     detail: str | None = None
 
 
+class Submitted(msgspec.Struct, kw_only=True):
+    """POST /api/jobs' answer, whichever the provider (each adds fields of its own)."""
+
+    id: int
+    provider: str
+    state: str
+    external_id: str | None = None
+
+
 class ApiClient:
     """The service's API as ``submit`` needs it; every failure becomes one SubmitError line."""
 
@@ -90,9 +98,9 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def submit(self, body: dict[str, Any]) -> JobSubmitted:
+    def submit(self, body: dict[str, Any]) -> Submitted:
         response = self._call("POST", "/api/jobs", json=body)
-        return msgspec.json.decode(response.content, type=JobSubmitted)
+        return msgspec.json.decode(response.content, type=Submitted)
 
     def job(self, job_id: int) -> JobView:
         response = self._call("GET", f"/api/jobs/{job_id}")
@@ -123,6 +131,118 @@ def _detail(response: httpx.Response) -> str:
 
 def job_body(url: str, feature: str, custom_data: dict[str, Any]) -> dict[str, Any]:
     return {"url": url, "feature_description": feature, "custom_data": custom_data}
+
+
+VIEWPORT_PRESETS: Final = ("desktop", "tablet", "mobile")
+
+
+class Target(msgspec.Struct, kw_only=True):
+    """What to run, as ``receiver submit``'s options give it; each provider reads its own."""
+
+    url: str | None = None
+    feature: str | None = None
+    test_case: str | None = None
+    suite: str | None = None
+    project: str | None = None
+    browser: str | None = None
+    viewport: str | None = None
+    run_all: bool = False
+    category: str | None = None
+    app: str | None = None
+    device: str | None = None
+    platform: str | None = None
+    os_version: str | None = None
+
+
+# The options only one provider reads: given with another provider, they are a mistake.
+OWN_OPTIONS: Final = {
+    "qualitymax": ("url", "feature"),
+    "qualigate": ("suite", "project", "viewport"),
+    "qualgent": ("run_all", "category", "app", "device", "platform", "os_version"),
+}
+
+
+def body_for(provider: str, target: Target, custom_data: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/jobs' body for ``provider``; SubmitError names a missing or stray option."""
+    for owner, names in OWN_OPTIONS.items():
+        stray = [n for n in names if owner != provider and getattr(target, n)]
+        if stray:
+            option = "--" + stray[0].replace("_", "-")
+            raise SubmitError(f"{option} is for --provider {owner}, not {provider}")
+    build = {"qualitymax": _qualitymax, "qualigate": _qualigate, "qualgent": _qualgent}[provider]
+    return {**build(target), "custom_data": custom_data}
+
+
+def _qualitymax(target: Target) -> dict[str, Any]:
+    if not (target.url and target.feature):
+        raise SubmitError("--provider qualitymax needs --url URL and --feature TEXT")
+    if target.test_case:
+        raise SubmitError("--test-case is for --provider qualigate or qualgent")
+    body = job_body(target.url, target.feature, {})
+    if target.browser:
+        body["options"] = {"browser": target.browser}
+    return body
+
+
+def _qualigate(target: Target) -> dict[str, Any]:
+    ids = {
+        "test_case_id": target.test_case,
+        "test_suite_id": target.suite,
+        "project_id": target.project,
+    }
+    given = {k: v for k, v in ids.items() if v}
+    if len(given) != 1:
+        raise SubmitError(
+            "--provider qualigate needs exactly one of --test-case ID, --suite ID, --project ID"
+        )
+    body: dict[str, Any] = {"provider": "qualigate", **given}
+    if target.browser:
+        body["browserType"] = target.browser
+    if target.viewport:
+        body.update(_viewport(target.viewport))
+    return body
+
+
+def _viewport(text: str) -> dict[str, Any]:
+    if text in VIEWPORT_PRESETS:
+        return {"viewportPreset": text}
+    width, _, height = text.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise SubmitError(
+            f"--viewport {text!r}: use {', '.join(VIEWPORT_PRESETS)} or WIDTHxHEIGHT (1280x720)"
+        )
+    return {"viewportWidth": int(width), "viewportHeight": int(height)}
+
+
+def _qualgent(target: Target) -> dict[str, Any]:
+    if bool(target.test_case) == target.run_all:
+        raise SubmitError("--provider qualgent needs --test-case ID or --run-all (not both)")
+    if target.browser:
+        raise SubmitError("--browser is for --provider qualitymax or qualigate")
+    body: dict[str, Any] = {"provider": "qualgent"}
+    if target.run_all:
+        body["run_all"] = True
+        body["category_id"] = target.category
+    else:
+        body["test_case_id"] = target.test_case
+    body["app_file_id"] = target.app
+    device = (target.device, target.platform, target.os_version)
+    if target.device:
+        if not all(device):
+            raise SubmitError("--device NAME needs --platform P and --os-version V too")
+        body["device"] = {
+            "name": target.device,
+            "platform": target.platform,
+            "os_version": target.os_version,
+        }
+    elif target.platform:
+        body["platform"] = target.platform  # QualGent picks the app and device
+    else:
+        raise SubmitError(
+            "--provider qualgent needs --app ID|latest with --device NAME --platform P "
+            "--os-version V, or --platform P alone to let QualGent pick"
+        )
+    return {k: v for k, v in body.items() if v is not None}
 
 
 class Progress:

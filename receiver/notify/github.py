@@ -16,8 +16,17 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from receiver.notify.message import clip, duration, failure_lines, headline, icon, title
+from receiver.notify.message import (
+    clip,
+    duration,
+    evidence,
+    failure_lines,
+    headline,
+    icon,
+    title,
+)
 from receiver.notify.retry import Outcome, parse_retry_after
+from receiver.results import TestCase
 from receiver.store import ResultDetail
 
 MARKER: Final = "<!-- receiver:pr-comment -->"
@@ -157,10 +166,7 @@ def comment_body(result: ResultDetail) -> str:
     ]
     if result.tests:
         lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |"]
-        lines += [
-            _row(t.status, t.name, t.duration_ms, t.screenshot_url, t.video_url)
-            for t in result.tests[:MAX_TABLE_ROWS]
-        ]
+        lines += [_row(t) for t in result.tests[:MAX_TABLE_ROWS]]
         if len(result.tests) > MAX_TABLE_ROWS:
             lines.append(f"| | … {len(result.tests) - MAX_TABLE_ROWS} more in the report | | |")
     if failures := failure_lines(result):
@@ -173,11 +179,10 @@ def comment_body(result: ResultDetail) -> str:
     return "\n".join(lines)
 
 
-def _row(status: str, name: str, ms: int | None, screenshot: str | None, video: str | None) -> str:
-    found = [("screenshot", screenshot), ("video", video)]
-    evidence = " · ".join(f"[{label}]({url})" for label, url in found if url)
-    cell = clip(name, 120).replace("|", "\\|")
-    return f"| {icon(status)} | {cell} | {duration(ms)} | {evidence} |"
+def _row(test: TestCase) -> str:
+    links = evidence(test.screenshot_url, test.video_url, test.url)
+    cell = clip(test.name, 120).replace("|", "\\|")
+    return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links} |"
 
 
 def _repository(result: ResultDetail) -> str:

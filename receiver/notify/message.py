@@ -34,6 +34,7 @@ class Failing(msgspec.Struct, kw_only=True):
     duration_ms: int | None = None
     screenshot_url: str | None = None
     video_url: str | None = None
+    url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -95,6 +96,7 @@ def failing(result: ResultDetail) -> list[Failing]:
             duration_ms=t.duration_ms,
             screenshot_url=t.screenshot_url,
             video_url=t.video_url,
+            url=t.url,
         )
         for t in result.tests
         if t.status in FAILING
@@ -113,9 +115,14 @@ def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def evidence(screenshot: str | None, video: str | None, url: str | None) -> str:
+    """``[screenshot](…) · [video](…) · [run](…)``, each only when there is one."""
+    found = [("screenshot", screenshot), ("video", video), ("run", url)]
+    return " · ".join(f"[{label}]({link})" for label, link in found if link)
+
+
 def links(item: Failing) -> str:
-    found = [("screenshot", item.screenshot_url), ("video", item.video_url)]
-    return " · ".join(f"[{label}]({url})" for label, url in found if url)
+    return evidence(item.screenshot_url, item.video_url, item.url)
 
 
 def failure_lines(result: ResultDetail) -> list[str]:

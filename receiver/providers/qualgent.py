@@ -49,6 +49,8 @@ STATUSES: Final = {
 # ---------------------------------------------------------------------------------------------
 # The API's shapes
 
+LATEST_APP: Final = "latest"  # GET /v1/apps/latest: the newest upload
+
 
 class Device(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
@@ -217,7 +219,7 @@ class Qualgent:
         body = await self.api.call("GET", "/v1/apps", window="all")
         return msgspec.json.decode(body, type=list[App])
 
-    async def get_app(self, app_id: str = "latest") -> App:
+    async def get_app(self, app_id: str = LATEST_APP) -> App:
         """One app, or with ``latest`` the newest upload (the upload answer has no id)."""
         body = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
         return msgspec.json.decode(body, type=App)
@@ -254,6 +256,9 @@ class Qualgent:
     # -- the poller's side ---------------------------------------------------------------------
 
     async def trigger(self, request: JobRequest, custom_data: CustomData) -> Triggered:
+        if request.app_file_id == LATEST_APP:  # run on the newest upload, named by its id
+            latest = await self.get_app(LATEST_APP)
+            request = msgspec.structs.replace(request, app_file_id=latest.id)
         answer = await (
             self.run_all(run_all_request(request))
             if request.run_all
