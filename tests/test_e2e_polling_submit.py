@@ -46,7 +46,7 @@ def polling_service(
     config = write_config(
         f'[qualigate]\nbase_url = "{qualigate_sim.url}"\npoll_seconds = 0.5\n'
         f'[qualgent]\nbase_url = "{qualgent_sim.url}"\npoll_seconds = 0.2\n'
-        '[delivery]\nbackoff = [0.1]\n'
+        "[delivery]\nbackoff = [0.1]\n"
         f'[[routes]]\nname = "team"\nnotify = ["{sink.url("/chat")}", "github://pr-comment"]\n'
     )
     keys = {
