@@ -1,11 +1,11 @@
 """``receiver demo``: the whole loop on this machine, in seconds, on a throwaway database.
 
-It starts the QualityMax simulator and the service on free loopback ports, submits one job that
-passes and one that fails through ``POST /api/jobs``, waits for both signed callbacks, and prints
-what people would receive: the chat message, the pull-request comment, the commit statuses.
-
-The three renderers below are self-contained functions of a stored result, so the notify
-module's own renderers can replace them one for one.
+It starts the QualityMax simulator, a chat webhook and a GitHub stand-in, and the service on free
+loopback ports, with routes to the chat webhook (``json://``) and to ``github://pr-comment`` and
+``github://commit-status`` (``GITHUB_API_URL`` pointed at the stand-in). It submits one job that
+passes and one that fails through ``POST /api/jobs``, waits for both signed callbacks and for
+their deliveries, and prints what the targets really received: the chat message, the
+pull-request comment's Markdown as GitHub holds it, the commit statuses.
 """
 
 from __future__ import annotations
@@ -23,16 +23,31 @@ import msgspec
 
 from receiver.process import ServiceProcess, StartError, free_port
 from receiver.signatures import sign
+from receiver.simulator.github import GithubApi
 from receiver.simulator.process import SimulatorProcess
-from receiver.store import JobView, ResultDetail
+from receiver.simulator.standin import StandIn
+from receiver.store import JobView
 from receiver.submit import ApiClient, SubmitError
 
 DEMO_CONFIG: Final = """
 [server]
 max_body_bytes = 1048576
+
+[delivery]
+backoff = [0.5]
+timeout_seconds = 5
+
+[[routes]]
+name = "team-chat"
+notify = ["{chat}"]
+
+[[routes]]
+name = "pull-requests"
+notify = ["github://pr-comment", "github://commit-status"]
 """
+CHAT_PATH: Final = "/chat"
+DEMO_REPOSITORY: Final = "acme/shop"
 WAIT_SECONDS: Final = 20.0
-STATUS_CONTEXT: Final = "receiver/qualitymax"
 
 
 class DemoJob(msgspec.Struct, kw_only=True):
@@ -45,7 +60,7 @@ class DemoJob(msgspec.Struct, kw_only=True):
     deploy_id: str
     simulate: str
     feature_description: str = "Users can log in and see their dashboard with 4 task sections"
-    repository: str = "acme/shop"
+    repository: str = DEMO_REPOSITORY
 
     def body(self) -> dict[str, Any]:
         custom = {
@@ -88,8 +103,77 @@ class DemoFailed(Exception):
     """A step of the demo went wrong; the message says which, with the end of the logs."""
 
 
+class StandIns:
+    """The places notifications go, on loopback: a chat webhook and GitHub's REST API."""
+
+    def __init__(self) -> None:
+        self.github_token = f"ghp_demo{secrets.token_hex(8)}"
+        self.chat = StandIn()
+        self.github = GithubApi(self.github_token)
+        self.github_server = StandIn(self.github.answer)
+        self.github.base_url = self.github_server.base_url
+
+    @property
+    def chat_url(self) -> str:
+        return f"json://127.0.0.1:{self.chat.port}{CHAT_PATH}"
+
+    def delivered(self, jobs: list[JobView]) -> bool:
+        """Every job's chat message, PR comment and commit status has arrived."""
+        chats = len(self.chat.delivered(CHAT_PATH)) >= len(jobs)
+        return chats and all(self._comment(job) and self._statuses(job) for job in jobs)
+
+    def chat_message(self, job: JobView) -> str:
+        tag = f"result #{job.result_id}_"
+        for request in self.chat.delivered(CHAT_PATH):
+            message = ChatMessage.decode(request.body)
+            if message.message.endswith(tag):
+                return f"{message.title}\n\n{message.message}"
+        return "(none arrived)"
+
+    def _comment(self, job: JobView) -> str | None:
+        pr = job.custom_data.get("pr_number")
+        found = [c.body for c in self.github.comments.get(DEMO_REPOSITORY, []) if c.issue == pr]
+        return found[-1] if found else None
+
+    def pr_comment(self, job: JobView) -> str:
+        return self._comment(job) or "(none arrived)"
+
+    def _statuses(self, job: JobView) -> list[dict[str, Any]]:
+        return self.github.statuses.get(str(job.custom_data.get("sha")), [])
+
+    def commit_statuses(self, job: JobView) -> str:
+        lines = [
+            f"{s['state']:<8} {s['context']}: {s['description']}  {s.get('target_url', '')}"
+            for s in self._statuses(job)
+        ]
+        return "\n".join(lines) or "(none arrived)"
+
+    def wait(self, jobs: list[JobView]) -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not self.delivered(jobs):
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the notifications did not all arrive within {WAIT_SECONDS:.0f}s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.chat.close()
+        self.github_server.close()
+
+
+class ChatMessage(msgspec.Struct):
+    """What Apprise's ``json://`` posts."""
+
+    title: str
+    message: str
+
+    @classmethod
+    def decode(cls, body: bytes) -> ChatMessage:
+        return msgspec.json.decode(body, type=cls)
+
+
 def run_demo(_: Path) -> int:
     started = time.monotonic()
+    targets = StandIns()
     with tempfile.TemporaryDirectory(prefix="receiver-demo-") as tmp:
         folder = Path(tmp)
         key, secret, token = (
@@ -107,7 +191,7 @@ def run_demo(_: Path) -> int:
             folder / "simulate.log",
         )
         port = free_port()
-        (folder / "receiver.toml").write_text(DEMO_CONFIG)
+        (folder / "receiver.toml").write_text(DEMO_CONFIG.format(chat=targets.chat_url))
         env = {
             "QUALITYMAX_API_KEY": key,
             "QUALITYMAX_WEBHOOK_SECRET": secret,
@@ -116,15 +200,21 @@ def run_demo(_: Path) -> int:
             "RECEIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "RECEIVER_API_TOKEN": token,
             "RECEIVER_DB": str(folder / "demo.db"),
+            "GITHUB_TOKEN": targets.github_token,
+            "GITHUB_API_URL": targets.github.base_url,
         }
         service = ServiceProcess(folder / "receiver.toml", env, folder / "serve.log", port=port)
         click.secho("receiver demo: a QualityMax simulator and receiver on this machine", bold=True)
         try:
             sim.start()
             click.echo(f"  QualityMax simulator  {sim.url}")
+            click.echo(f"  chat webhook          {targets.chat_url}  (route team-chat)")
+            click.echo(f"  GitHub stand-in       {targets.github.base_url}  (route pull-requests)")
             service.start()
             click.echo(f"  receiver              {service.url}  (throwaway database)")
-            jobs = _exercise(service.url, token, secret)
+            jobs = _exercise(service.url, token)
+            click.echo("  waiting for the deliveries ...")
+            targets.wait(jobs)
         except (SubmitError, DemoFailed, StartError) as exc:
             click.echo(f"Error: the demo failed: {exc}", err=True)
             click.echo(f"--- receiver log ---\n{service.tail()}", err=True)
@@ -132,14 +222,15 @@ def run_demo(_: Path) -> int:
         finally:
             service.stop()
             sim.stop()
+            targets.close()
     for job in jobs:
-        _show(job)
+        _show(job, targets)
     click.secho(f"\nDone in {time.monotonic() - started:.1f}s.", bold=True)
     click.echo("Next: deploy it (README, 'Deploy to fly.io') and point QualityMax at it.")
     return 0
 
 
-def _exercise(url: str, token: str, secret: str) -> list[JobView]:
+def _exercise(url: str, token: str) -> list[JobView]:
     with ApiClient(url, token) as api:
         click.secho("\nSubmitting two preview deploys through POST /api/jobs", bold=True)
         submitted = []
@@ -175,111 +266,19 @@ def _forged(url: str) -> None:
     )
 
 
-def _show(job: JobView) -> None:
-    result = job.result
-    if result is None:  # pragma: no cover - _wait returns only jobs with a result
-        return
-    click.secho(f"\n━━ job {job.id}: {result.status} " + "━" * 50, bold=True)
-    click.secho("Chat message (Slack, email, any Apprise target):", fg="cyan")
-    click.echo(_indent(chat_message(result)))
-    click.secho("Pull-request comment (Markdown):", fg="cyan")
-    click.echo(_indent(pr_comment(result)))
-    click.secho("Commit status:", fg="cyan")
-    click.echo(_indent(commit_status(result).line()))
+def _show(job: JobView, targets: StandIns) -> None:
+    status = job.result.status if job.result else job.state
+    click.secho(f"\n━━ job {job.id}: {status} " + "━" * 50, bold=True)
+    click.secho(
+        "Chat message, as the json:// webhook received it (any Apprise target):", fg="cyan"
+    )
+    click.echo(_indent(targets.chat_message(job)))
+    pr = f"{DEMO_REPOSITORY}#{job.custom_data.get('pr_number')}"
+    click.secho(f"Pull-request comment on {pr}, as GitHub holds it (Markdown):", fg="cyan")
+    click.echo(_indent(targets.pr_comment(job)))
+    click.secho("Commit status, as GitHub received it:", fg="cyan")
+    click.echo(_indent(targets.commit_statuses(job)))
 
 
 def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines())
-
-
-# ---------------------------------------------------------------------------------------------
-# Renderers: what each kind of target shows for one result.
-
-
-def title(result: ResultDetail) -> str:
-    """``❌ 1 of 3 tests failed · feat/login · deploy abc-123``."""
-    if result.status == "passed":
-        head = f"✅ {result.passed} of {result.total} tests passed"
-    elif result.failed:
-        head = f"❌ {result.failed} of {result.total} tests failed"
-    else:
-        head = f"❌ {result.status}: {result.summary or 'no tests ran'}"
-    parts = [head, result.branch, _deploy(result.custom_data)]
-    return " · ".join(p for p in parts if p)
-
-
-def chat_message(result: ResultDetail) -> str:
-    lines = [title(result)]
-    for test in result.tests:
-        if test.status != "passed":
-            lines.append(f"✗ {test.name}: {test.error or test.status}")
-            if test.screenshot_url:
-                lines.append(f"  screenshot: {test.screenshot_url}")
-    if not result.tests:
-        lines += [f"✗ {f.error}" for f in result.failures]
-    if result.links.report:
-        lines.append(f"Report: {result.links.report}")
-    return "\n".join(lines)
-
-
-def pr_comment(result: ResultDetail) -> str:
-    lines = [
-        "<!-- receiver:qualitymax -->",
-        f"### {title(result)}",
-        "",
-        "| test | status | time | artifacts |",
-        "| --- | --- | --- | --- |",
-    ]
-    for test in result.tests:
-        mark = "✅" if test.status == "passed" else "❌"
-        seconds = f"{test.duration_ms / 1000:.1f} s" if test.duration_ms is not None else ""
-        links = [
-            f"[{n}]({u})"
-            for n, u in (("screenshot", test.screenshot_url), ("video", test.video_url))
-            if u
-        ]
-        lines.append(f"| {test.name} | {mark} {test.status} | {seconds} | {' · '.join(links)} |")
-    failures = result.failures
-    if failures:
-        lines += ["", "**Failures**", ""]
-        lines += [f"- **{f.test}**: {f.error}" if f.test else f"- {f.error}" for f in failures]
-    footer = [f"[Full report]({result.links.report})" if result.links.report else None]
-    if result.sha:
-        footer.append(f"commit `{result.sha[:7]}`")
-    lines += ["", " · ".join(p for p in footer if p)]
-    return "\n".join(lines)
-
-
-class CommitStatus(msgspec.Struct, kw_only=True):
-    repository: str | None
-    sha: str | None
-    state: str
-    description: str
-    context: str = STATUS_CONTEXT
-    target_url: str | None = None
-
-    def line(self) -> str:
-        where = f"{self.repository or '?'}@{(self.sha or '?')[:7]}"
-        return f"{where}  {self.state}  {self.context}: {self.description}"
-
-
-# DESIGN.md: passed -> success, failed -> failure, error/timeout/canceled -> error, else pending.
-GITHUB_STATES: Final = {"passed": "success", "failed": "failure", "error": "error"}
-
-
-def commit_status(result: ResultDetail) -> CommitStatus:
-    state = GITHUB_STATES.get(result.status)
-    if state is None:
-        state = "error" if result.status in ("timeout", "canceled") else "pending"
-    return CommitStatus(
-        repository=result.repository,
-        sha=result.sha,
-        state=state,
-        description=title(result).split(" · ")[0][2:],
-        target_url=result.links.report,
-    )
-
-
-def _deploy(custom_data: dict[str, Any]) -> str | None:
-    deploy = custom_data.get("deploy_id")
-    return f"deploy {deploy}" if deploy else None
+    return "\n".join(f"    {line}" if line else "" for line in text.splitlines())
