@@ -269,9 +269,7 @@ def _forged(url: str) -> None:
 def _show(job: JobView, targets: StandIns) -> None:
     status = job.result.status if job.result else job.state
     click.secho(f"\n━━ job {job.id}: {status} " + "━" * 50, bold=True)
-    click.secho(
-        "Chat message, as the json:// webhook received it (any Apprise target):", fg="cyan"
-    )
+    click.secho("Chat message, as the json:// webhook received it (any Apprise target):", fg="cyan")
     click.echo(_indent(targets.chat_message(job)))
     pr = f"{DEMO_REPOSITORY}#{job.custom_data.get('pr_number')}"
     click.secho(f"Pull-request comment on {pr}, as GitHub holds it (Markdown):", fg="cyan")
