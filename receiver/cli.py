@@ -26,6 +26,7 @@ from receiver.config import (
     mask,
     require_webhook_secret,
 )
+from receiver.providers import PROVIDERS, QUALITYMAX
 from receiver.providers.polling import ProviderError
 from receiver.routing import Router
 from receiver.store import Store, StoreError
@@ -53,6 +54,16 @@ def config_option(fn: F) -> F:
         metavar="FILE",
         help="TOML config file [default: $RECEIVER_CONFIG or config/receiver.toml]",
     )(fn)
+
+
+def provider_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--provider",
+        type=click.Choice(PROVIDERS),
+        default=QUALITYMAX,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def read_config(config_file: str | None) -> Config:
@@ -149,13 +160,7 @@ def demo() -> None:
 
 
 @main.command()
-@click.option(
-    "--provider",
-    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
-    default="qualitymax",
-    show_default=True,
-    help="Which provider's API to simulate",
-)
+@provider_option("Which provider's API to simulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -237,13 +242,7 @@ def simulate(
 
 
 @main.command()
-@click.option(
-    "--provider",
-    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
-    default="qualitymax",
-    show_default=True,
-    help="Which platform runs the tests",
-)
+@provider_option("Which platform runs the tests")
 @click.option("--url", help="QualityMax: the URL to test, such as the preview deploy's")
 @click.option("--feature", help="QualityMax: what to test, in plain words")
 @click.option("--test-case", metavar="ID", help="Qualigate or QualGent: one test case")

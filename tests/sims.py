@@ -25,6 +25,17 @@ def qualgent_sim() -> Iterator[Served]:
         yield served
 
 
+# What a service polling both simulators is given: its keys, and their base URLs in its config.
+POLLING_KEYS = {"QUALIGATE_API_KEY": gate_sim.API_KEY, "QUALGENT_API_KEY": gent_sim.API_KEY}
+
+
+def polling_config(gate: Served, gent: Served, *, gate_poll: float = 0.2) -> str:
+    return (
+        f'[qualigate]\nbase_url = "{gate.url}"\npoll_seconds = {gate_poll}\n'
+        f'[qualgent]\nbase_url = "{gent.url}"\npoll_seconds = 0.2\n'
+    )
+
+
 def stats(served: Served) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(f"{served.url}/_sim/stats").json()
     return body

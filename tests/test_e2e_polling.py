@@ -23,7 +23,7 @@ from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
 from tests.conftest import TOKEN
-from tests.sims import qualgent_sim, qualigate_sim, stats
+from tests.sims import POLLING_KEYS, polling_config, qualgent_sim, qualigate_sim, stats
 
 __all__ = ["qualgent_sim", "qualigate_sim"]
 
@@ -38,12 +38,8 @@ def polling_service(
     qualigate_sim: Served,
     qualgent_sim: Served,
 ) -> Iterator[ServiceProcess]:
-    config = write_config(
-        f'[qualigate]\nbase_url = "{qualigate_sim.url}"\npoll_seconds = 0.2\n'
-        f'[qualgent]\nbase_url = "{qualgent_sim.url}"\npoll_seconds = 0.2\n'
-    )
-    keys = {"QUALIGATE_API_KEY": gate_sim.API_KEY, "QUALGENT_API_KEY": gent_sim.API_KEY}
-    process = ServiceProcess(config, {**env, **keys}, tmp_path / "serve.log")
+    config = write_config(polling_config(qualigate_sim, qualgent_sim))
+    process = ServiceProcess(config, {**env, **POLLING_KEYS}, tmp_path / "serve.log")
     yield process
     process.kill()
 

@@ -19,7 +19,7 @@ from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
 from tests.conftest import TOKEN
-from tests.sims import qualgent_sim, qualigate_sim, stats
+from tests.sims import POLLING_KEYS, polling_config, qualgent_sim, qualigate_sim, stats
 from tests.sinks import GITHUB_TOKEN, FakeGithub, HttpSink
 
 __all__ = ["qualgent_sim", "qualigate_sim"]
@@ -43,18 +43,12 @@ def polling_service(
     sink: HttpSink,
     github: FakeGithub,
 ) -> Iterator[ServiceProcess]:
-    config = write_config(
-        f'[qualigate]\nbase_url = "{qualigate_sim.url}"\npoll_seconds = 0.5\n'
-        f'[qualgent]\nbase_url = "{qualgent_sim.url}"\npoll_seconds = 0.2\n'
+    routes = (
         "[delivery]\nbackoff = [0.1]\n"
         f'[[routes]]\nname = "team"\nnotify = ["{sink.url("/chat")}", "github://pr-comment"]\n'
     )
-    keys = {
-        "QUALIGATE_API_KEY": gate_sim.API_KEY,
-        "QUALGENT_API_KEY": gent_sim.API_KEY,
-        "GITHUB_TOKEN": GITHUB_TOKEN,
-        "GITHUB_API_URL": github.url,
-    }
+    config = write_config(polling_config(qualigate_sim, qualgent_sim, gate_poll=0.5) + routes)
+    keys = {**POLLING_KEYS, "GITHUB_TOKEN": GITHUB_TOKEN, "GITHUB_API_URL": github.url}
     process = ServiceProcess(config, {**env, **keys}, tmp_path / "serve.log").start()
     yield process
     process.kill()

@@ -15,7 +15,7 @@ from receiver.config import load_config
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
-from tests.sims import fault, qualgent_sim, qualigate_sim
+from tests.sims import POLLING_KEYS, fault, polling_config, qualgent_sim, qualigate_sim
 
 __all__ = ["qualgent_sim", "qualigate_sim"]
 
@@ -37,11 +37,8 @@ def polling_client(
     qualgent_sim: Served,
 ) -> Callable[..., TestClient[Any]]:
     def make(gate_key: str = gate_sim.API_KEY) -> TestClient[Any]:
-        path = write_config(
-            f'[qualigate]\nbase_url = "{qualigate_sim.url}"\n'
-            f'[qualgent]\nbase_url = "{qualgent_sim.url}"\n'
-        )
-        keys = {"QUALIGATE_API_KEY": gate_key, "QUALGENT_API_KEY": gent_sim.API_KEY}
+        path = write_config(polling_config(qualigate_sim, qualgent_sim))
+        keys = {**POLLING_KEYS, "QUALIGATE_API_KEY": gate_key}
         return TestClient(create_app(load_config(path, {**env, **keys})))
 
     return make

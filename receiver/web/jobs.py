@@ -19,7 +19,7 @@ from litestar.params import Body
 from receiver import jobs
 from receiver.logs import get_logger
 from receiver.poller import SubmittedJob
-from receiver.providers import polling
+from receiver.providers import POLLING_PROVIDERS, PROVIDERS, polling
 from receiver.providers import qualitymax as qm
 from receiver.results import CustomData
 from receiver.services import Services, services_of
@@ -28,8 +28,6 @@ log = get_logger("receiver.jobs")
 
 T = TypeVar("T")
 
-POLLING_PROVIDERS: Final = ("qualigate", "qualgent")
-PROVIDERS: Final = (qm.NAME, *POLLING_PROVIDERS)
 # A provider's typed error -> the status POST /api/jobs answers with the provider's message.
 PROVIDER_STATUS: Final = (
     (polling.RequestRejected, 400),
