@@ -253,24 +253,22 @@ class Poller:
 
 
 def timeout_result(provider: str, job: store.PollJob, limit: float) -> Result:
-    return Result(
-        provider=provider,
-        event="test_results",
-        status="timeout",
-        raw_status=job.state,
-        summary=f"No terminal status from {provider} after {limit:g} s (last seen: {job.state})",
-        external_job_id=job.external_id,
-        custom_data=job.custom_data,
-    )
+    summary = f"No terminal status from {provider} after {limit:g} s (last seen: {job.state})"
+    return ended_result(provider, job, "timeout", summary)
 
 
 def error_result(provider: str, job: store.PollJob, message: str) -> Result:
+    return ended_result(provider, job, "error", message)
+
+
+def ended_result(provider: str, job: store.PollJob, status: str, summary: str) -> Result:
+    """A result receiver writes itself, for a job the provider gave no result for."""
     return Result(
         provider=provider,
         event="test_results",
-        status="error",
+        status=status,
         raw_status=job.state,
-        summary=message,
+        summary=summary,
         external_job_id=job.external_id,
         custom_data=job.custom_data,
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from receiver.providers.polling import PollingProvider
+from receiver.results import CustomData, Result
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
@@ -46,6 +49,21 @@ def fault(served: Served, status: int, count: int, retry_after: float | None = N
     if retry_after is not None:
         body["retry_after"] = retry_after
     assert httpx.post(f"{served.url}/_sim/faults", json=body).status_code == 204
+
+
+def run_to_end(api: PollingProvider, request: Any, custom_data: CustomData | None = None) -> Result:
+    """Trigger a run and poll it (at once, again and again) until it has its result."""
+
+    async def go() -> Result:
+        triggered = await api.trigger(request, custom_data or {})
+        for _ in range(10):
+            progress = await api.poll(triggered.external_kind, triggered.external_id, {})
+            if progress.result is not None:
+                return progress.result
+            assert progress.state in ("pending", "running")
+        raise AssertionError("the run did not end")
+
+    return asyncio.run(go())
 
 
 class FakeTime:

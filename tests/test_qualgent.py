@@ -14,6 +14,7 @@ from receiver.providers.qualgent import Device, JobRequest, Qualgent
 from receiver.results import Result
 from receiver.simulator import qualgent as sim
 from receiver.simulator.common import Served
+from tests import sims
 from tests.sims import FakeTime, qualgent_sim
 
 __all__ = ["qualgent_sim"]
@@ -26,18 +27,7 @@ def client(url: str, key: str = sim.API_KEY) -> Qualgent:
 
 
 def run_to_end(served: Served, request: JobRequest) -> Result:
-    api = client(served.url)
-
-    async def go() -> Result:
-        triggered = await api.trigger(request, {"branch": "main"})
-        for _ in range(10):
-            progress = await api.poll(triggered.external_kind, triggered.external_id, {})
-            if progress.result is not None:
-                return progress.result
-            assert progress.state in ("pending", "running")
-        raise AssertionError("the run did not end")
-
-    return asyncio.run(go())
+    return sims.run_to_end(client(served.url), request)
 
 
 def test_wrong_key_shows_qualgents_message(qualgent_sim: Served) -> None:

@@ -15,6 +15,7 @@ from receiver.providers.qualigate import Qualigate, TriggerRequest
 from receiver.results import Result
 from receiver.simulator import qualigate as sim
 from receiver.simulator.common import Served
+from tests import sims
 from tests.sims import FakeTime, qualigate_sim
 
 __all__ = ["qualigate_sim"]
@@ -26,18 +27,7 @@ def client(url: str, key: str = sim.API_KEY) -> Qualigate:
 
 
 def run_to_end(served: Served, request: TriggerRequest, custom_data: Any = None) -> Result:
-    api = client(served.url)
-
-    async def go() -> Result:
-        triggered = await api.trigger(request, custom_data or {})
-        for _ in range(10):
-            progress = await api.poll(triggered.external_kind, triggered.external_id, {})
-            if progress.result is not None:
-                return progress.result
-            assert progress.state in ("pending", "running")
-        raise AssertionError("the run did not end")
-
-    return asyncio.run(go())
+    return sims.run_to_end(client(served.url), request, custom_data)
 
 
 def test_wrong_key_shows_qualigates_message(qualigate_sim: Served) -> None:
