@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -253,6 +253,54 @@ def _retry_after(error: ErrorBody, headers: httpx.Headers) -> float | None:
         return float(headers["retry-after"])
     except (KeyError, ValueError):
         return None
+
+
+class ClientSettings(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def api_key(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=ClientSettings)
+
+
+class Client(Generic[S]):
+    """What both clients share: their settings, and one ``Api`` with a rate window per endpoint
+    group (``groups``), ``rate_limit`` requests per ``rate_window`` seconds each."""
+
+    label: ClassVar[str]  # how the provider names itself in messages: "Qualigate"
+    groups: ClassVar[tuple[str, ...]]
+    rate_limit: ClassVar[int]
+    rate_window: ClassVar[float]
+
+    def __init__(
+        self,
+        settings: S,
+        *,
+        sleep: Sleep = real_sleep,
+        clock: Clock = time.monotonic,
+        rate_limit: int | None = None,
+        rate_window: float | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        self.settings = settings
+        limit, window = rate_limit or self.rate_limit, rate_window or self.rate_window
+        self.api = Api(
+            provider=self.label,
+            base_url=settings.base_url,
+            headers=self.auth_headers(settings.api_key or ""),
+            windows={g: SlidingWindow(limit, window, clock=clock) for g in self.groups},
+            sleep=sleep,
+            attempts=attempts or DEFAULT_ATTEMPTS,
+        )
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
 
 # ---------------------------------------------------------------------------------------------

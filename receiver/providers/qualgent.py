@@ -8,7 +8,6 @@ under both.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Final
 
@@ -16,15 +15,10 @@ import msgspec
 
 from receiver.config import QualgentSettings
 from receiver.providers.polling import (
-    DEFAULT_ATTEMPTS,
-    Api,
-    Clock,
+    Client,
     Progress,
     RequestRejected,
-    Sleep,
-    SlidingWindow,
     Triggered,
-    real_sleep,
 )
 from receiver.results import TERMINAL_STATUSES, CustomData, Failure, Result, TestCase
 
@@ -172,34 +166,18 @@ class TestCaseInfo(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualgent:
+class Qualgent(Client[QualgentSettings]):
     """QualGent's API for one key; one instance per service, so the rate window is shared."""
 
     name = NAME
     request_type = JobRequest
+    label = "QualGent"
+    groups = ("all",)
+    rate_limit = RATE_LIMIT
+    rate_window = RATE_WINDOW
 
-    def __init__(
-        self,
-        settings: QualgentSettings,
-        *,
-        sleep: Sleep = real_sleep,
-        clock: Clock = time.monotonic,
-        rate_limit: int = RATE_LIMIT,
-        rate_window: float = RATE_WINDOW,
-        attempts: int | None = None,
-    ) -> None:
-        self.settings = settings
-        self.api = Api(
-            provider="QualGent",
-            base_url=settings.base_url,
-            headers={"X-Api-Key": settings.api_key or ""},
-            windows={"all": SlidingWindow(rate_limit, rate_window, clock=clock)},
-            sleep=sleep,
-            attempts=attempts or DEFAULT_ATTEMPTS,
-        )
-
-    async def aclose(self) -> None:
-        await self.api.aclose()
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"X-Api-Key": api_key}
 
     async def upload_app(
         self, path: Path, *, app_name: str, version: str, os: str | None = None

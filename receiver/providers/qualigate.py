@@ -7,22 +7,16 @@ limited to 30 requests a minute per API key; the client keeps under that by itse
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 import msgspec
 
 from receiver.config import QualigateSettings
 from receiver.providers.polling import (
-    DEFAULT_ATTEMPTS,
-    Api,
-    Clock,
+    Client,
     Progress,
     RequestRejected,
-    Sleep,
-    SlidingWindow,
     Triggered,
-    real_sleep,
 )
 from receiver.results import (
     TERMINAL_STATUSES,
@@ -149,38 +143,18 @@ class CiConfig(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualigate:
+class Qualigate(Client[QualigateSettings]):
     """Qualigate's API for one key; one instance per service, so the rate windows are shared."""
 
     name = NAME
     request_type = TriggerRequest
+    label = "Qualigate"
+    groups = ("trigger_post", "trigger_get", "results")
+    rate_limit = RATE_LIMIT
+    rate_window = RATE_WINDOW
 
-    def __init__(
-        self,
-        settings: QualigateSettings,
-        *,
-        sleep: Sleep = real_sleep,
-        clock: Clock = time.monotonic,
-        rate_limit: int = RATE_LIMIT,
-        rate_window: float = RATE_WINDOW,
-        attempts: int | None = None,
-    ) -> None:
-        self.settings = settings
-        windows = {
-            name: SlidingWindow(rate_limit, rate_window, clock=clock)
-            for name in ("trigger_post", "trigger_get", "results")
-        }
-        self.api = Api(
-            provider="Qualigate",
-            base_url=settings.base_url,
-            headers={"Authorization": f"Bearer {settings.api_key or ''}"},
-            windows=windows,
-            sleep=sleep,
-            attempts=attempts or DEFAULT_ATTEMPTS,
-        )
-
-    async def aclose(self) -> None:
-        await self.api.aclose()
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
 
     async def trigger_run(self, request: TriggerRequest) -> TriggerResponse:
         check_request(request)
