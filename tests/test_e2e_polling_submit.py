@@ -87,8 +87,9 @@ def test_qualigate_suite_and_qualgent_job_end_in_notifications_and_pr_comments(
         *("--device", "Pixel 7", "--platform", "Android", "--os-version", "14"),
         *("--custom-data", pr(42)),
     )
-    assert suite.stderr is not None
-    assert suite.stderr.readline().startswith("job ")
+    for waiting in (suite, mobile):  # both submitted: only --wait's polling meets the restart
+        assert waiting.stderr is not None
+        assert waiting.stderr.readline().startswith("job ")
     polling_service.stop()  # a redeploy while both are polled: the new process resumes them
     polling_service.start()
 

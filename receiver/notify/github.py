@@ -19,10 +19,10 @@ import msgspec
 from receiver.notify.message import (
     clip,
     duration,
-    evidence,
     failure_lines,
     headline,
     icon,
+    links,
     title,
 )
 from receiver.notify.retry import Outcome, parse_retry_after
@@ -180,9 +180,8 @@ def comment_body(result: ResultDetail) -> str:
 
 
 def _row(test: TestCase) -> str:
-    links = evidence(test.screenshot_url, test.video_url, test.url)
     cell = clip(test.name, 120).replace("|", "\\|")
-    return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links} |"
+    return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links(test)} |"
 
 
 def _repository(result: ResultDetail) -> str:

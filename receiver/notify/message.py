@@ -10,6 +10,7 @@ from typing import Final
 
 import msgspec
 
+from receiver.results import TestCase
 from receiver.store import ResultDetail
 
 ICONS: Final = {
@@ -24,17 +25,6 @@ ICONS: Final = {
 FAILING: Final = ("failed", "error", "timeout")
 MAX_FAILURES: Final = 10
 MAX_ERROR_CHARS: Final = 400
-
-
-class Failing(msgspec.Struct, kw_only=True):
-    """One failing test (or a failure the provider did not tie to a test), with its evidence."""
-
-    name: str
-    error: str | None = None
-    duration_ms: int | None = None
-    screenshot_url: str | None = None
-    video_url: str | None = None
-    url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -86,24 +76,18 @@ def duration(ms: int | None) -> str:
     return f"{minutes}m {rest:02d}s"
 
 
-def failing(result: ResultDetail) -> list[Failing]:
-    """The failing tests with their errors; failures not tied to a listed test come last."""
+def failing(result: ResultDetail) -> list[TestCase]:
+    """The failing tests, each with its error (the test's own, else its failure's); failures
+    not tied to a listed test come last, as tests named by the failure (or ``(run)``)."""
     errors = {f.test: f.error for f in result.failures if f.test}
     found = [
-        Failing(
-            name=t.name,
-            error=t.error or errors.get(t.name),
-            duration_ms=t.duration_ms,
-            screenshot_url=t.screenshot_url,
-            video_url=t.video_url,
-            url=t.url,
-        )
+        msgspec.structs.replace(t, error=t.error or errors.get(t.name))
         for t in result.tests
         if t.status in FAILING
     ]
-    named = {f.name for f in found}
+    named = {t.name for t in found}
     found += [
-        Failing(name=f.test or "(run)", error=f.error)
+        TestCase(name=f.test or "(run)", status="failed", error=f.error)
         for f in result.failures
         if f.test is None or f.test not in named
     ]
@@ -115,14 +99,10 @@ def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def evidence(screenshot: str | None, video: str | None, url: str | None) -> str:
-    """``[screenshot](…) · [video](…) · [run](…)``, each only when there is one."""
-    found = [("screenshot", screenshot), ("video", video), ("run", url)]
+def links(test: TestCase) -> str:
+    """``[screenshot](…) · [video](…) · [run](…)``, each only when the test has one."""
+    found = [("screenshot", test.screenshot_url), ("video", test.video_url), ("run", test.url)]
     return " · ".join(f"[{label}]({link})" for label, link in found if link)
-
-
-def links(item: Failing) -> str:
-    return evidence(item.screenshot_url, item.video_url, item.url)
 
 
 def failure_lines(result: ResultDetail) -> list[str]:
