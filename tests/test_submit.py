@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from receiver.cli import main
 from receiver.process import ServiceProcess, free_port
-from receiver.submit import Progress
+from receiver.submit import Progress, SubmitError, Target, body_for
 from tests.conftest import TOKEN
 
 ARGS = ["--url", "https://preview-42.example.com", "--feature", "Users can log in"]
@@ -214,3 +214,43 @@ def test_a_receiver_restart_during_wait_does_not_fail_the_job(
     assert waiting.returncode == 0, err
     assert out.startswith("✅ passed")
     assert "service unreachable, retrying" in err
+
+
+# -- each provider's body from the command's options ------------------------------------------
+
+
+def test_qualigate_options_make_a_trigger_request() -> None:
+    target = Target(suite="s-1", browser="firefox", viewport="1280x720")
+    assert body_for("qualigate", target, {"pr_number": 7}) == {
+        "provider": "qualigate",
+        "test_suite_id": "s-1",
+        "browserType": "firefox",
+        "viewportWidth": 1280,
+        "viewportHeight": 720,
+        "custom_data": {"pr_number": 7},
+    }
+
+
+def test_qualgent_options_make_a_run_request() -> None:
+    device = Target(test_case="tc", app="latest", device="Pixel 8", platform="android")
+    with pytest.raises(SubmitError, match="--device NAME needs --platform P and --os-version V"):
+        body_for("qualgent", device, {})
+    run_all = Target(run_all=True, category="cat", app="a1", platform="ios")
+    assert body_for("qualgent", run_all, {}) == {
+        "provider": "qualgent",
+        "run_all": True,
+        "category_id": "cat",
+        "app_file_id": "a1",
+        "platform": "ios",
+        "custom_data": {},
+    }
+
+
+def test_qualitymax_options_keep_the_webhook_body() -> None:
+    target = Target(url="https://e.com", feature="f", browser="webkit")
+    assert body_for("qualitymax", target, {}) == {
+        "url": "https://e.com",
+        "feature_description": "f",
+        "custom_data": {},
+        "options": {"browser": "webkit"},
+    }
