@@ -383,11 +383,8 @@ def deliveries(
     """
     where = store.DeliveryFilter(state=state, failed=failed, limit=limit)
     with user_errors():
-        database = open_store(config_file)
-        try:
+        with open_store(config_file) as database:
             page = database.read(lambda db: store.list_deliveries(db, where))
-        finally:
-            database.close()
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
         return
@@ -407,11 +404,8 @@ def redeliver(config_file: str | None, delivery_id: int) -> None:
         receiver redeliver 42
     """
     with user_errors():
-        database = open_store(config_file)
-        try:
+        with open_store(config_file) as database:
             view = database.write_sync(lambda db: store.redeliver(db, delivery_id))
-        finally:
-            database.close()
     click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
 
 
