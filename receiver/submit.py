@@ -73,13 +73,15 @@ class ErrorBody(msgspec.Struct):
     detail: str | None = None
 
 
-class Submitted(msgspec.Struct, kw_only=True):
-    """POST /api/jobs' answer, whichever the provider (each adds fields of its own)."""
+class Submitted(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """POST /api/jobs' answer, whichever the provider; ``--json`` prints what it answered."""
 
     id: int
     provider: str
     state: str
     external_id: str | None = None
+    callback_url: str | None = None  # QualityMax
+    external_kind: str | None = None  # Qualigate, QualGent: what external_id names
 
 
 class ApiClient:

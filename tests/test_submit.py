@@ -71,6 +71,7 @@ def test_json_without_wait_prints_the_submitted_job(linked_service: ServiceProce
     assert done.returncode == 0
     job = json.loads(done.stdout)
     assert job["state"] == "submitted" and job["external_id"].startswith("pwj_")
+    assert job["callback_url"].startswith(f"{linked_service.url}/callbacks/qualitymax/")
 
 
 def test_json_with_wait_prints_the_job_with_its_result(linked_service: ServiceProcess) -> None:
