@@ -382,9 +382,8 @@ def deliveries(
         receiver deliveries --state dead --json
     """
     where = store.DeliveryFilter(state=state, failed=failed, limit=limit)
-    with user_errors():
-        with open_store(config_file) as database:
-            page = database.read(lambda db: store.list_deliveries(db, where))
+    with user_errors(), open_store(config_file) as database:
+        page = database.read(lambda db: store.list_deliveries(db, where))
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
         return
@@ -403,9 +402,8 @@ def redeliver(config_file: str | None, delivery_id: int) -> None:
     Example:
         receiver redeliver 42
     """
-    with user_errors():
-        with open_store(config_file) as database:
-            view = database.write_sync(lambda db: store.redeliver(db, delivery_id))
+    with user_errors(), open_store(config_file) as database:
+        view = database.write_sync(lambda db: store.redeliver(db, delivery_id))
     click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
 
 

@@ -1,11 +1,12 @@
 """``receiver demo``: the whole loop on this machine, in seconds, on a throwaway database.
 
-It starts the QualityMax simulator, a chat webhook and a GitHub stand-in, and the service on free
-loopback ports, with routes to the chat webhook (``json://``) and to ``github://pr-comment`` and
-``github://commit-status`` (``GITHUB_API_URL`` pointed at the stand-in). It submits one job that
-passes and one that fails through ``POST /api/jobs``, waits for both signed callbacks and for
-their deliveries, and prints what the targets really received: the chat message, the
-pull-request comment's Markdown as GitHub holds it, the commit statuses.
+It starts the QualityMax, Qualigate and QualGent simulators, a chat webhook and a GitHub stand-in,
+and the service on free loopback ports, with routes to the chat webhook (``json://``) and to
+``github://pr-comment`` and ``github://commit-status`` (``GITHUB_API_URL`` pointed at the
+stand-in). It submits a passing and a failing QualityMax job, a Qualigate suite and a QualGent
+test case through ``POST /api/jobs``, waits for their results (callbacks, polls) and their
+deliveries, and prints what the targets really received: the chat message, the pull-request
+comment's Markdown as GitHub holds it, the commit statuses.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import msgspec
 
 from receiver.process import ServiceProcess, StartError, free_port
 from receiver.signatures import sign
+from receiver.simulator import qualgent as qualgent_sim
+from receiver.simulator import qualigate as qualigate_sim
+from receiver.simulator.common import Served
 from receiver.simulator.github import GithubApi
 from receiver.simulator.process import SimulatorProcess
 from receiver.simulator.standin import StandIn
@@ -36,6 +40,14 @@ max_body_bytes = 1048576
 [delivery]
 backoff = [0.5]
 timeout_seconds = 5
+
+[qualigate]
+base_url = "{qualigate}"
+poll_seconds = 0.2
+
+[qualgent]
+base_url = "{qualgent}"
+poll_seconds = 0.2
 
 [[routes]]
 name = "team-chat"
@@ -51,32 +63,34 @@ WAIT_SECONDS: Final = 20.0
 
 
 class DemoJob(msgspec.Struct, kw_only=True):
-    """One preview deploy, as a CI would describe it in custom_data."""
+    """One preview deploy, as a CI would describe it in custom_data, and what to run on it."""
 
-    url: str
+    provider: str
+    fields: dict[str, Any]  # the provider's own part of the POST /api/jobs body
     branch: str
     pr_number: int
     sha: str
     deploy_id: str
-    simulate: str
-    feature_description: str = "Users can log in and see their dashboard with 4 task sections"
+    simulate: str | None = None  # the QualityMax simulator's outcome
     repository: str = DEMO_REPOSITORY
 
     def body(self) -> dict[str, Any]:
-        custom = {
-            k: getattr(self, k)
-            for k in ("simulate", "repository", "branch", "pr_number", "sha", "deploy_id")
-        }
-        return {
-            "url": self.url,
-            "feature_description": self.feature_description,
-            "custom_data": custom,
-        }
+        keys = ("simulate", "repository", "branch", "pr_number", "sha", "deploy_id")
+        custom = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return {"provider": self.provider, **self.fields, "custom_data": custom}
+
+
+def _preview(number: int) -> dict[str, Any]:
+    return {
+        "url": f"https://preview-{number}.example.com",
+        "feature_description": "Users can log in and see their dashboard with 4 task sections",
+    }
 
 
 DEMO_JOBS: Final = (
     DemoJob(
-        url="https://preview-41.example.com",
+        provider="qualitymax",
+        fields=_preview(41),
         branch="main",
         pr_number=41,
         sha="9f3c2a1d7e",
@@ -84,12 +98,29 @@ DEMO_JOBS: Final = (
         simulate="passed",
     ),
     DemoJob(
-        url="https://preview-42.example.com",
+        provider="qualitymax",
+        fields=_preview(42),
         branch="feat/login",
         pr_number=42,
         sha="4b1e7c0a52",
         deploy_id="abc-123",
         simulate="failed",
+    ),
+    DemoJob(
+        provider="qualigate",
+        fields={"test_suite_id": qualigate_sim.MIXED_SUITE},
+        branch="feat/checkout",
+        pr_number=43,
+        sha="7d2e9b4c11",
+        deploy_id="abc-124",
+    ),
+    DemoJob(
+        provider="qualgent",
+        fields={"test_case_id": "tc_pass", "app_file_id": "latest", "device": qualgent_sim.DEVICE},
+        branch="feat/mobile",
+        pr_number=44,
+        sha="c0ffee1234",
+        deploy_id="abc-125",
     ),
 )
 
@@ -146,7 +177,7 @@ class StandIns:
             f"{s['state']:<8} {s['context']}: {s['description']}  {s.get('target_url', '')}"
             for s in self._statuses(job)
         ]
-        return "\n".join(lines) or "(none arrived)"
+        return "\n".join(line.rstrip() for line in lines) or "(none arrived)"
 
     def wait(self, jobs: list[JobView]) -> None:
         deadline = time.monotonic() + WAIT_SECONDS
@@ -191,7 +222,9 @@ def run_demo(_: Path) -> int:
             folder / "simulate.log",
         )
         port = free_port()
-        (folder / "receiver.toml").write_text(DEMO_CONFIG.format(chat=targets.chat_url))
+        gate, gent = Served(qualigate_sim.create_app()), Served(qualgent_sim.create_app())
+        config = DEMO_CONFIG.format(chat=targets.chat_url, qualigate=gate.url, qualgent=gent.url)
+        (folder / "receiver.toml").write_text(config)
         env = {
             "QUALITYMAX_API_KEY": key,
             "QUALITYMAX_WEBHOOK_SECRET": secret,
@@ -202,12 +235,18 @@ def run_demo(_: Path) -> int:
             "RECEIVER_DB": str(folder / "demo.db"),
             "GITHUB_TOKEN": targets.github_token,
             "GITHUB_API_URL": targets.github.base_url,
+            "QUALIGATE_API_KEY": qualigate_sim.API_KEY,
+            "QUALGENT_API_KEY": qualgent_sim.API_KEY,
         }
         service = ServiceProcess(folder / "receiver.toml", env, folder / "serve.log", port=port)
-        click.secho("receiver demo: a QualityMax simulator and receiver on this machine", bold=True)
+        click.secho("receiver demo: provider simulators and receiver on this machine", bold=True)
         try:
             sim.start()
-            click.echo(f"  QualityMax simulator  {sim.url}")
+            gate.start()
+            gent.start()
+            click.echo(f"  QualityMax simulator  {sim.url}  (calls back)")
+            click.echo(f"  Qualigate simulator   {gate.url}  (polled)")
+            click.echo(f"  QualGent simulator    {gent.url}  (polled)")
             click.echo(f"  chat webhook          {targets.chat_url}  (route team-chat)")
             click.echo(f"  GitHub stand-in       {targets.github.base_url}  (route pull-requests)")
             service.start()
@@ -222,6 +261,8 @@ def run_demo(_: Path) -> int:
         finally:
             service.stop()
             sim.stop()
+            for served in (gate, gent):
+                served.stop()
             targets.close()
     for job in jobs:
         _show(job, targets)
@@ -232,13 +273,14 @@ def run_demo(_: Path) -> int:
 
 def _exercise(url: str, token: str) -> list[JobView]:
     with ApiClient(url, token) as api:
-        click.secho("\nSubmitting two preview deploys through POST /api/jobs", bold=True)
+        click.secho("\nSubmitting four preview deploys through POST /api/jobs", bold=True)
         submitted = []
         for demo_job in DEMO_JOBS:
             job = api.submit(demo_job.body())
-            click.echo(f"  job {job.id} {demo_job.branch:<10} -> QualityMax {job.external_id}")
+            where = f"{job.provider} {job.external_id}"
+            click.echo(f"  job {job.id} {demo_job.branch:<13} -> {where}")
             submitted.append(job.id)
-        click.echo("  waiting for the signed callbacks ...")
+        click.echo("  waiting for the signed callbacks (QualityMax) and the polls (the others) ...")
         jobs = [_wait(api, job_id) for job_id in submitted]
     _forged(url)
     return jobs
@@ -249,7 +291,8 @@ def _wait(api: ApiClient, job_id: int) -> JobView:
     while time.monotonic() < deadline:
         job = api.job(job_id)
         if job.result is not None:
-            click.echo(f"  job {job_id}: callback taken, state {job.state}")
+            how = "callback taken" if job.provider == "qualitymax" else "polled to its end"
+            click.echo(f"  job {job_id}: {how}, state {job.state}")
             return job
         time.sleep(0.1)
     raise DemoFailed(f"job {job_id} got no result within {WAIT_SECONDS:.0f}s")

@@ -24,7 +24,7 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    passed, failed = done.stdout.split("━━ job ")[1:]
+    passed, failed, suite, mobile = done.stdout.split("━━ job ")[1:]
     # The chat webhook's JSON (Apprise json://): the title, then the Markdown body.
     assert "\n    ✅ 3 of 3 tests passed · main · deploy abc-122\n" in passed
     assert "\n    ❌ 1 of 3 tests failed · feat/login · deploy abc-123\n" in failed
@@ -32,12 +32,19 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     # The sticky comment as the GitHub stand-in holds it, one per pull request.
     assert "on acme/shop#41, as GitHub holds it" in passed
     assert "on acme/shop#42, as GitHub holds it" in failed
-    for shown in (passed, failed):
+    for shown in (passed, failed, suite, mobile):
         assert "    <!-- receiver:pr-comment -->" in shown
         assert "(none arrived)" not in shown
     assert "| ❌ | Dashboard shows the task sections | 3.0s | [screenshot](" in failed
     # The commit statuses GitHub received.
     assert "    success  receiver/qualitymax: 3/3 passed  http://127.0.0.1:" in passed
     assert "    failure  receiver/qualitymax: 2/3 passed  http://127.0.0.1:" in failed
+    # Qualigate and QualGent: triggered, polled from their simulators, routed the same way,
+    # their per-test links in the table.
+    assert "\n    ❌ 1 of 2 tests failed · feat/checkout · deploy abc-124\n" in suite
+    assert "| ❌ | Checkout Process | 45.0s | [run](https://qualigate.app/test-runs/" in suite
+    assert "    failure  receiver/qualigate: 1/2 passed\n" in suite
+    assert "| ✅ | Login Flow Test | – | [run](https://app.qualgent.ai/test-runs/" in mobile
+    assert "    success  receiver/qualgent: 1/1 passed  https://app.qualgent.ai/" in mobile
     assert "forged signature -> 401" in done.stdout
     assert list(tmp_path.iterdir()) == []  # the throwaway database went with its folder
