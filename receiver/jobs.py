@@ -16,11 +16,10 @@ from receiver.config import Config
 from receiver.providers import qualitymax as qm
 from receiver.results import CustomData
 
-SUPPORTED_PROVIDERS = (qm.NAME,)
-
 
 class JobRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``POST /api/jobs``: QualityMax's webhook request, ``callback_url`` filled in by receiver."""
+    """``POST /api/jobs`` for QualityMax (web/jobs.py sends only its provider's bodies here):
+    QualityMax's webhook request, ``callback_url`` filled in by receiver."""
 
     provider: str = qm.NAME
     url: str = ""
@@ -99,11 +98,6 @@ def callback_url(config: Config, job_key: str) -> str:
 
 def webhook_request(job: JobRequest, callback: str) -> qm.WebhookRequest:
     """The partner's request; raise SubmitRefused naming the field when a limit is broken."""
-    if job.provider not in SUPPORTED_PROVIDERS:
-        raise SubmitRefused(
-            f"provider: {job.provider!r} cannot be submitted to yet; use "
-            + " or ".join(SUPPORTED_PROVIDERS)
-        )
     if job.callback_url is not None:
         raise SubmitRefused(
             "callback_url: receiver fills it in (so the result is linked to the job); remove it"
