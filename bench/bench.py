@@ -1,0 +1,362 @@
+"""receiver against adnanh/webhook on this machine, same signed bodies, one run. See README.
+
+Loopback only, bounded in time: every server is started here on 127.0.0.1 and stopped at the end.
+Run through ``bench/run``, which installs wrk, webhook and the Python packages first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from receiver.demo import seed_callback
+from receiver.process import ServiceProcess, free_port
+from receiver.signatures import sign
+
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "callbacks.lua"
+SECRET = "bench-webhook-secret"
+HOOK_ID = "qualitymax"
+CALLBACK_PATH = "/callbacks/qualitymax"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+def generate_bodies(path: Path, count: int, prefix: str) -> None:
+    """``count`` distinct seed callbacks (each its own job id), one "<signature> <body>" a line."""
+    seed = json.loads(seed_callback())
+    with path.open("w") as out:
+        for i in range(count):
+            seed["job_id"] = f"{prefix}-{i}"
+            seed["custom_data"]["deploy_id"] = f"{prefix}-{i}"
+            body = json.dumps(seed, separators=(",", ":")).encode()
+            out.write(f"{sign(body, SECRET)} {body.decode()}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pid: int
+    stop: Callable[[], None]
+    db: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{url} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    sys.exit(f"{url} did not come up:\n{log.read_text()[-2000:]}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def webhook(folder: Path) -> Iterator[Target]:
+    """adnanh/webhook checking the same HMAC on the same header, running /bin/true."""
+    hooks = [
+        {
+            "id": HOOK_ID,
+            "execute-command": "/bin/true",
+            "http-methods": ["POST"],
+            "trigger-rule-mismatch-http-response-code": 401,
+            "trigger-rule": {
+                "match": {
+                    "type": "payload-hmac-sha256",
+                    "secret": SECRET,
+                    "parameter": {"source": "header", "name": "X-QualityMax-Signature"},
+                }
+            },
+        }
+    ]
+    (folder / "hooks.json").write_text(json.dumps(hooks))
+    port = free_port()
+    log = folder / "webhook.log"
+    command = ["webhook", "-hooks", str(folder / "hooks.json"), "-ip", "127.0.0.1"]
+    command += ["-port", str(port)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, proc, log)
+    try:
+        yield Target("adnanh/webhook", f"{url}/hooks/{HOOK_ID}", proc.pid, lambda: None)
+    finally:
+        stop_process(proc)
+
+
+def receiver_env(folder: Path) -> dict[str, str]:
+    return {
+        "QUALITYMAX_WEBHOOK_SECRET": SECRET,
+        "RECEIVER_API_TOKEN": "bench-token",
+        "RECEIVER_DB": str(folder / "receiver.db"),
+    }
+
+
+@contextmanager
+def receiver(folder: Path, server: str) -> Iterator[Target]:
+    """``receiver serve`` (granian), or the same app under uvicorn for comparison."""
+    folder.mkdir(parents=True)
+    config = folder / "receiver.toml"
+    config.write_text("")
+    env = receiver_env(folder)
+    if server == "granian":
+        service = ServiceProcess(config, env, folder / "serve.log").start()
+        assert service.proc is not None
+        try:
+            url = f"{service.url}{CALLBACK_PATH}"
+            yield Target(f"receiver ({server})", url, service.proc.pid, service.kill)
+        finally:
+            service.stop()
+        return
+    port = free_port()
+    log = folder / "serve.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "receiver.app:app_from_environment"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    command += ["--log-level", "warning"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command,
+            env={**os.environ, **env, "RECEIVER_CONFIG": str(config)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/health", proc, log)
+    try:
+        yield Target(f"receiver ({server})", f"{url}{CALLBACK_PATH}", proc.pid, lambda: None)
+    finally:
+        stop_process(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (granian serves from a child process)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def run_wrk(
+    url: str, bodies: Path, *, connections: int, seconds: int, limit: int = 0
+) -> dict[str, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(LUA), url]
+    env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_LIMIT": str(limit)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            figures: dict[str, int] = json.loads(line[len("BENCH ") :])
+            return figures
+    sys.exit(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
+
+
+def warm_up(target: Target, folder: Path) -> None:
+    """A few hundred distinct callbacks first: imports, caches and connections settle."""
+    bodies = folder / "warmup.txt"
+    generate_bodies(bodies, 300, f"warmup-{target.pid}")
+    run_wrk(target.url, bodies, connections=4, seconds=1, limit=300)
+
+
+def stored(db: Path | None) -> tuple[int, int]:
+    """(callbacks stored, distinct digests) in the receiver's database."""
+    if db is None or not db.exists():
+        return (0, 0)
+    conn = sqlite3.connect(db)
+    try:
+        rows, digests = conn.execute(
+            "SELECT count(*), count(DISTINCT digest) FROM callbacks"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(rows), int(digests)
+
+
+@dataclass
+class Row:
+    target: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    errors: int
+    rss_mb: float | None
+    note: str = ""
+
+
+def measure(target: Target, bodies: Path, connections: int, seconds: int) -> Row:
+    figures = run_wrk(target.url, bodies, connections=connections, seconds=seconds)
+    rps = figures["requests"] / (figures["duration_us"] / 1e6)
+    errors = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    note = ""
+    if figures["requests"] > figures["bodies"]:
+        note = f"bodies reused: raise --bodies above {figures['requests']}"
+    is_receiver = target.name.startswith("receiver")
+    return Row(
+        target=target.name,
+        connections=connections,
+        rps=rps,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        non2xx=figures["non2xx"],
+        errors=errors,
+        rss_mb=tree_rss_mb(target.pid) if is_receiver else None,
+        note=note,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 3 of the issue, measured once the delivery worker (receiver.notify) is merged.
+
+
+def delivery_figures(folder: Path) -> list[str]:
+    """HOOK for the lead: ingestion while 10k deliveries drain, and callback -> sink latency.
+
+    Needs the delivery worker of the routing issue (``receiver.notify``). Until it is merged this
+    prints why it is skipped. To wire it: configure a route whose ``notify`` is a local
+    ``json://127.0.0.1:<port>`` sink that answers slowly, queue 10,000 deliveries, then run
+    ``measure`` against the receiver while they drain (target: >= 90 % of the idle rate), and
+    time callback -> sink arrival for single callbacks at idle (target: p50 <= 50 ms).
+    """
+    try:
+        import receiver.notify  # noqa: F401
+    except ImportError:
+        return ["skipped: delivery worker (receiver.notify) not present in this build"]
+    return ["skipped: receiver.notify is present; wire delivery_figures() in bench/bench.py"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def table(rows: list[Row]) -> str:
+    head = f"{'target':<22} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    head += f"{'non-2xx':>8} {'sock err':>8} {'RSS MB':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rss = f"{r.rss_mb:7.1f}" if r.rss_mb is not None else f"{'-':>7}"
+        line = f"{r.target:<22} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} "
+        line += f"{r.p99_ms:>8.2f} {r.non2xx:>8} {r.errors:>8} {rss}"
+        if r.note:
+            line += f"  ({r.note})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def rss_after(folder: Path, bodies: Path, count: int) -> tuple[int, float]:
+    with receiver(folder / "rss", "granian") as target:
+        run_wrk(target.url, bodies, connections=16, seconds=120, limit=count)
+        time.sleep(0.5)
+        rss = tree_rss_mb(target.pid)
+    rows, _ = stored(folder / "rss" / "receiver.db")
+    return rows, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--bodies", type=int, default=250_000, help="distinct callbacks made")
+    parser.add_argument("--connections", default="16,1", help="wrk -c values, comma-separated")
+    parser.add_argument("--uvicorn", action="store_true", help="also the app under uvicorn")
+    parser.add_argument("--rss-count", type=int, default=100_000, help="0 skips the RSS run")
+    args = parser.parse_args()
+    for tool in ("wrk", "webhook"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; run bench/run, which installs it")
+
+    with tempfile.TemporaryDirectory(prefix="receiver-bench-") as tmp:
+        folder = Path(tmp)
+        bodies = folder / "bodies.txt"
+        started = time.monotonic()
+        generate_bodies(bodies, max(args.bodies, args.rss_count + 1000), "bench")
+        print(f"{args.bodies} signed callbacks of {len(seed_callback())} B (seed) made in "
+              f"{time.monotonic() - started:.1f}s; wrk -t1 -d{args.seconds}s", flush=True)
+        rows: list[Row] = []
+        servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
+        for connections in (int(c) for c in args.connections.split(",")):
+            with webhook(folder) as target:
+                warm_up(target, folder)
+                rows.append(measure(target, bodies, connections, args.seconds))
+            for server in servers:
+                run_folder = folder / f"{server}-c{connections}"
+                with receiver(run_folder, server) as target:
+                    warm_up(target, folder)
+                    row = measure(target, bodies, connections, args.seconds)
+                rows_stored, digests = stored(run_folder / "receiver.db")
+                if rows_stored != digests:
+                    row.note = f"{rows_stored - digests} stored twice!"
+                rows.append(row)
+        print()
+        print(table(rows))
+        print()
+        for connections in sorted({r.connections for r in rows}, reverse=True):
+            by = {r.target: r for r in rows if r.connections == connections}
+            base = by["adnanh/webhook"]
+            for name, r in by.items():
+                if name != base.target:
+                    print(f"ratio {name} / adnanh/webhook at -c{connections}: "
+                          f"{r.rps / base.rps:.2f}")
+        if args.rss_count:
+            count, rss = rss_after(folder, bodies, args.rss_count)
+            print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
+        for line in delivery_figures(folder):
+            print(f"deliveries: {line}")
+
+
+if __name__ == "__main__":
+    main()

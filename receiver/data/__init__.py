@@ -1,0 +1,1 @@
+"""Files shipped with the package: the seed callback of QualityMax's document."""
