@@ -7,6 +7,7 @@ Run through ``bench/run``, which installs wrk, webhook and the Python packages f
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -226,6 +227,19 @@ def stored(db: Path | None) -> tuple[int, int]:
     return int(rows), int(digests)
 
 
+def check_stored(row: Row, db: Path) -> Row:
+    """Every answered callback is in the database once (wrk may stop with a few unanswered)."""
+    rows, digests = stored(db)
+    answered = row.requests - row.non2xx
+    if rows != digests:
+        row.note = f"{rows - digests} stored twice!"
+    elif rows < answered:
+        row.note = f"{answered - rows} answered but not stored!"
+    else:
+        row.note = f"{rows} stored, each once"
+    return row
+
+
 @dataclass
 class Row:
     target: str
@@ -236,6 +250,7 @@ class Row:
     non2xx: int
     errors: int
     rss_mb: float | None
+    requests: int = 0
     note: str = ""
 
 
@@ -256,6 +271,7 @@ def measure(target: Target, bodies: Path, connections: int, seconds: int) -> Row
         non2xx=figures["non2xx"],
         errors=errors,
         rss_mb=tree_rss_mb(target.pid) if is_receiver else None,
+        requests=figures["requests"],
         note=note,
     )
 
@@ -273,11 +289,9 @@ def delivery_figures(folder: Path) -> list[str]:
     ``measure`` against the receiver while they drain (target: >= 90 % of the idle rate), and
     time callback -> sink arrival for single callbacks at idle (target: p50 <= 50 ms).
     """
-    try:
-        import receiver.notify  # noqa: F401
-    except ImportError:
-        return ["skipped: delivery worker (receiver.notify) not present in this build"]
-    return ["skipped: receiver.notify is present; wire delivery_figures() in bench/bench.py"]
+    if importlib.util.find_spec("receiver.notify") is None:
+        return ["skipped: the delivery worker (receiver.notify) is not in this build yet"]
+    return ["skipped: receiver.notify is here; wire delivery_figures() in bench/bench.py"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,8 +338,12 @@ def main() -> None:
         bodies = folder / "bodies.txt"
         started = time.monotonic()
         generate_bodies(bodies, max(args.bodies, args.rss_count + 1000), "bench")
-        print(f"{args.bodies} signed callbacks of {len(seed_callback())} B (seed) made in "
-              f"{time.monotonic() - started:.1f}s; wrk -t1 -d{args.seconds}s", flush=True)
+        print(
+            f"{args.bodies} signed callbacks like the seed ({len(seed_callback())} B) made in "
+            f"{time.monotonic() - started:.1f}s; wrk -t1 -d{args.seconds}s; {os.cpu_count()} "
+            f"cores, load average {os.getloadavg()[0]:.2f} before the run",
+            flush=True,
+        )
         rows: list[Row] = []
         servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
         for connections in (int(c) for c in args.connections.split(",")):
@@ -337,10 +355,7 @@ def main() -> None:
                 with receiver(run_folder, server) as target:
                     warm_up(target, folder)
                     row = measure(target, bodies, connections, args.seconds)
-                rows_stored, digests = stored(run_folder / "receiver.db")
-                if rows_stored != digests:
-                    row.note = f"{rows_stored - digests} stored twice!"
-                rows.append(row)
+                rows.append(check_stored(row, run_folder / "receiver.db"))
         print()
         print(table(rows))
         print()
@@ -349,8 +364,9 @@ def main() -> None:
             base = by["adnanh/webhook"]
             for name, r in by.items():
                 if name != base.target:
-                    print(f"ratio {name} / adnanh/webhook at -c{connections}: "
-                          f"{r.rps / base.rps:.2f}")
+                    print(
+                        f"ratio {name} / adnanh/webhook at -c{connections}: {r.rps / base.rps:.2f}"
+                    )
         if args.rss_count:
             count, rss = rss_after(folder, bodies, args.rss_count)
             print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
