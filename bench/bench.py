@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -193,11 +194,12 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def run_wrk(
-    url: str, bodies: Path, *, connections: int, seconds: int, limit: int = 0
+    url: str, bodies: Path, *, connections: int, seconds: int, limit: int = 0, offset: int = 0
 ) -> dict[str, int]:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     command += ["-s", str(LUA), url]
     env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_LIMIT": str(limit)}
+    env["BENCH_OFFSET"] = str(offset)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     for line in done.stdout.splitlines():
         if line.startswith("BENCH "):
@@ -312,9 +314,21 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def rss_after(folder: Path, bodies: Path, count: int) -> tuple[int, float]:
+def rss_after(folder: Path, bodies: Path, count: int, rate: float) -> tuple[int, float]:
+    """Send ``count`` callbacks at -c16 (in rounds sized by the measured rate), then read RSS."""
     with receiver(folder / "rss", "granian") as target:
-        run_wrk(target.url, bodies, connections=16, seconds=120, limit=count)
+        sent = 0
+        while sent < count:
+            seconds = min(60, max(2, math.ceil((count - sent) / max(rate, 500) * 1.2)))
+            figures = run_wrk(
+                target.url,
+                bodies,
+                connections=16,
+                seconds=seconds,
+                limit=count - sent,
+                offset=sent,
+            )
+            sent += figures["requests"]
         time.sleep(0.5)
         rss = tree_rss_mb(target.pid)
     rows, _ = stored(folder / "rss" / "receiver.db")
@@ -368,7 +382,8 @@ def main() -> None:
                         f"ratio {name} / adnanh/webhook at -c{connections}: {r.rps / base.rps:.2f}"
                     )
         if args.rss_count:
-            count, rss = rss_after(folder, bodies, args.rss_count)
+            c16 = [r.rps for r in rows if r.target == "receiver (granian)" and r.connections == 16]
+            count, rss = rss_after(folder, bodies, args.rss_count, c16[0] if c16 else 3000)
             print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
         for line in delivery_figures(folder):
             print(f"deliveries: {line}")

@@ -1,6 +1,7 @@
 -- wrk script: POST pre-generated signed callbacks, each body once, in file order.
 -- BENCH_BODIES: a file of lines "<signature> <body>" (bodies are one-line JSON).
--- BENCH_LIMIT (optional): stop after this many responses.
+-- BENCH_LIMIT (optional): stop after this many responses (wrk still waits out -d).
+-- BENCH_OFFSET (optional): start after this many lines.
 -- At the end prints one line "BENCH {json}" that bench/bench.py reads.
 
 local path = os.getenv("BENCH_BODIES")
@@ -14,7 +15,7 @@ for line in io.lines(path) do
 end
 
 local headers = { ["Content-Type"] = "application/json" }
-local index, responses, wrapped = 0, 0, 0
+local index, responses, wrapped = tonumber(os.getenv("BENCH_OFFSET") or "0"), 0, 0
 
 request = function()
   index = index + 1
