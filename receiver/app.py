@@ -9,20 +9,25 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 
-from receiver import __version__
+from receiver import __version__, routing
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config, require_webhook_secret
+from receiver.jobs import report_link
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
+from receiver.notify.worker import DeliveryWorker
+from receiver.poller import start_poller
 from receiver.server import die_with_parent
 from receiver.services import Services
 from receiver.store import Store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.callbacks import take_callback
+from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
+from receiver.web.jobs import SubmitController
 
 log = get_logger("receiver.app")
 
@@ -30,24 +35,42 @@ log = get_logger("receiver.app")
 def create_app(config: Config) -> Litestar:
     """The service for ``config``: the store opens and closes with the app's lifespan."""
     require_webhook_secret(config)
+    router = routing.Router.from_config(config)  # a wrong route stops start-up here
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = Store(config.db_path).open()
+        worker = DeliveryWorker(database, router, config)
         app.state.services = Services(
             config=config,
             store=database,
-            intake=CallbackIntake(database, config.qualitymax.webhook_secrets),
+            intake=CallbackIntake(
+                database,
+                config.qualitymax.webhook_secrets,
+                report_url=report_link(config),
+                on_result=worker.record,
+            ),
             metrics=Metrics(),
+            worker=worker,
         )
+        await worker.start()
+        # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
+        poller = app.state.services.poller = start_poller(config, database, on_result=worker.record)
         log.info("service.started", db=config.db_path, config=config.source)
         try:
             yield
         finally:
+            if poller is not None:
+                await poller.stop()
+            await worker.stop()
             database.close()
             log.info("service.stopped")
 
-    api = Router("/", route_handlers=[ResultsController, JobsController], guards=[bearer_guard])
+    api = Router(
+        "/",
+        route_handlers=[ResultsController, JobsController, SubmitController, DeliveriesController],
+        guards=[bearer_guard],
+    )
     return Litestar(
         route_handlers=[take_callback, api, health, metrics],
         lifespan=[lifespan],

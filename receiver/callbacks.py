@@ -60,10 +60,13 @@ class CallbackIntake:
         database: store.Store,
         secrets: tuple[str, ...],
         on_result: ResultHook | None = None,
+        report_url: Callable[[str], str] | None = None,
     ) -> None:
         self.store = database
         self.secrets = secrets
         self.on_result = on_result
+        # The partner's job report link, for results whose callback carries none.
+        self.report_url = report_url
 
     async def take(
         self, *, job_key: str | None, headers: Mapping[str, str], body: bytes, received_at: str
@@ -101,6 +104,7 @@ class CallbackIntake:
             return PayloadRejected(decoded.error, callback_id)
         result_id = None
         if result is not None:
+            result = self._enrich(db, result, job_id)
             result_id = store.insert_result(db, result, callback_id=callback_id, job_id=job_id)
             if self.on_result is not None:
                 self.on_result(db, result_id, result)
@@ -112,6 +116,16 @@ class CallbackIntake:
             duplicate=False,
             status=status,
         )
+
+    def _enrich(self, db: Database, result: Result, job_id: int | None) -> Result:
+        if self.report_url is None or result.report_url:
+            return result
+        external_id = result.external_job_id
+        if external_id is None and job_id is not None:
+            external_id = store.job_external_id(db, job_id)
+        if external_id is None:
+            return result
+        return qualitymax.enrich(result, report_url=self.report_url(external_id))
 
 
 def decode(body: bytes) -> Decoded:

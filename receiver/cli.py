@@ -5,6 +5,7 @@ Domain code raises typed errors; only this module turns them into one ``Error: .
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,22 +14,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import msgspec
 
-from receiver import __version__
+from receiver import __version__, store
 from receiver.config import (
     Config,
     ConfigError,
     config_path,
     effective_settings,
     load_config,
+    mask,
     require_webhook_secret,
 )
+from receiver.providers.polling import ProviderError
+from receiver.routing import Router
 from receiver.store import Store, StoreError
+from receiver.submit import SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError, ProviderError)
 
 
 @contextmanager
@@ -82,6 +88,7 @@ def serve(host: str, port: int, config_file: str | None) -> None:
         path = config_path(config_file, os.environ)
         config = load_config(path)
         require_webhook_secret(config)
+        Router.from_config(config)  # a wrong route stops here, with its name
         Store(config.db_path).open().close()  # migrations run, and a bad path fails here
         click.echo(
             f"receiver {__version__} on http://{host}:{port} (db {config.db_path})", err=True
@@ -91,15 +98,27 @@ def serve(host: str, port: int, config_file: str | None) -> None:
 
 @main.command("check-config")
 @config_option
-def check_config(config_file: str | None) -> None:
+@click.option(
+    "--result",
+    "result_file",
+    metavar="FILE.json",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A callback body: print which routes and targets it would reach",
+)
+def check_config(config_file: str | None, result_file: Path | None) -> None:
     """Validate the config and print the settings and routes it would use (secrets masked).
 
     \b
     Example:
         receiver check-config --config config/receiver.toml
+        receiver check-config --result callback.json
     """
     with user_errors():
         config = read_config(config_file)
+        router = Router.from_config(config)
+    if result_file is not None:
+        print_reach(router, result_file)
+        return
     click.echo(f"config: {config.source}")
     for section, values in effective_settings(config).items():
         click.echo(f"[{section}]")
@@ -108,8 +127,11 @@ def check_config(config_file: str | None) -> None:
     click.echo(f"routes: {len(config.routes)}")
     for route in config.routes:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
+        print_route(router, route.name)
     if not config.qualitymax.webhook_secrets:
         click.echo("warning: QUALITYMAX_WEBHOOK_SECRET is not set; `serve` will refuse to start")
+    if not config.server.public_url:
+        click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
 
 
 @main.command()
@@ -124,3 +146,276 @@ def demo() -> None:
 
     with user_errors():
         sys.exit(run_demo(Path.cwd()))
+
+
+@main.command()
+@click.option(
+    "--provider",
+    type=click.Choice(["qualitymax", "qualigate", "qualgent"]),
+    default="qualitymax",
+    show_default=True,
+    help="Which provider's API to simulate",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, 600),
+    default=1.0,
+    show_default=True,
+    envvar="RECEIVER_SIMULATOR_DELAY",
+    help="Seconds between accepting a job and posting its callback",
+)
+@click.option(
+    "--api-key",
+    envvar="QUALITYMAX_API_KEY",
+    help="The qm-... or qm_... key it accepts [default: $QUALITYMAX_API_KEY, else a dev key]",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="QUALITYMAX_WEBHOOK_SECRET",
+    help="Verifies X-Partner-Signature, signs callbacks [default: $QUALITYMAX_WEBHOOK_SECRET]",
+)
+@click.option(
+    "--slug",
+    envvar="QUALITYMAX_PARTNER_SLUG",
+    help="The only partner slug it accepts [default: $QUALITYMAX_PARTNER_SLUG, else any]",
+)
+def simulate(
+    provider: str,
+    host: str,
+    port: int,
+    delay: float,
+    api_key: str | None,
+    webhook_secret: str | None,
+    slug: str | None,
+) -> None:
+    """Run a local provider API (QualityMax by default) for development and demos.
+
+    QualityMax: it takes jobs on POST /api/webhooks/{slug} (checking X-QualityMax-API-Key and
+    X-Partner-Signature), then posts a signed test_results callback to the job's
+    callback_url. custom_data.simulate = "passed" | "failed" | "error" picks the
+    outcome. The key and secret are QUALITYMAX_API_KEY and QUALITYMAX_WEBHOOK_SECRET
+    (dev values are used, and shown, when they are unset).
+
+    Qualigate and QualGent (--provider): every documented endpoint with its auth, errors and
+    rate limits; a run goes pending, running, then the outcome its test case names (README.md
+    lists them). Point [qualigate] or [qualgent] base_url at it and use the API key it prints.
+
+    \b
+    Example:
+        receiver simulate --port 8100 &
+        QUALITYMAX_BASE_URL=http://127.0.0.1:8100 receiver serve
+        receiver simulate --provider qualigate --port 8101
+    """
+    if provider != "qualitymax":
+        from receiver.simulator.run import serve_simulator
+
+        sys.exit(serve_simulator(provider, host=host, port=port))
+    from receiver.simulator import qualitymax as sim
+    from receiver.simulator.process import run
+
+    if api_key and not api_key.startswith(("qm-", "qm_")):
+        raise click.BadParameter("QualityMax keys start with qm- or qm_", param_hint="--api-key")
+    # The server's worker reads its settings from the environment.
+    given = {
+        "QUALITYMAX_API_KEY": api_key,
+        "QUALITYMAX_WEBHOOK_SECRET": webhook_secret,
+        "QUALITYMAX_PARTNER_SLUG": slug,
+        "RECEIVER_SIMULATOR_DELAY": str(delay),
+    }
+    os.environ.update({name: value for name, value in given.items() if value})
+    settings = sim.SimulatorSettings.from_environment(os.environ)
+    # Show the dev values (they are not secrets); never show a key or secret the user set.
+    key = settings.api_key if not api_key else mask(api_key)
+    secret = settings.webhook_secret if not webhook_secret else mask(webhook_secret)
+    click.echo(f"QualityMax simulator on http://{host}:{port}", err=True)
+    click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
+    click.echo(f"  API key {key}, webhook secret {secret}, slug {slug or '(any)'}", err=True)
+    click.echo(f"  callbacks {delay}s after each job", err=True)
+    sys.exit(run(host=host, port=port))
+
+
+@main.command()
+@click.option("--url", required=True, help="The URL to test, such as the preview deploy's")
+@click.option("--feature", required=True, help="What to test, in plain words")
+@click.option("--custom-data", metavar="JSON", help="A JSON object echoed back with the result")
+@click.option(
+    "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="Seconds --wait waits",
+)
+@click.option("--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts)")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
+def submit(
+    url: str,
+    feature: str,
+    custom_data: str | None,
+    wait: bool,
+    timeout: float,
+    server: str | None,
+    as_json: bool,
+    interval: float,
+) -> None:
+    """Submit a QualityMax job through the running receiver; with --wait, gate on its verdict.
+
+    The token is RECEIVER_API_TOKEN. Progress goes to stderr, the summary (or
+    --json) to stdout.
+
+    \b
+    Example:
+        receiver submit --url https://preview-42.example.com \\
+            --feature "Users can log in and see their dashboard" \\
+            --custom-data '{"pr_number": 42, "branch": "feat/login"}' --wait
+    """
+    from receiver import submit as sub
+
+    with user_errors():
+        base = sub.server_url(server, os.environ)
+        token = sub.api_token(os.environ)
+        body = sub.job_body(url, feature, sub.parse_custom_data(custom_data))
+        with sub.ApiClient(base, token) as api:
+            job = api.submit(body)
+            if not wait:
+                click.echo(sub.to_json(job) if as_json else f"job {job.id} {job.state}")
+                return
+            click.echo(f"job {job.id} submitted ({job.external_id}); waiting ...", err=True)
+            progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
+            done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
+    if done is None:
+        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job.id}", err=True)
+        sys.exit(sub.EXIT_TIMEOUT)
+    click.echo(sub.to_json(done) if as_json else "\n".join(sub.summary(done)))
+    sys.exit(sub.exit_code(done))
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes and the outbox
+
+
+def print_route(router: Router, name: str) -> None:
+    for compiled in router.routes:
+        if compiled.route.name != name:
+            continue
+        when = {k: v for k, v in msgspec.to_builtins(compiled.route.when).items() if v}
+        click.echo(f"      when: {json.dumps(when) if when else 'every result'}")
+        if compiled.route.on_change:
+            group = ", ".join(compiled.route.group_by) or "provider only"
+            click.echo(f"      on_change: yes, grouped by {group}")
+        for target in compiled.targets:
+            click.echo(f"      -> {target.display}")
+
+
+def print_reach(router: Router, result_file: Path) -> None:
+    from receiver.callbacks import decode
+
+    decoded = decode(result_file.read_bytes())
+    if decoded.error is not None:
+        raise click.ClickException(f"{result_file}: {decoded.error}")
+    result = decoded.result
+    if result is None:
+        click.echo(f"{result_file}: this callback carries no result; it reaches no route")
+        return
+    branch = result.branch or "(no branch)"
+    click.echo(f"result: {result.status} ({result.provider}, event {result.event}, {branch})")
+    reach = router.reach(result)
+    if not reach:
+        click.echo("reaches no route")
+        return
+    click.echo(f"reaches {len(reach)} route(s):")
+    for item in reach:
+        note = "  (on_change: only if its group's status changed)" if item.on_change else ""
+        click.echo(f"  - {item.route}{note}")
+        for target in item.targets:
+            click.echo(f"      -> {target}")
+
+
+def open_store(config_file: str | None) -> Store:
+    return Store(read_config(config_file).db_path).open()
+
+
+@main.command()
+@config_option
+@click.option("--failed", is_flag=True, help="Only dead ones and pending ones that failed before")
+@click.option("--state", type=click.Choice(store.DELIVERY_STATES), help="Only this state")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
+def deliveries(
+    config_file: str | None, failed: bool, state: str | None, limit: int, as_json: bool
+) -> None:
+    """List the outbox, newest first: one row per (result, target), targets masked.
+
+    \b
+    Example:
+        receiver deliveries --failed
+        receiver deliveries --state dead --json
+    """
+    where = store.DeliveryFilter(state=state, failed=failed, limit=limit)
+    with user_errors():
+        database = open_store(config_file)
+        try:
+            page = database.read(lambda db: store.list_deliveries(db, where))
+        finally:
+            database.close()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
+        return
+    click.echo(delivery_table(page.items))
+
+
+@main.command()
+@config_option
+@click.argument("delivery_id", metavar="ID", type=int)
+def redeliver(config_file: str | None, delivery_id: int) -> None:
+    """Send a delivery again: back to pending, due now, with a fresh attempt budget.
+
+    The running service picks it up within seconds.
+
+    \b
+    Example:
+        receiver redeliver 42
+    """
+    with user_errors():
+        database = open_store(config_file)
+        try:
+            view = database.write_sync(lambda db: store.redeliver(db, delivery_id))
+        finally:
+            database.close()
+    click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
+
+
+DELIVERY_COLUMNS = ("id", "state", "attempts", "result", "route", "target", "when", "last error")
+
+
+def delivery_table(items: list[store.DeliveryView]) -> str:
+    if not items:
+        return "no deliveries"
+    rows = [DELIVERY_COLUMNS] + [
+        (
+            str(d.id),
+            d.state,
+            str(d.attempts),
+            str(d.result_id),
+            _cut(d.route, 24),
+            _cut(d.target, 48),
+            ((d.sent_at if d.state == "sent" else d.next_attempt_at) or d.updated_at)[:19],
+            _cut(d.last_error or "", 60),
+        )
+        for d in items
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(DELIVERY_COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

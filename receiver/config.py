@@ -43,6 +43,20 @@ class QualityMaxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
         return tuple(s.strip() for s in self.webhook_secret.split(",") if s.strip())
 
 
+class QualigateSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    base_url: str = "https://qualigate.app"
+    api_key: str | None = None
+    poll_seconds: float = 10  # the document's advice
+    timeout_seconds: float = 600  # no terminal status after this long: the job is `timeout`
+
+
+class QualgentSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    base_url: str = "http://api.qualgent.ai"
+    api_key: str | None = None
+    poll_seconds: float = 10
+    timeout_seconds: float = 1800  # mobile runs queue for devices; give them longer
+
+
 class GithubSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_url: str = "https://api.github.com"
     token: str | None = None
@@ -79,6 +93,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     qualitymax: QualityMaxSettings = msgspec.field(default_factory=QualityMaxSettings)
     github: GithubSettings = msgspec.field(default_factory=GithubSettings)
+    qualigate: QualigateSettings = msgspec.field(default_factory=QualigateSettings)
+    qualgent: QualgentSettings = msgspec.field(default_factory=QualgentSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     routes: list[Route] = msgspec.field(default_factory=list)
     # Set only from the environment: paths and the API token are not part of the shared file.
@@ -105,6 +121,8 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("QUALITYMAX_BASE_URL", ("qualitymax", "base_url")),
     EnvSetting("GITHUB_TOKEN", ("github", "token"), secret=True),
     EnvSetting("GITHUB_API_URL", ("github", "api_url")),
+    EnvSetting("QUALIGATE_API_KEY", ("qualigate", "api_key"), secret=True),
+    EnvSetting("QUALGENT_API_KEY", ("qualgent", "api_key"), secret=True),
 )
 
 SECRET_KEYS = frozenset(s.key for s in ENV_SETTINGS if s.secret)
@@ -172,7 +190,7 @@ def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
 
 def _blank_to_none(data: dict[str, Any]) -> None:
     """An empty string (an unset ``${VAR}``) means "not configured" for optional settings."""
-    for name in ("server", "qualitymax", "github"):
+    for name in ("server", "qualitymax", "github", "qualigate", "qualgent"):
         section = data.get(name)
         if isinstance(section, dict):
             for key, value in list(section.items()):
@@ -191,6 +209,12 @@ def _check_values(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [delivery] backoff must be a non-empty list of seconds >= 0")
     if config.delivery.timeout_seconds <= 0:
         raise ConfigError(f"{path}: [delivery] timeout_seconds must be greater than 0")
+    for name in ("qualigate", "qualgent"):
+        polling = getattr(config, name)
+        if polling.poll_seconds <= 0 or polling.timeout_seconds <= 0:
+            raise ConfigError(
+                f"{path}: [{name}] poll_seconds and timeout_seconds must be greater than 0"
+            )
     for index, route in enumerate(config.routes):
         for target in route.notify:
             if not target.strip():
@@ -221,7 +245,7 @@ def _describe(exc: msgspec.ValidationError) -> str:
     if not parts:
         return what
     if len(parts) == 1:
-        return f"{parts[0]}: {what}"
+        return f"[{parts[0]}]: {what}"
     return f"[{parts[0]}] {'.'.join(parts[1:])}: {what}"
 
 
@@ -235,7 +259,7 @@ def mask(value: str | None) -> str:
 def effective_settings(config: Config) -> dict[str, dict[str, str]]:
     """The settings as check-config prints them, secrets masked, section by section."""
     sections: dict[str, dict[str, str]] = {}
-    for name in ("server", "qualitymax", "github", "delivery"):
+    for name in ("server", "qualitymax", "github", "delivery", "qualigate", "qualgent"):
         values = msgspec.to_builtins(getattr(config, name))
         sections[name] = {
             key: mask(value) if (name, key) in SECRET_KEYS else _show(value)

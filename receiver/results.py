@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import msgspec
 
@@ -35,6 +35,8 @@ def normalise_status(raw: str | None) -> str:
 
 
 class TestCase(msgspec.Struct, kw_only=True):
+    __test__: ClassVar[bool] = False  # not a pytest class, whatever its name says
+
     name: str
     status: str
     duration_ms: int | None = None
@@ -42,6 +44,7 @@ class TestCase(msgspec.Struct, kw_only=True):
     screenshot_url: str | None = None
     video_url: str | None = None
     execution_id: str | None = None
+    url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
 
 
 class Failure(msgspec.Struct, kw_only=True):

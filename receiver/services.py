@@ -10,6 +10,8 @@ from litestar import Request
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.metrics import Metrics
+from receiver.notify.worker import DeliveryWorker
+from receiver.poller import Poller
 from receiver.store import Store
 
 
@@ -19,6 +21,8 @@ class Services:
     store: Store
     intake: CallbackIntake
     metrics: Metrics
+    worker: DeliveryWorker | None = None
+    poller: Poller | None = None  # Qualigate/QualGent jobs; None when neither is configured
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:

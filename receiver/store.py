@@ -41,6 +41,9 @@ class NotFound(StoreError):
     """No row with that id."""
 
 
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def utcnow() -> str:
     """Timestamps are ISO-8601 UTC text: readable in the CLI and ordered as strings."""
     global _second  # a cache of one immutable tuple, swapped whole
@@ -55,6 +58,11 @@ def utcnow() -> str:
 
 # The formatted second of the last timestamp: strftime per call was ~4 us, four times a callback.
 _second: tuple[int, str] = (-1, "")
+
+
+def utc_after(seconds: float) -> str:
+    """A timestamp ``seconds`` from now, in the same sortable text form as ``utcnow``."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime(TIMESTAMP_FORMAT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +465,55 @@ def m001_initial(db: Database) -> None:
     db.table("tests").create_index(["result_id"])
 
 
-MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (m001_initial,)
+def m002_deliveries(db: Database) -> None:
+    """The outbox: one row per (result, target), written in the result's own transaction."""
+    db.table("deliveries").create(
+        {
+            "id": int,
+            "result_id": int,
+            "route": str,
+            "target": str,  # the full URL: it may hold a secret, so it never leaves the store
+            "target_display": str,  # masked with Apprise's url(privacy=True)
+            "state": str,
+            "attempts": int,
+            "last_error": str,
+            "next_attempt_at": str,
+            "lease": str,
+            "sent_at": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"result_id", "route", "target", "target_display", "state", "attempts"},
+        defaults={"attempts": 0},
+        foreign_keys=[("result_id", "results", "id")],
+    )
+    db.table("deliveries").create_index(["result_id", "target"], unique=True)
+    db.table("deliveries").create_index(["state", "next_attempt_at"])
+    # on_change: the last status each (route, group) spoke about, updated with each result.
+    db.table("route_groups").create(
+        {"route": str, "group_key": str, "status": str, "result_id": int, "updated_at": str},
+        pk=("route", "group_key"),
+        not_null={"status"},
+    )
+
+
+def m004_polling(db: Database) -> None:
+    """Jobs the poller drives (Qualigate, QualGent): what the external id names, when to ask
+    next, how often it was asked and failed in a row; and each test's own page at the provider."""
+    db.execute("ALTER TABLE jobs ADD COLUMN external_kind TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_after TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_attempts INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE jobs ADD COLUMN poll_errors INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE tests ADD COLUMN url TEXT")
+    db.table("jobs").create_index(["provider", "state", "poll_after"])
+
+
+MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (
+    m001_initial,
+    m002_deliveries,
+    m004_polling,
+)
 
 
 def migrate(db: Database) -> list[str]:
@@ -534,6 +590,11 @@ INSERT INTO jobs (provider, job_key, external_id, state, url, request, custom_da
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SET_JOB_RESULT: Final = "UPDATE jobs SET state = ?, result_id = ?, updated_at = ? WHERE id = ?"
+# A submitted job learns the partner's id; its state is left alone, as a fast callback may
+# already have moved it on.
+SET_JOB_SUBMITTED: Final = "UPDATE jobs SET external_id = ?, updated_at = ? WHERE id = ?"
+SET_JOB_ERROR: Final = "UPDATE jobs SET state = 'error', error = ?, updated_at = ? WHERE id = ?"
+SELECT_JOB_EXTERNAL_ID: Final = "SELECT external_id FROM jobs WHERE id = ?"
 
 
 def find_callback(db: Database, digest: str) -> StoredCallback | None:
@@ -607,6 +668,19 @@ def insert_job(db: Database, job: NewJob) -> int:
     return _lastrowid(cursor)
 
 
+def set_job_submitted(db: Database, job_id: int, external_id: str) -> None:
+    db.execute(SET_JOB_SUBMITTED, [external_id, utcnow(), job_id])
+
+
+def set_job_error(db: Database, job_id: int, error: str) -> None:
+    db.execute(SET_JOB_ERROR, [error, utcnow(), job_id])
+
+
+def job_external_id(db: Database, job_id: int) -> str | None:
+    row = db.execute(SELECT_JOB_EXTERNAL_ID, [job_id]).fetchone()
+    return row[0] if row else None
+
+
 def insert_result(
     db: Database, result: Result, *, callback_id: int | None, job_id: int | None
 ) -> int:
@@ -661,6 +735,93 @@ def insert_result(
 
 
 # ---------------------------------------------------------------------------------------------
+# Polling jobs (Qualigate, QualGent): the poller's queue is the jobs table itself.
+
+POLL_OPEN_STATES: Final = ("submitted", "pending", "running")
+
+
+class PollJob(msgspec.Struct, kw_only=True):
+    id: int
+    provider: str
+    external_kind: str
+    external_id: str
+    state: str
+    custom_data: CustomData
+    created_at: str
+    poll_attempts: int
+    poll_errors: int
+
+
+SELECT_DUE_POLL_JOBS: Final = """
+SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
+    poll_errors
+FROM jobs
+WHERE provider = ? AND state IN ('submitted', 'pending', 'running') AND result_id IS NULL
+    AND external_id IS NOT NULL AND (poll_after IS NULL OR poll_after <= ?)
+ORDER BY poll_after, id LIMIT ?
+"""
+SET_POLL_KIND: Final = "UPDATE jobs SET external_kind = ?, poll_after = ? WHERE id = ?"
+SET_POLL_PROGRESS: Final = """
+UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
+    error = NULL, updated_at = ?
+WHERE id = ? AND result_id IS NULL AND state IN ('submitted', 'pending', 'running')
+"""
+SET_POLL_ERROR: Final = """
+UPDATE jobs SET poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = poll_errors + 1,
+    error = ?, updated_at = ?
+WHERE id = ? AND result_id IS NULL
+"""
+SELECT_JOB_OPEN: Final = """
+SELECT 1 FROM jobs WHERE id = ? AND result_id IS NULL
+    AND state IN ('submitted', 'pending', 'running')
+"""
+SET_TEST_URL: Final = "UPDATE tests SET url = ? WHERE result_id = ? AND position = ?"
+
+
+def insert_polling_job(db: Database, job: NewJob, *, external_kind: str) -> int:
+    """A job the poller will ask about from now on."""
+    job_id = insert_job(db, job)
+    db.execute(SET_POLL_KIND, [external_kind, utcnow(), job_id])
+    return job_id
+
+
+def due_poll_jobs(db: Database, provider: str, *, limit: int = 100) -> list[PollJob]:
+    rows = db.execute(SELECT_DUE_POLL_JOBS, [provider, utcnow(), limit]).fetchall()
+    columns = [
+        "id", "provider", "external_kind", "external_id", "state", "custom_data", "created_at",
+        "poll_attempts", "poll_errors",
+    ]  # fmt: skip
+    jobs = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        item["custom_data"] = msgspec.json.decode(item["custom_data"] or "{}")
+        jobs.append(msgspec.convert(item, PollJob))
+    return jobs
+
+
+def record_poll(db: Database, job_id: int, *, state: str, poll_after: str) -> bool:
+    """The job is still open at the provider; False when it was finished meanwhile."""
+    cursor = db.execute(SET_POLL_PROGRESS, [state, poll_after, utcnow(), job_id])
+    return cursor.rowcount == 1
+
+
+def record_poll_error(db: Database, job_id: int, *, error: str, poll_after: str) -> None:
+    db.execute(SET_POLL_ERROR, [poll_after, error, utcnow(), job_id])
+
+
+def job_is_open(db: Database, job_id: int) -> bool:
+    """No result yet: the one check that keeps a polled result from being stored twice."""
+    return db.execute(SELECT_JOB_OPEN, [job_id]).fetchone() is not None
+
+
+def set_test_urls(db: Database, result_id: int, tests: list[TestCase]) -> None:
+    db.conn.executemany(
+        SET_TEST_URL,
+        [(t.url, result_id, position) for position, t in enumerate(tests) if t.url],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Reads
 
 
@@ -697,6 +858,7 @@ class ResultDetail(ResultSummary, kw_only=True):
     failures: list[Failure]
     tests: list[TestCase]
     links: Links
+    deliveries: list[DeliveryView] = msgspec.field(default_factory=list)
 
 
 class ResultPage(msgspec.Struct, kw_only=True):
@@ -741,7 +903,7 @@ DETAIL_COLUMNS: Final = (
     SUMMARY_COLUMNS + ", raw_status, summary, external_job_id, custom_data, failures"
 )
 SELECT_TESTS: Final = (
-    "SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id "
+    "SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url "
     "FROM tests WHERE result_id = ? ORDER BY position"
 )
 JOB_COLUMNS: Final = (
@@ -788,6 +950,7 @@ def get_result(db: Database, result_id: int) -> ResultDetail:
         screenshots=[t.screenshot_url for t in tests if t.screenshot_url],
         videos=[t.video_url for t in tests if t.video_url],
     )
+    row["deliveries"] = deliveries_of(db, result_id)
     return msgspec.convert(row, ResultDetail, from_attributes=True)
 
 
@@ -840,3 +1003,226 @@ def _lastrowid(cursor: sqlite3.Cursor) -> int:
     if rowid is None:  # pragma: no cover - sqlite always sets it after an INSERT
         raise StoreError("INSERT gave no rowid")
     return rowid
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliveries: the outbox. Rows are written in the result's transaction; the worker claims them by
+# moving next_attempt_at forward (the lease), so a worker killed mid-send just lets it expire.
+
+DELIVERY_STATES: Final = ("pending", "sent", "dead")
+
+
+class NewDelivery(msgspec.Struct, kw_only=True):
+    result_id: int
+    route: str
+    target: str
+    target_display: str
+
+
+class DeliveryView(msgspec.Struct, kw_only=True):
+    """A delivery as the API and CLI show it: the target masked, never the full URL."""
+
+    id: int
+    result_id: int
+    route: str
+    target: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str | None
+    sent_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class DeliveryPage(msgspec.Struct, kw_only=True):
+    items: list[DeliveryView]
+    next_cursor: int | None
+
+
+class DeliveryFilter(msgspec.Struct, kw_only=True):
+    state: str | None = None
+    failed: bool = False  # dead, or pending after at least one failed attempt
+    limit: int = 50
+    before: int | None = None
+
+
+class ClaimedDelivery(msgspec.Struct, kw_only=True):
+    """A delivery the worker holds until ``lease`` expires: it carries the full target URL."""
+
+    id: int
+    result_id: int
+    route: str
+    target: str
+    target_display: str
+    attempts: int
+    lease: str
+
+
+class DeliveryOutcome(msgspec.Struct, kw_only=True):
+    """What one attempt decided: ``sent``, ``pending`` again at ``next_attempt_at``, or ``dead``."""
+
+    id: int
+    lease: str
+    state: str
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+
+
+INSERT_DELIVERY: Final = """
+INSERT OR IGNORE INTO deliveries (result_id, route, target, target_display, state, attempts,
+    next_attempt_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+"""
+CLAIM_DELIVERIES: Final = """
+UPDATE deliveries
+SET lease = :lease, next_attempt_at = :lease_until, attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state = 'pending' AND next_attempt_at <= :now
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+)
+RETURNING id, result_id, route, target, target_display, attempts, lease
+"""
+# Only the holder of the lease may record an outcome: a redelivery or an expired lease wins.
+FINISH_DELIVERY: Final = """
+UPDATE deliveries
+SET state = ?, last_error = ?, next_attempt_at = ?, lease = NULL, updated_at = ?,
+    sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
+WHERE id = ? AND lease = ? AND state = 'pending'
+"""
+REDELIVER: Final = """
+UPDATE deliveries
+SET state = 'pending', attempts = 0, next_attempt_at = ?, lease = NULL, updated_at = ?
+WHERE id = ?
+"""
+NEXT_DUE: Final = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+DELIVERY_COLUMNS: Final = (
+    "id, result_id, route, target_display AS target, state, attempts, last_error, "
+    "next_attempt_at, sent_at, created_at, updated_at"
+)
+SELECT_RESULT_DELIVERIES: Final = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE result_id = ? ORDER BY id"
+)
+COUNT_DELIVERIES: Final = "SELECT state, count(*) FROM deliveries GROUP BY state"
+SELECT_GROUP_STATUS: Final = "SELECT status FROM route_groups WHERE route = ? AND group_key = ?"
+UPSERT_GROUP_STATUS: Final = """
+INSERT INTO route_groups (route, group_key, status, result_id, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (route, group_key) DO UPDATE SET
+    status = excluded.status, result_id = excluded.result_id, updated_at = excluded.updated_at
+"""
+
+
+def insert_delivery(db: Database, delivery: NewDelivery) -> bool:
+    """Queue one delivery; False when this result already has one for this target."""
+    now = utcnow()
+    cursor = db.execute(
+        INSERT_DELIVERY,
+        [
+            delivery.result_id,
+            delivery.route,
+            delivery.target,
+            delivery.target_display,
+            now,
+            now,
+            now,
+        ],
+    )
+    return cursor.rowcount == 1
+
+
+def swap_group_status(
+    db: Database, *, route: str, group_key: str, status: str, result_id: int
+) -> str | None:
+    """Record ``status`` as the group's latest and return the one it replaces (None: first)."""
+    row = db.execute(SELECT_GROUP_STATUS, [route, group_key]).fetchone()
+    db.execute(UPSERT_GROUP_STATUS, [route, group_key, status, result_id, utcnow()])
+    return row[0] if row else None
+
+
+def claim_deliveries(
+    db: Database, *, limit: int, lease: str, lease_seconds: float
+) -> list[ClaimedDelivery]:
+    """Take up to ``limit`` due deliveries for ``lease_seconds``; attempts count at the claim."""
+    params = {"lease": lease, "lease_until": utc_after(lease_seconds), "now": utcnow()}
+    cursor = db.execute(CLAIM_DELIVERIES, {**params, "limit": limit})
+    names = [d[0] for d in cursor.description]
+    claimed = [
+        msgspec.convert(dict(zip(names, row, strict=True)), ClaimedDelivery) for row in cursor
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+def finish_delivery(db: Database, outcome: DeliveryOutcome) -> bool:
+    """Record an attempt's outcome; False when the lease was lost (the row was not changed)."""
+    now = utcnow()
+    cursor = db.execute(
+        FINISH_DELIVERY,
+        [
+            outcome.state,
+            outcome.last_error,
+            outcome.next_attempt_at,
+            now,
+            outcome.state,
+            now,
+            outcome.id,
+            outcome.lease,
+        ],
+    )
+    return cursor.rowcount == 1
+
+
+def next_due(db: Database) -> str | None:
+    """When the earliest pending delivery is due (or its lease expires); None when none wait."""
+    row = db.execute(NEXT_DUE).fetchone()
+    return row[0] if row else None
+
+
+def redeliver(db: Database, delivery_id: int) -> DeliveryView:
+    """Back to ``pending``, due now, with a fresh attempt budget."""
+    now = utcnow()
+    cursor = db.execute(REDELIVER, [now, now, delivery_id])
+    if cursor.rowcount == 0:
+        raise NotFound(f"No delivery {delivery_id}: `receiver deliveries` lists them")
+    return get_delivery(db, delivery_id)
+
+
+def get_delivery(db: Database, delivery_id: int) -> DeliveryView:
+    rows = list(db.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", [delivery_id]))
+    if not rows:
+        raise NotFound(f"No delivery {delivery_id}: `receiver deliveries` lists them")
+    return msgspec.convert(rows[0], DeliveryView)
+
+
+def list_deliveries(db: Database, where: DeliveryFilter) -> DeliveryPage:
+    """Newest first; ``before`` is the cursor (the last id of the previous page)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.state:
+        clauses.append("state = ?")
+        params.append(where.state)
+    if where.failed:
+        clauses.append("(state = 'dead' OR (state = 'pending' AND last_error IS NOT NULL))")
+    if where.before is not None:
+        clauses.append("id < ?")
+        params.append(where.before)
+    sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(where.limit + 1)
+    rows = list(db.query(sql, params))
+    items = [msgspec.convert(row, DeliveryView) for row in rows[: where.limit]]
+    return DeliveryPage(items=items, next_cursor=items[-1].id if len(rows) > where.limit else None)
+
+
+def deliveries_of(db: Database, result_id: int) -> list[DeliveryView]:
+    return [
+        msgspec.convert(row, DeliveryView)
+        for row in db.query(SELECT_RESULT_DELIVERIES, [result_id])
+    ]
+
+
+def count_deliveries(db: Database) -> dict[str, int]:
+    return {row[0]: row[1] for row in db.execute(COUNT_DELIVERIES).fetchall()}

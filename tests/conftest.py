@@ -14,8 +14,10 @@ from litestar.testing import TestClient
 from receiver.app import create_app
 from receiver.config import Config, load_config
 from receiver.demo import seed_callback
-from receiver.process import ServiceProcess
+from receiver.process import ServiceProcess, free_port
 from receiver.signatures import sign
+from receiver.simulator.process import SimulatorProcess
+from tests.sinks import GITHUB_TOKEN, FakeGithub, HttpSink
 
 SECRET = "test-webhook-secret"
 TOKEN = "test-api-token"
@@ -82,3 +84,66 @@ def service(
 def http(service: ServiceProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=10) as c:
         yield c
+
+
+# ---------------------------------------------------------------------------------------------
+# The QualityMax simulator and a service that submits to it (issue 5).
+
+QM_KEY = "qm-test-partner-key"
+QM_SLUG = "acme"
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    """``receiver simulate`` as a real process: the partner API on a free loopback port."""
+    process = SimulatorProcess(
+        {
+            "QUALITYMAX_API_KEY": QM_KEY,
+            "QUALITYMAX_WEBHOOK_SECRET": SECRET,
+            "QUALITYMAX_PARTNER_SLUG": QM_SLUG,
+            "RECEIVER_SIMULATOR_DELAY": "0.2",
+        },
+        tmp_path / "simulate.log",
+    ).start()
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def partner_env(env: dict[str, str], simulator: SimulatorProcess) -> dict[str, str]:
+    """The service's environment with QualityMax pointed at the simulator."""
+    return {
+        **env,
+        "QUALITYMAX_API_KEY": QM_KEY,
+        "QUALITYMAX_PARTNER_SLUG": QM_SLUG,
+        "QUALITYMAX_BASE_URL": simulator.url,
+    }
+
+
+@pytest.fixture
+def linked_service(
+    tmp_path: Path, write_config: Callable[[str], Path], partner_env: dict[str, str]
+) -> Iterator[ServiceProcess]:
+    """``receiver serve`` that submits to the simulator and is reachable for its callbacks."""
+    port = free_port()
+    env = {**partner_env, "RECEIVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    process = ServiceProcess(write_config(""), env, tmp_path / "serve.log", port=port).start()
+    yield process
+    process.kill()
+
+
+# -- notification targets: real servers on loopback (tests/sinks.py)
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGithub]:
+    fake = FakeGithub(GITHUB_TOKEN)
+    yield fake
+    fake.close()

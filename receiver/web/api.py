@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from receiver import store
 from receiver.services import services_of
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page (1-500)")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page (1-500)")]
 Cursor = Annotated[
-    int | None, Parameter(description="next_cursor of the previous page: items older than it")
+    int | None,
+    QueryParameter(description="next_cursor of the previous page: items older than it"),
 ]
+Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
+ResultId = Annotated[int, PathParameter()]
+JobId = Annotated[int, PathParameter()]
 
 
 class ResultsController(Controller):
@@ -24,9 +28,9 @@ class ResultsController(Controller):
     def list_results(
         self,
         request: Request[Any, Any, Any],
-        status: str | None = None,
-        branch: str | None = None,
-        provider: str | None = None,
+        status: Filter = None,
+        branch: Filter = None,
+        provider: Filter = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> store.ResultPage:
@@ -36,7 +40,9 @@ class ResultsController(Controller):
         return services_of(request).store.read(lambda db: store.list_results(db, where))
 
     @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
-    def get_result(self, request: Request[Any, Any, Any], result_id: int) -> store.ResultDetail:
+    def get_result(
+        self, request: Request[Any, Any, Any], result_id: ResultId
+    ) -> store.ResultDetail:
         return services_of(request).store.read(lambda db: store.get_result(db, result_id))
 
 
@@ -53,5 +59,5 @@ class JobsController(Controller):
         )
 
     @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
-    def get_job(self, request: Request[Any, Any, Any], job_id: int) -> store.JobView:
+    def get_job(self, request: Request[Any, Any, Any], job_id: JobId) -> store.JobView:
         return services_of(request).store.read(lambda db: store.get_job(db, job_id))

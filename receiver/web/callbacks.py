@@ -33,7 +33,7 @@ class ErrorBody(msgspec.Struct):
     tags=["callbacks"],
     middleware=[lambda app: serve_callback],
 )
-async def take_callback(job_key: str | None = None) -> Accepted:
+async def take_callback() -> Accepted:
     """Declares the route (paths, 405 for other methods, the OpenAPI document).
 
     ``serve_callback`` answers every request that reaches it: see there why.
@@ -55,6 +55,7 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
     if body is None:
         status, payload = _refused(services, "too_large", 413, _too_large(services))
         return await _answer(send, status, payload)
+    # Read from the path: the parameter exists on only one of the two paths.
     job_key: str | None = scope["path_params"].get("job_key")
     started = time.perf_counter()
     try:

@@ -1,0 +1,236 @@
+"""GitHub targets over its REST API: one sticky pull-request comment, and commit statuses.
+
+``github://pr-comment`` keeps exactly one comment per pull request, found again by a hidden
+marker and rewritten for each new result; a late retry of an older result never overwrites a
+newer one. ``github://commit-status`` sets the status of the result's commit. The HTTP status
+GitHub answers decides the retry: 429 and rate limits wait (``Retry-After``), 5xx and network
+errors retry, 401/403/404/422 are permanent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Final
+
+import httpx
+import msgspec
+
+from receiver.notify.message import clip, duration, failure_lines, headline, icon, title
+from receiver.notify.retry import Outcome, parse_retry_after
+from receiver.store import ResultDetail
+
+MARKER: Final = "<!-- receiver:pr-comment -->"
+RESULT_MARKER: Final = re.compile(r"<!-- receiver:result (\d+) -->")
+COMMIT_STATES: Final = {
+    "passed": "success",
+    "failed": "failure",
+    "error": "error",
+    "timeout": "error",
+    "canceled": "error",
+    "pending": "pending",
+    "running": "pending",
+}
+MAX_TABLE_ROWS: Final = 100
+API_VERSION: Final = "2022-11-28"
+
+
+class Refused(Exception):
+    """GitHub answered, and not with success: the outcome says whether to try again."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+class Comment(msgspec.Struct):
+    id: int
+    body: str | None = None
+
+
+class GithubSender:
+    """Both GitHub kinds, on one pooled HTTP client."""
+
+    def __init__(self, *, api_url: str, token: str | None, timeout: float) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.client = httpx.AsyncClient(
+            base_url=self.api_url,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {token or ''}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "receiver",
+            },
+        )
+
+    def serial_key(self, target: str, result: ResultDetail) -> str | None:
+        if target.endswith("pr-comment"):
+            return f"pr-comment:{result.repository}#{result.pr_number}"
+        return f"commit-status:{result.repository}@{result.sha}"
+
+    async def send(self, target: str, result: ResultDetail) -> Outcome:
+        try:
+            if target.endswith("pr-comment"):
+                await self.pr_comment(result)
+            else:
+                await self.commit_status(result)
+        except Refused as refused:
+            return refused.outcome
+        except httpx.TimeoutException:
+            return Outcome(ok=False, error=f"GitHub at {self.api_url} did not answer in time")
+        except httpx.TransportError as exc:
+            return Outcome(ok=False, error=f"Cannot reach GitHub at {self.api_url}: {exc!r}")
+        return Outcome(ok=True)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- pull-request comment ------------------------------------------------------------
+
+    async def pr_comment(self, result: ResultDetail) -> None:
+        repository = _repository(result)
+        if result.pr_number is None:
+            raise _missing("pr_number", "the pull request to comment on")
+        existing = await self.find_comment(repository, result.pr_number)
+        text = comment_body(result)
+        if existing is None:
+            path = f"/repos/{repository}/issues/{result.pr_number}/comments"
+            await self.call("POST", path, {"body": text})
+            return
+        if _result_id(existing.body) > result.id:
+            return  # a newer result already speaks there; a late retry must not roll it back
+        await self.call(
+            "PATCH", f"/repos/{repository}/issues/comments/{existing.id}", {"body": text}
+        )
+
+    async def find_comment(self, repository: str, pr_number: int) -> Comment | None:
+        url: str | None = f"/repos/{repository}/issues/{pr_number}/comments?per_page=100"
+        while url:
+            response = await self.call("GET", url)
+            for comment in msgspec.convert(response.json(), list[Comment]):
+                if comment.body and MARKER in comment.body:
+                    return comment
+            url = response.links.get("next", {}).get("url")
+        return None
+
+    # -- commit status -------------------------------------------------------------------
+
+    async def commit_status(self, result: ResultDetail) -> None:
+        repository = _repository(result)
+        if not result.sha:
+            raise _missing(
+                "sha", "the commit to set the status of (also read: commit_sha, head_sha)"
+            )
+        payload: dict[str, Any] = {
+            "state": COMMIT_STATES.get(result.status, "error"),
+            "description": status_description(result),
+            "context": f"receiver/{result.provider}",
+        }
+        if result.links.report:
+            payload["target_url"] = result.links.report
+        await self.call("POST", f"/repos/{repository}/statuses/{result.sha}", payload)
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    async def call(self, method: str, url: str, payload: Any = None) -> httpx.Response:
+        response = await self.client.request(method, url, json=payload)
+        if response.is_success:
+            return response
+        raise Refused(_refusal(method, response))
+
+
+def status_description(result: ResultDetail) -> str:
+    """``12/14 passed``; GitHub cuts descriptions at 140 characters."""
+    if result.status in ("pending", "running"):
+        return f"tests {result.status}"
+    return f"{result.passed}/{result.total} passed"[:140]
+
+
+def comment_body(result: ResultDetail) -> str:
+    lines = [
+        MARKER,
+        f"<!-- receiver:result {result.id} -->",
+        f"### {title(result)}",
+        "",
+        f"**{headline(result)}** in {duration(result.duration_ms)}",
+    ]
+    if result.tests:
+        lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |"]
+        lines += [
+            _row(t.status, t.name, t.duration_ms, t.screenshot_url, t.video_url)
+            for t in result.tests[:MAX_TABLE_ROWS]
+        ]
+        if len(result.tests) > MAX_TABLE_ROWS:
+            lines.append(f"| | … {len(result.tests) - MAX_TABLE_ROWS} more in the report | | |")
+    if failures := failure_lines(result):
+        lines += ["", "<details open><summary>Failures</summary>", "", *failures, "", "</details>"]
+    footer = [f"[Full report]({result.links.report})"] if result.links.report else []
+    if result.sha:
+        footer.append(f"commit `{result.sha[:12]}`")
+    footer.append(f"{result.provider} result #{result.id}, {result.created_at}")
+    lines += ["", " · ".join(footer)]
+    return "\n".join(lines)
+
+
+def _row(status: str, name: str, ms: int | None, screenshot: str | None, video: str | None) -> str:
+    found = [("screenshot", screenshot), ("video", video)]
+    evidence = " · ".join(f"[{label}]({url})" for label, url in found if url)
+    cell = clip(name, 120).replace("|", "\\|")
+    return f"| {icon(status)} | {cell} | {duration(ms)} | {evidence} |"
+
+
+def _repository(result: ResultDetail) -> str:
+    repository = result.repository
+    if not repository:
+        raise _missing("repository", "owner/name of the GitHub repository (also read: repo)")
+    if repository.count("/") != 1 or " " in repository:
+        raise Refused(
+            Outcome(
+                ok=False,
+                permanent=True,
+                error=f"custom_data.repository is {repository!r}; it must be owner/name",
+            )
+        )
+    return repository
+
+
+def _missing(key: str, meaning: str) -> Refused:
+    return Refused(
+        Outcome(
+            ok=False,
+            permanent=True,
+            error=f"custom_data has no {key!r} ({meaning}); send it in the job's custom_data",
+        )
+    )
+
+
+def _result_id(body: str | None) -> int:
+    match = RESULT_MARKER.search(body or "")
+    return int(match.group(1)) if match else 0
+
+
+def _refusal(method: str, response: httpx.Response) -> Outcome:
+    code = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if code == 403 and (
+        retry_after is not None or response.headers.get("x-ratelimit-remaining") == "0"
+    ):
+        # GitHub's rate limits answer 403: a wait, not a refusal.
+        code = 429
+        if retry_after is None:
+            retry_after = _until_reset(response.headers.get("x-ratelimit-reset"))
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    detail = str(data.get("message", "")) if isinstance(data, dict) else response.text[:200]
+    error = f"GitHub answered {response.status_code} to {method} {response.url.path}"
+    error += f": {detail}" if detail else ""
+    return Outcome(ok=False, status_code=code, retry_after=retry_after, error=error)
+
+
+def _until_reset(reset: str | None) -> float | None:
+    if not reset or not reset.isdigit():
+        return None
+    return max(0.0, int(reset) - time.time())

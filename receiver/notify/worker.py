@@ -1,0 +1,260 @@
+"""The delivery worker: claims due deliveries from the outbox, sends them, records each outcome.
+
+It lives in the app's lifespan. It wakes as soon as a result's deliveries are committed (the
+routing hook runs inside the writer's transaction and sets the event; the claim is itself a
+write, queued behind that transaction on the single writer, so it always sees the commit), when
+the earliest retry falls due, or on a slow poll for deliveries another process revived.
+
+A claim moves ``next_attempt_at`` forward by the lease in the same statement that picks the row:
+if the process dies mid-send, the lease expires and the delivery is sent again after restart.
+What was recorded ``sent`` is never claimed again. Sends run concurrently, each under its own
+timeout, so one hanging target holds up nothing else. ``stop()`` waits a grace period for sends in
+flight, then cancels them (their leases expire, they are retried), like saq's worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from sqlite_utils import Database
+
+from receiver import store
+from receiver.config import Config
+from receiver.logs import get_logger
+from receiver.notify import retry
+from receiver.notify.apprise_target import AppriseSender
+from receiver.notify.github import GithubSender
+from receiver.notify.retry import Outcome
+from receiver.notify.targets import Sender
+from receiver.results import Result
+from receiver.routing import GITHUB_SCHEME, Router
+
+log = get_logger("receiver.notify")
+
+POLL_SECONDS: Final = 2.0  # picks up deliveries revived by `receiver redeliver` in another process
+CONCURRENCY: Final = 32
+GRACE_SECONDS: Final = 5.0
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        database: store.Store,
+        router: Router,
+        config: Config,
+        *,
+        concurrency: int = CONCURRENCY,
+        poll_seconds: float = POLL_SECONDS,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = database
+        self.router = router
+        self.settings = config.delivery
+        self.github_settings = config.github
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.draw = draw
+        # The lease covers the wait for a serial slot and the send, plus recording the outcome.
+        self.lease_seconds = 2 * self.settings.timeout_seconds + 2
+        self.event = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.waiting: dict[str, int] = {}
+        self.stopping = False
+        self.apprise: AppriseSender | None = None
+        self.github: GithubSender | None = None
+
+    # -- the hook and the wake-up ----------------------------------------------------------
+
+    def record(self, db: Database, result_id: int, result: Result) -> None:
+        """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
+        if self.router.record(db, result_id, result):
+            self.wake_threadsafe()
+
+    def wake(self) -> None:
+        self.event.set()
+
+    def wake_threadsafe(self) -> None:
+        """From the writer thread: the claim this triggers queues behind the current commit."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.event.set)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        timeout = self.settings.timeout_seconds
+        self.apprise = AppriseSender(timeout=timeout, threads=self.concurrency)
+        self.github = GithubSender(
+            api_url=self.github_settings.api_url, token=self.github_settings.token, timeout=timeout
+        )
+        self.task = asyncio.create_task(self.run(), name="receiver-delivery-worker")
+        log.info("worker.started", concurrency=self.concurrency, lease_seconds=self.lease_seconds)
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        self.stopping = True
+        self.event.set()
+        if self.task is not None:
+            await self.task
+        if self.in_flight:
+            _, late = await asyncio.wait(self.in_flight, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                log.info("worker.cancelled", deliveries=len(late), hint="leases expire, retried")
+        for sender in (self.apprise, self.github):
+            if sender is not None:
+                await sender.close()
+        log.info("worker.stopped")
+
+    async def run(self) -> None:
+        while not self.stopping:
+            self.event.clear()
+            try:
+                full = await self.claim_and_start()
+            except Exception:  # the store hiccuped: log, wait, go on (saq's upkeep does the same)
+                log.exception("worker.claim_failed")
+                full = False
+            if full and not self.stopping:
+                await asyncio.sleep(0)
+                continue
+            await self.sleep()
+
+    async def claim_and_start(self) -> bool:
+        """Claim what is due, up to the free slots; True when every slot is now busy."""
+        free = self.concurrency - len(self.in_flight)
+        if free <= 0:
+            return False  # a finishing send sets the event
+        lease = uuid.uuid4().hex
+        claimed = await self.store.write(
+            lambda db: store.claim_deliveries(
+                db, limit=free, lease=lease, lease_seconds=self.lease_seconds
+            )
+        )
+        for delivery in claimed:
+            task = asyncio.create_task(self.deliver(delivery))
+            self.in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed) == free
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.event.set()
+
+    async def sleep(self) -> None:
+        timeout = self.poll_seconds
+        try:
+            due = await asyncio.to_thread(self.store.read, store.next_due)
+        except Exception:
+            log.exception("worker.read_failed")
+            due = None
+        if due is not None:
+            timeout = min(timeout, max(0.0, _seconds_until(due)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+
+    # -- one delivery ----------------------------------------------------------------------
+
+    async def deliver(self, delivery: store.ClaimedDelivery) -> None:
+        try:
+            outcome = await self.attempt(delivery)
+        except Exception as exc:  # a bug in a sender must not stop the worker
+            log.exception("delivery.crashed", id=delivery.id)
+            outcome = Outcome(ok=False, error=f"internal error: {exc!r}")
+        decision = retry.decide(
+            outcome,
+            attempts=delivery.attempts,
+            backoff=self.settings.backoff,
+            max_attempts=self.settings.max_attempts,
+            draw=self.draw(),
+        )
+        record = store.DeliveryOutcome(
+            id=delivery.id,
+            lease=delivery.lease,
+            state=decision.state,
+            last_error=decision.reason,
+            next_attempt_at=store.utc_after(decision.delay) if decision.delay is not None else None,
+        )
+        try:
+            kept = await self.store.write(lambda db: store.finish_delivery(db, record))
+        except Exception:  # not recorded: the lease expires and the delivery is tried again
+            log.exception("delivery.record_failed", id=delivery.id, state=decision.state)
+            return
+        _log(delivery, decision, kept)
+
+    async def attempt(self, delivery: store.ClaimedDelivery) -> Outcome:
+        result = await asyncio.to_thread(
+            self.store.read, lambda db: store.get_result(db, delivery.result_id)
+        )
+        sender = self.sender(delivery.target)
+        key = sender.serial_key(delivery.target, result)
+        timeout = self.settings.timeout_seconds
+        no_answer = Outcome(ok=False, error=f"no answer within {timeout:g}s (timeout_seconds)")
+        try:
+            # The lease covers twice the timeout: one for waiting behind an earlier send to the
+            # same pull request or commit, one for this send.
+            async with asyncio.timeout(2 * timeout), self.lock(key):
+                try:
+                    return await asyncio.wait_for(sender.send(delivery.target, result), timeout)
+                except TimeoutError:
+                    return no_answer
+        except TimeoutError:
+            return Outcome(
+                ok=False, error=f"waited over {timeout:g}s behind another send to the same target"
+            )
+
+    def sender(self, target: str) -> Sender:
+        chosen = self.github if target.startswith(GITHUB_SCHEME) else self.apprise
+        if chosen is None:
+            raise RuntimeError("the worker is not started")
+        return chosen
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str | None) -> AsyncIterator[None]:
+        """One send at a time per key; the lock is dropped when nobody holds or awaits it."""
+        if key is None:
+            yield
+            return
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self.waiting[key] -= 1
+            if not self.waiting[key]:
+                del self.waiting[key], self.locks[key]
+
+
+def _seconds_until(timestamp: str) -> float:
+    at = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return (at - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+def _log(delivery: store.ClaimedDelivery, decision: retry.Decision, kept: bool) -> None:
+    fields = {
+        "id": delivery.id,
+        "result_id": delivery.result_id,
+        "route": delivery.route,
+        "target": delivery.target_display,
+        "attempts": delivery.attempts,
+    }
+    if not kept:
+        log.info("delivery.lease_lost", **fields, hint="redelivered or expired meanwhile")
+    elif decision.state == "sent":
+        log.info("delivery.sent", **fields)
+    elif decision.state == "pending":
+        log.info(
+            "delivery.retry", **fields, delay_s=round(decision.delay or 0, 2), error=decision.reason
+        )
+    else:
+        log.error("delivery.dead", **fields, error=decision.reason)

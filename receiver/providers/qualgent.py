@@ -1,0 +1,372 @@
+"""QualGent (mobile tests): its API as documented, a client, and its test runs normalised.
+
+QualGent does not call back: ``POST /v1/test-cases/run`` (or ``run-all``) queues test runs and
+answers only their links; ``GET /v1/jobs/status/{id}`` tells how each goes. The API allows 10
+requests a second per key and says where one stands in ``X-RateLimit-*`` headers; the client keeps
+under both.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from receiver.config import QualgentSettings
+from receiver.providers.polling import (
+    DEFAULT_ATTEMPTS,
+    Api,
+    Clock,
+    Progress,
+    RequestRejected,
+    Sleep,
+    SlidingWindow,
+    Triggered,
+    real_sleep,
+)
+from receiver.results import TERMINAL_STATUSES, CustomData, Failure, Result, TestCase
+
+NAME: Final = "qualgent"
+EVENT: Final = "test_results"
+RATE_LIMIT: Final = 10  # requests per window, per API key
+RATE_WINDOW: Final = 1.0  # seconds
+TEST_RUNS: Final = "test_runs"  # jobs.external_kind: comma-separated test run ids
+# The status answer has no link; every link in the document has this form.
+RUN_PAGE: Final = "https://app.qualgent.ai/test-runs/"
+
+# Every status the document names, in its three places (jobs list, job status, test cases).
+STATUSES: Final = {
+    "queued": "pending",
+    "running": "running",
+    "passed": "passed",
+    "completed": "passed",
+    "failed": "failed",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The API's shapes
+
+
+class Device(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    platform: str
+    os_version: str
+    orientation: str | None = None
+
+
+class RunJob(msgspec.Struct, kw_only=True, omit_defaults=True):
+    test_case_id: str
+    app_file_id: str | None = None
+    device: Device | None = None
+    platform: str | None = None  # lets QualGent pick app and device
+
+
+class RunRequest(msgspec.Struct, kw_only=True):
+    """``POST /v1/test-cases/run``."""
+
+    jobs: list[RunJob]
+
+
+class RunAllRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``POST /v1/test-cases/run-all``."""
+
+    app_file_id: str
+    device: Device
+    category_id: str | None = None
+
+
+class JobLink(msgspec.Struct, kw_only=True):
+    link: str | None = None
+    id: str | None = None  # not in the document; taken if QualGent adds it
+
+
+class RunResponse(msgspec.Struct, kw_only=True):
+    success: bool = True
+    jobs: list[JobLink] = msgspec.field(default_factory=list)
+
+
+class JobRequest(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What POST /api/jobs takes for QualGent: one test case, or ``run_all`` (by category)."""
+
+    test_case_id: str | None = None
+    run_all: bool = False
+    app_file_id: str | None = None
+    device: Device | None = None
+    platform: str | None = None
+    category_id: str | None = None
+
+
+class UploadedFile(msgspec.Struct, kw_only=True):
+    file_path: str | None = None
+    filename: str | None = None
+    original_name: str | None = None
+    file_size: int | None = None
+    file_type: str | None = None
+    app_name: str | None = None
+    version: str | None = None
+    os: str | None = None
+    user_id: str | None = None
+    organization_id: str | None = None
+
+
+class UploadResponse(msgspec.Struct, kw_only=True):
+    success: bool = True
+    file: UploadedFile | None = None
+
+
+class App(msgspec.Struct, kw_only=True):
+    """An entry of ``GET /v1/apps`` and the answer of ``GET /v1/apps/{id|latest}``."""
+
+    id: str
+    name: str | None = None
+    version: str | None = None
+    os: str | None = None
+    link: str | None = None  # pre-signed, valid for 5 minutes
+
+
+class Ref(msgspec.Struct, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+
+
+class Person(msgspec.Struct, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+
+class TestRun(msgspec.Struct, kw_only=True):
+    """An entry of ``GET /v1/jobs/list`` and the answer of ``GET /v1/jobs/status/{id}``."""
+
+    id: str | None = None
+    link: str | None = None
+    test_case: Ref | None = None
+    app: Ref | None = None
+    status: str | None = None
+    priority: str | None = None
+    progress: int | float | None = None
+    executed_by: Person | None = None
+    device: str | None = None
+
+
+class JobsList(msgspec.Struct, kw_only=True):
+    test_runs: list[TestRun] = msgspec.field(default_factory=list)
+
+
+class TestCaseInfo(msgspec.Struct, kw_only=True):
+    """An entry of ``GET /v1/test-cases/list``."""
+
+    id: str
+    name: str | None = None
+    status: str | None = None
+    category: Ref | None = None
+    latest_completed_run: TestRun | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+
+class Qualgent:
+    """QualGent's API for one key; one instance per service, so the rate window is shared."""
+
+    name = NAME
+    request_type = JobRequest
+
+    def __init__(
+        self,
+        settings: QualgentSettings,
+        *,
+        sleep: Sleep = real_sleep,
+        clock: Clock = time.monotonic,
+        rate_limit: int = RATE_LIMIT,
+        rate_window: float = RATE_WINDOW,
+        attempts: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api = Api(
+            provider="QualGent",
+            base_url=settings.base_url,
+            headers={"X-Api-Key": settings.api_key or ""},
+            windows={"all": SlidingWindow(rate_limit, rate_window, clock=clock)},
+            sleep=sleep,
+            attempts=attempts or DEFAULT_ATTEMPTS,
+        )
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+    async def upload_app(
+        self, path: Path, *, app_name: str, version: str, os: str | None = None
+    ) -> UploadResponse:
+        data = {"app_name": app_name, "version": version, **({"os": os} if os else {})}
+        with path.open("rb") as file:
+            body = await self.api.call(
+                "POST",
+                "/v1/apps/upload",
+                window="all",
+                data=data,
+                files={"file": (path.name, file.read())},
+            )
+        return msgspec.json.decode(body, type=UploadResponse)
+
+    async def list_apps(self) -> list[App]:
+        body = await self.api.call("GET", "/v1/apps", window="all")
+        return msgspec.json.decode(body, type=list[App])
+
+    async def get_app(self, app_id: str = "latest") -> App:
+        """One app, or with ``latest`` the newest upload (the upload answer has no id)."""
+        body = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
+        return msgspec.json.decode(body, type=App)
+
+    async def list_test_cases(self, category: str | None = None) -> list[TestCaseInfo]:
+        params = {"category": category} if category else {}
+        body = await self.api.call("GET", "/v1/test-cases/list", window="all", params=params)
+        return msgspec.json.decode(body, type=list[TestCaseInfo])
+
+    async def run(self, request: RunRequest) -> RunResponse:
+        return await self._post("/v1/test-cases/run", request)
+
+    async def run_all(self, request: RunAllRequest) -> RunResponse:
+        return await self._post("/v1/test-cases/run-all", request)
+
+    async def list_jobs(self) -> JobsList:
+        body = await self.api.call("GET", "/v1/jobs/list", window="all")
+        return msgspec.json.decode(body, type=JobsList)
+
+    async def job_status(self, test_run_id: str) -> TestRun:
+        body = await self.api.call("GET", f"/v1/jobs/status/{test_run_id}", window="all")
+        return msgspec.json.decode(body, type=TestRun)
+
+    async def _post(self, path: str, request: msgspec.Struct) -> RunResponse:
+        body = await self.api.call(
+            "POST",
+            path,
+            window="all",
+            content=msgspec.json.encode(request),
+            headers={"Content-Type": "application/json"},
+        )
+        return msgspec.json.decode(body, type=RunResponse)
+
+    # -- the poller's side ---------------------------------------------------------------------
+
+    async def trigger(self, request: JobRequest, custom_data: CustomData) -> Triggered:
+        answer = await (
+            self.run_all(run_all_request(request))
+            if request.run_all
+            else self.run(run_request(request))
+        )
+        ids = [i for i in (run_id(j) for j in answer.jobs) if i]
+        if not ids:
+            raise RequestRejected(
+                "QualGent", "QualGent queued no test run (its answer had no link)"
+            )
+        return Triggered(external_kind=TEST_RUNS, external_id=",".join(ids))
+
+    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+        runs = [await self.job_status(i) for i in external_id.split(",")]
+        states = [run_state(r.status) for r in runs]
+        if any(s in ("pending", "running") for s in states):
+            state = (
+                "running"
+                if "running" in states or any(s in TERMINAL_STATUSES for s in states)
+                else "pending"
+            )
+            return Progress(state=state, raw_status=_raw(runs))
+        return Progress(state="ended", result=to_result(runs, external_id, custom_data))
+
+
+def run_request(request: JobRequest) -> RunRequest:
+    if not request.test_case_id:
+        raise RequestRejected(
+            "QualGent", "A QualGent run needs test_case_id, or run_all: true to run every test"
+        )
+    if not request.platform and not (request.app_file_id and request.device):
+        raise RequestRejected(
+            "QualGent", "A QualGent run needs app_file_id and device (or platform to auto-select)"
+        )
+    job = RunJob(
+        test_case_id=request.test_case_id,
+        app_file_id=request.app_file_id,
+        device=request.device,
+        platform=request.platform,
+    )
+    return RunRequest(jobs=[job])
+
+
+def run_all_request(request: JobRequest) -> RunAllRequest:
+    if request.test_case_id:
+        raise RequestRejected("QualGent", "Give test_case_id or run_all, not both")
+    if not request.app_file_id or request.device is None:
+        raise RequestRejected("QualGent", "run_all needs app_file_id and device")
+    return RunAllRequest(
+        app_file_id=request.app_file_id, device=request.device, category_id=request.category_id
+    )
+
+
+def run_id(job: JobLink) -> str | None:
+    """QualGent answers only a link; the run id is its last path segment."""
+    if job.id:
+        return job.id
+    if job.link:
+        return job.link.rstrip("/").rsplit("/", 1)[-1] or None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+
+
+def run_state(raw: str | None) -> str:
+    """pending/running, a terminal status, or ``error`` for a value the document does not list."""
+    return STATUSES.get((raw or "").strip().lower(), "error")
+
+
+def _raw(runs: list[TestRun]) -> str:
+    return ",".join(r.status or "" for r in runs)
+
+
+def _test(run: TestRun) -> TestCase:
+    name = (run.test_case.name if run.test_case else None) or f"test run {run.id}"
+    status = run_state(run.status)
+    device = f" on {run.device}" if run.device else ""
+    return TestCase(
+        name=name,
+        status=status,
+        error=None if status == "passed" else f"{run.status or 'no status'}{device}",
+        execution_id=run.id,
+        url=run.link or (f"{RUN_PAGE}{run.id}" if run.id else None),
+    )
+
+
+def to_result(runs: list[TestRun], external_id: str, custom_data: CustomData) -> Result:
+    tests = [_test(r) for r in runs]
+    passed = sum(1 for t in tests if t.status == "passed")
+    failed = sum(1 for t in tests if t.status == "failed")
+    statuses = {t.status for t in tests}
+    if statuses <= {"passed"}:
+        final = "passed"
+    elif "error" in statuses:  # a status the document does not list: never a silent pass
+        final = "error"
+    else:
+        final = "failed"
+    return Result(
+        provider=NAME,
+        event=EVENT,
+        status=final,
+        raw_status=_raw(runs),
+        total=len(tests),
+        passed=passed,
+        failed=failed,
+        report_url=tests[0].url if len(tests) == 1 else None,
+        summary=f"{passed} of {len(tests)} test runs passed",
+        external_job_id=external_id,
+        custom_data=custom_data,
+        tests=tests,
+        failures=[
+            Failure(test=t.name, error=t.error or t.status) for t in tests if t.status != "passed"
+        ],
+    )

@@ -1,0 +1,193 @@
+"""Routes: which results go to which targets, checked once at start-up, matched per result.
+
+A route's ``when`` keys must all match (an empty ``when`` matches everything). Each distinct
+(result, target) becomes one delivery in the outbox, written in the result's own transaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from typing import Final
+
+import apprise
+import msgspec
+from sqlite_utils import Database
+
+from receiver import store
+from receiver.config import Config, ConfigError, Route, When
+from receiver.results import TERMINAL_STATUSES, Result
+
+GITHUB_SCHEME: Final = "github://"
+GITHUB_KINDS: Final = ("pr-comment", "commit-status")
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """One place a notification goes: ``url`` may hold a secret, ``display`` never does."""
+
+    url: str
+    display: str
+    kind: str  # "apprise", or the GitHub kind: "pr-comment", "commit-status"
+
+
+class CompiledRoute(msgspec.Struct, frozen=True, kw_only=True):
+    route: Route
+    targets: tuple[Target, ...]
+
+
+class Reach(msgspec.Struct, kw_only=True):
+    """What one result reaches through one route (for check-config and tests)."""
+
+    route: str
+    targets: list[str]
+    on_change: bool
+
+
+def parse_target(url: str, route_name: str) -> Target:
+    """Check one ``notify`` entry; raise ConfigError naming the route and the fix."""
+    if url.startswith(GITHUB_SCHEME):
+        kind = url[len(GITHUB_SCHEME) :].strip("/")
+        if kind not in GITHUB_KINDS:
+            raise ConfigError(
+                f"route {route_name!r}: unknown GitHub target {url!r}; "
+                f"use github://pr-comment or github://commit-status"
+            )
+        return Target(url=url, display=f"{GITHUB_SCHEME}{kind}", kind=kind)
+    instance = apprise.Apprise.instantiate(url)
+    if instance is None:
+        scheme = url.split("://", 1)[0] if "://" in url else url[:12]
+        raise ConfigError(
+            f"route {route_name!r}: Apprise cannot use the target starting {scheme!r}: check "
+            f"the URL's scheme and parts against https://github.com/caronc/apprise/wiki "
+            f"(e.g. slack://..., mailto://..., json://...)"
+        )
+    privacy_url: str = instance.url(privacy=True)  # type: ignore[no-untyped-call]
+    return Target(url=url, display=mask_url(privacy_url), kind="apprise")
+
+
+def mask_url(privacy_url: str) -> str:
+    """Apprise's privacy URL without its query: options there can hold tokens it does not know."""
+    return privacy_url.split("?", 1)[0]
+
+
+class Router:
+    """The config's routes, validated, ready to match results."""
+
+    def __init__(self, routes: Iterable[CompiledRoute]) -> None:
+        self.routes = tuple(routes)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Router:
+        compiled = []
+        names: set[str] = set()
+        for route in config.routes:
+            if route.name in names:
+                raise ConfigError(
+                    f"{config.source}: two routes are named {route.name!r}; give each a unique "
+                    f"name (deliveries and on_change groups are kept by route name)"
+                )
+            names.add(route.name)
+            targets = tuple(parse_target(url, route.name) for url in route.notify)
+            compiled.append(CompiledRoute(route=route, targets=targets))
+        router = cls(compiled)
+        if router.uses_github and not config.github.token:
+            raise ConfigError(
+                "A route notifies github://... but GITHUB_TOKEN is not set: set it in the "
+                f"environment or as [github] token in {config.source}"
+            )
+        return router
+
+    @property
+    def uses_github(self) -> bool:
+        return any(t.kind != "apprise" for r in self.routes for t in r.targets)
+
+    def matching(self, result: Result) -> list[CompiledRoute]:
+        return [r for r in self.routes if matches(r.route.when, result)]
+
+    def reach(self, result: Result) -> list[Reach]:
+        return [
+            Reach(
+                route=r.route.name,
+                targets=[t.display for t in r.targets],
+                on_change=r.route.on_change,
+            )
+            for r in self.matching(result)
+        ]
+
+    def record(self, db: Database, result_id: int, result: Result) -> int:
+        """Write the result's deliveries; runs inside the result's transaction. Returns how many."""
+        written = 0
+        for compiled in self.matching(result):
+            route = compiled.route
+            if route.on_change and not _speaks(db, route, result, result_id):
+                continue
+            for target in compiled.targets:
+                new = store.NewDelivery(
+                    result_id=result_id,
+                    route=route.name,
+                    target=target.url,
+                    target_display=target.display,
+                )
+                # One delivery per (result, target): a second route to the same target adds none.
+                written += store.insert_delivery(db, new)
+        return written
+
+
+def matches(when: When, result: Result) -> bool:
+    """All keys of ``when`` hold for ``result``."""
+    checks = (
+        _one_of(when.provider, result.provider),
+        _one_of(when.event, result.event),
+        _one_of(when.status, result.status),
+        _branch(when.branch, result.branch),
+        all(key in result.custom_data for key in when.has),
+        all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items()),
+    )
+    return all(checks)
+
+
+def _one_of(wanted: str | list[str] | None, value: str) -> bool:
+    if wanted is None:
+        return True
+    return value in ([wanted] if isinstance(wanted, str) else wanted)
+
+
+def _branch(globs: str | list[str] | None, branch: str | None) -> bool:
+    if globs is None:
+        return True
+    if branch is None:
+        return False
+    patterns = [globs] if isinstance(globs, str) else globs
+    return any(fnmatch.fnmatchcase(branch, pattern) for pattern in patterns)
+
+
+def _same(actual: object, wanted: object) -> bool:
+    """TOML says ``pr_number = 7``, the JSON may carry ``"7"``: compare as text, bools as bools."""
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return actual is wanted
+    return actual is not None and str(actual) == str(wanted)
+
+
+def group_key(route: Route, result: Result) -> str:
+    """The on_change group: provider plus the ``group_by`` values (the route is the table key)."""
+    values = [result.provider, *(result.custom_data.get(k) for k in route.group_by)]
+    return msgspec.json.encode(values).decode()
+
+
+def _speaks(db: Database, route: Route, result: Result, result_id: int) -> bool:
+    """on_change: speak on a new status; the first of a group speaks unless it passed.
+
+    Only final statuses count: a ``running`` update between two failures is not a change.
+    """
+    if result.status not in TERMINAL_STATUSES:
+        return False
+    previous = store.swap_group_status(
+        db,
+        route=route.name,
+        group_key=group_key(route, result),
+        status=result.status,
+        result_id=result_id,
+    )
+    if previous is None:
+        return result.status != "passed"
+    return previous != result.status

@@ -1,0 +1,76 @@
+"""DESIGN.md's public names are documented where users look (like sqlite-utils' test_docs)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+EXAMPLE_CONFIG = (REPO / "config/receiver.toml").read_text()
+DESIGN = REPO.parent / "shared" / "DESIGN.md"
+
+ENV_VARS = [
+    "RECEIVER_CONFIG",
+    "RECEIVER_DB",
+    "RECEIVER_PUBLIC_URL",
+    "RECEIVER_API_TOKEN",
+    "QUALITYMAX_API_KEY",
+    "QUALITYMAX_WEBHOOK_SECRET",
+    "QUALITYMAX_PARTNER_SLUG",
+    "QUALITYMAX_BASE_URL",
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
+]
+CONFIG_KEYS = {
+    "server": ["public_url", "max_body_bytes"],
+    "qualitymax": ["base_url", "partner_slug", "api_key", "webhook_secret"],
+    "github": ["api_url", "token"],
+    "delivery": ["max_attempts", "backoff", "timeout_seconds"],
+    "routes": ["name", "when", "notify", "on_change", "group_by"],
+}
+
+
+def quickstart_commands() -> list[str]:
+    section = README.split("## Quickstart", 1)[1]
+    block = re.search(r"```(?:bash|sh|shell)\n(.*?)```", section, re.S)
+    assert block, "no fenced shell block under Quickstart"
+    return [
+        line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_quickstart_has_exactly_two_commands() -> None:
+    commands = quickstart_commands()
+    assert len(commands) == 2
+    assert "receiver demo" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    assert quickstart_commands()[1] in (REPO / ".ci/run").read_text()
+
+
+@pytest.mark.parametrize("name", ENV_VARS)
+def test_every_environment_variable_is_documented(name: str) -> None:
+    assert f"`{name}`" in README
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [(s, k) for s, keys in CONFIG_KEYS.items() for k in keys]
+)
+def test_every_config_key_is_in_the_example_and_readme(section: str, key: str) -> None:
+    assert re.search(rf"^#?\s*{key}\s*=", EXAMPLE_CONFIG, re.M), (
+        f"{section}.{key} not in config/receiver.toml"
+    )
+    assert f"`{key}`" in README, f"{section}.{key} not in README"
+
+
+@pytest.mark.skipif(not DESIGN.exists(), reason="../shared/DESIGN.md is not beside this checkout")
+def test_names_here_are_the_designs() -> None:
+    design = DESIGN.read_text()
+    for name in ENV_VARS:
+        assert f"`{name}`" in design, f"{name} is not a DESIGN.md name"
+    for section, keys in CONFIG_KEYS.items():
+        for key in keys:
+            assert key in design, f"{section}.{key} is not a DESIGN.md key"

@@ -1,0 +1,261 @@
+"""The QualityMax client: limits checked before sending, against the real simulator on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from receiver.process import free_port
+from receiver.providers import qualitymax as qm
+from receiver.results import Result
+from receiver.signatures import verify
+from receiver.simulator.process import SimulatorProcess
+from tests.conftest import QM_KEY, QM_SLUG, SECRET
+
+FAST = qm.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0, timeout=30)
+
+
+class Capture:
+    """A stand-in for receiver's callback endpoint: keeps what the partner posts."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.put(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/results"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next(self) -> tuple[dict[str, str], dict[str, Any]]:
+        headers, body = self.received.get(timeout=15)
+        assert verify(body, headers.get("x-qualitymax-signature"), [SECRET])
+        return headers, json.loads(body)
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    c = Capture()
+    yield c
+    c.server.shutdown()
+
+
+def client_for(
+    base_url: str, *, key: str = QM_KEY, policy: qm.RetryPolicy = FAST
+) -> qm.QualityMaxClient:
+    return qm.QualityMaxClient(
+        base_url=base_url, api_key=key, webhook_secret=SECRET, partner_slug=QM_SLUG, retry=policy
+    )
+
+
+def request(
+    callback_url: str = "https://receiver.example.com/cb", **changes: Any
+) -> qm.WebhookRequest:
+    fields: dict[str, Any] = {
+        "url": "https://preview-1.example.com",
+        "feature_description": "Users can log in",
+        "callback_url": callback_url,
+        "custom_data": {"branch": "main"},
+    }
+    fields.update(changes)
+    return qm.WebhookRequest(**fields)
+
+
+def counters(simulator: SimulatorProcess) -> dict[str, int]:
+    answer: dict[str, int] = httpx.get(f"{simulator.url}/_simulator/counters").json()
+    return answer
+
+
+def fault(simulator: SimulatorProcess, **spec: Any) -> None:
+    httpx.post(f"{simulator.url}/_simulator/faults", json=spec).raise_for_status()
+
+
+# -- limits: each just inside and just over its edge ---------------------------------------------
+
+
+def custom_data_of(size: int) -> dict[str, str]:
+    """A custom_data object whose JSON is exactly ``size`` bytes: {"k":"xxx..."}."""
+    return {"k": "x" * (size - len('{"k":""}'))}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"url": ""}, "url"),
+        ({"url": "ftp://preview.example.com"}, "url"),
+        ({"url": "https://e.com/" + "a" * (2048 - 14 + 1)}, "url"),
+        ({"feature_description": " "}, "feature_description"),
+        ({"feature_description": "f" * 8001}, "feature_description"),
+        ({"callback_url": "https://r.com/" + "c" * (2048 - 14 + 1)}, "callback_url"),
+        ({"callback_url": "receiver.example.com/cb"}, "callback_url"),
+        ({"custom_data": custom_data_of(4097)}, "custom_data"),
+        ({"options": qm.Options(quality_threshold=101)}, "options.quality_threshold"),
+        ({"options": qm.Options(quality_threshold=-1)}, "options.quality_threshold"),
+        ({"options": qm.Options(browser="safari")}, "options.browser"),
+        ({"auth": qm.Auth(type="oauth", username="u", password="p")}, "auth.type"),
+        ({"auth": qm.Auth(username="qa@example.com")}, "auth"),
+    ],
+)
+def test_a_limit_just_over_its_edge_names_the_field(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(qm.RequestInvalid) as caught:
+        qm.validate_request(request(**changes))
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"url": "https://e.com/" + "a" * (2048 - 14)},
+        {"feature_description": "f" * 8000},
+        {"callback_url": "http://r.com/" + "c" * (2048 - 13)},
+        {"custom_data": custom_data_of(4096)},
+        {"options": qm.Options(quality_threshold=0, browser="webkit")},
+        {"options": qm.Options(quality_threshold=100, browser="firefox")},
+    ],
+)
+def test_a_limit_exactly_at_its_edge_passes(changes: dict[str, Any]) -> None:
+    qm.validate_request(request(**changes))
+
+
+def test_custom_data_helper_is_exact() -> None:
+    assert len(msgspec.json.encode(custom_data_of(4096))) == 4096
+
+
+def test_an_invalid_request_sends_nothing(simulator: SimulatorProcess) -> None:
+    client = client_for(simulator.url)
+    with pytest.raises(qm.RequestInvalid, match=r"^feature_description: is 8001 characters"):
+        asyncio.run(client.submit(request(feature_description="f" * 8001)))
+    assert counters(simulator)["webhook_requests"] == 0
+
+
+# -- talking to the partner ----------------------------------------------------------------------
+
+
+def test_submit_is_accepted_and_the_signed_callback_follows(
+    simulator: SimulatorProcess, capture: Capture
+) -> None:
+    custom = {"branch": "feat/login", "pr_number": 42, "simulate": "failed"}
+    answer = asyncio.run(client_for(simulator.url).submit(request(capture.url, custom_data=custom)))
+    assert answer.accepted and answer.job_id.startswith("pwj_")
+    _headers, callback = capture.next()
+    assert callback["event"] == "test_results"
+    assert callback["job_id"] == answer.job_id
+    assert callback["custom_data"] == custom
+    results = callback["results"]
+    assert (results["status"], results["total_tests"], results["failed"]) == ("failed", 3, 1)
+    assert results["failures"][0]["test"] == "Dashboard shows the task sections"
+    assert all(t["screenshot_url"].startswith(simulator.url) for t in results["tests"])
+
+
+def test_report_logs_and_artifacts_of_a_finished_job(
+    simulator: SimulatorProcess, capture: Capture
+) -> None:
+    client = client_for(simulator.url)
+    job_id = asyncio.run(client.submit(request(capture.url))).job_id
+    _, callback = capture.next()
+    report = asyncio.run(client.report(job_id))
+    assert report.job.id == job_id and report.job.tests_generated == 3
+    assert report.job.status == "callback_sent"
+    execution_id = callback["results"]["tests"][0]["execution_id"]
+    logs = asyncio.run(client.logs(execution_id))
+    assert "PASS" in (logs.test_output or "")
+    location = asyncio.run(client.artifact_location(execution_id, "screenshot"))
+    assert location == callback["results"]["tests"][0]["screenshot_url"]
+    image = httpx.get(location)
+    assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
+
+
+def test_an_unknown_report_surfaces_the_partners_404_detail(simulator: SimulatorProcess) -> None:
+    with pytest.raises(qm.PartnerRefused) as caught:
+        asyncio.run(client_for(simulator.url).report("pwj_nope"))
+    assert caught.value.status_code == 404
+    assert caught.value.detail == "Job pwj_nope not found"
+
+
+def test_a_wrong_api_key_shows_the_partners_401_detail(simulator: SimulatorProcess) -> None:
+    client = client_for(simulator.url, key="qm-wrong-key")
+    with pytest.raises(qm.PartnerRefused) as caught:
+        asyncio.run(client.submit(request()))
+    assert caught.value.status_code == 401
+    assert str(caught.value) == "QualityMax refused the request (401): Invalid API key"
+    assert counters(simulator)["webhook_requests"] == 1  # a 4xx is not retried
+
+
+def test_the_partner_down_is_retried_then_reported() -> None:
+    client = client_for(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(qm.PartnerUnavailable, match="could not be reached"):
+        asyncio.run(client.submit(request()))
+
+
+def test_a_503_once_then_success(simulator: SimulatorProcess) -> None:
+    fault(simulator, status=503, count=1)
+    answer = asyncio.run(client_for(simulator.url).submit(request()))
+    assert answer.job_id.startswith("pwj_")
+    assert counters(simulator)["webhook_requests"] == 2
+
+
+def test_a_429_waits_for_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
+    fault(simulator, status=429, count=1, retry_after=1, detail="Rate limit exceeded")
+    answer = asyncio.run(client_for(simulator.url).submit(request()))
+    assert answer.accepted
+    assert counters(simulator)["webhook_requests"] == 2
+
+
+def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess) -> None:
+    fault(simulator, status=503, count=10)
+    with pytest.raises(qm.PartnerUnavailable) as caught:
+        asyncio.run(client_for(simulator.url).submit(request()))
+    assert caught.value.status_code == 503
+    assert "Service unavailable -- try again later" in str(caught.value)
+    assert counters(simulator)["webhook_requests"] == FAST.attempts
+
+
+# -- pure parts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "decision"),
+    [
+        (qm.PartnerUnavailable("down"), True),
+        (qm.PartnerUnavailable("429", status_code=429, retry_after=3), 3.0),
+        (qm.PartnerUnavailable("429", status_code=429, retry_after=3600), 30.0),
+        (qm.PartnerRefused(401, "Invalid API key"), False),
+        (qm.RequestInvalid("url", "is required"), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_retry_decisions(error: Exception, decision: bool | float) -> None:
+    assert qm._backoff(error) == decision
+
+
+def test_the_signature_covers_exactly_the_bytes_sent() -> None:
+    body = qm.encode_request(request())
+    assert json.loads(body)["callback_url"] == "https://receiver.example.com/cb"
+    assert b"options" not in body  # unset options are left to the partner's defaults
+
+
+def test_enrich_fills_only_a_missing_report_link() -> None:
+    bare = Result(provider="qualitymax", event="test_results", status="error")
+    linked = qm.enrich(bare, report_url="https://qm/report")
+    assert linked.report_url == "https://qm/report"
+    assert qm.enrich(linked, report_url="https://other").report_url == "https://qm/report"
+    assert qm.enrich(bare, report_url=None).report_url is None

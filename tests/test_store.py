@@ -1,0 +1,94 @@
+"""The store on real SQLite files: migrations, durability settings, group commit."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from receiver import store
+from receiver.results import Result, TestCase
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "db.sqlite")
+    with store.Store(path):
+        pass
+    conn = sqlite3.connect(path)
+    applied = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+    assert applied == [m.__name__ for m in store.MIGRATIONS] and applied[0] == "m001_initial"
+    assert store.migrate(Database(conn)) == []
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"callbacks", "results", "tests", "jobs"} <= tables
+
+
+def test_writer_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        mode = database.write_sync(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
+        sync = database.write_sync(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+    assert (mode, sync) == ("wal", 2)  # 2 is FULL
+
+
+def test_a_failing_write_does_not_undo_its_batch_mates(tmp_path: Path) -> None:
+    def job(n: int) -> object:
+        def write(db: Database) -> int:
+            job_id = store.insert_job(db, store.NewJob(provider="qualitymax", state="submitted"))
+            if n % 2:
+                raise ValueError(f"write {n} fails")
+            return job_id
+
+        return write
+
+    async def run(database: store.Store) -> list[object]:
+        return await asyncio.gather(
+            *(database.write(job(n)) for n in range(50)), return_exceptions=True
+        )
+
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        outcomes = asyncio.run(run(database))
+        page = database.read(lambda db: store.list_jobs(db, limit=500))
+        batches = database.batches
+    failures = [o for o in outcomes if isinstance(o, ValueError)]
+    assert len(failures) == 25
+    assert len(page.items) == 25  # exactly the writes that succeeded
+    assert batches < 50  # concurrent writes shared commits
+
+
+def test_result_round_trip(tmp_path: Path) -> None:
+    result = Result(
+        provider="qualitymax",
+        event="test_results",
+        status="failed",
+        total=2,
+        passed=1,
+        failed=1,
+        custom_data={"branch": "main", "pr_number": "7", "repo": "o/r", "head_sha": "abc"},
+        tests=[TestCase(name="a", status="passed"), TestCase(name="b", status="failed", error="x")],
+    )
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        result_id = database.write_sync(
+            lambda db: store.insert_result(db, result, callback_id=None, job_id=None)
+        )
+        detail = database.read(lambda db: store.get_result(db, result_id))
+    assert (detail.branch, detail.pr_number, detail.repository, detail.sha) == (
+        "main",
+        7,
+        "o/r",
+        "abc",
+    )
+    assert [t.name for t in detail.tests] == ["a", "b"]
+
+
+def test_missing_rows_raise_not_found(tmp_path: Path) -> None:
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        with pytest.raises(store.NotFound, match="No result 3"):
+            database.read(lambda db: store.get_result(db, 3))
+        with pytest.raises(store.NotFound, match="No job 4"):
+            database.read(lambda db: store.get_job(db, 4))
+
+
+def test_writing_to_a_closed_store_is_an_error(tmp_path: Path) -> None:
+    database = store.Store(str(tmp_path / "db.sqlite"))
+    with pytest.raises(store.StoreError, match="not open"):
+        database.write_sync(lambda db: None)
