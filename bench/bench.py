@@ -17,10 +17,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -129,11 +131,11 @@ def receiver_env(folder: Path) -> dict[str, str]:
 
 
 @contextmanager
-def receiver(folder: Path, server: str) -> Iterator[Target]:
+def receiver(folder: Path, server: str, config_text: str = "") -> Iterator[Target]:
     """``receiver serve`` (granian), or the same app under uvicorn for comparison."""
     folder.mkdir(parents=True)
     config = folder / "receiver.toml"
-    config.write_text("")
+    config.write_text(config_text)
     env = receiver_env(folder)
     if server == "granian":
         service = ServiceProcess(config, env, folder / "serve.log").start()
@@ -256,12 +258,12 @@ class Row:
     note: str = ""
 
 
-def measure(target: Target, bodies: Path, connections: int, seconds: int) -> Row:
-    figures = run_wrk(target.url, bodies, connections=connections, seconds=seconds)
+def measure(target: Target, bodies: Path, connections: int, seconds: int, offset: int = 0) -> Row:
+    figures = run_wrk(target.url, bodies, connections=connections, seconds=seconds, offset=offset)
     rps = figures["requests"] / (figures["duration_us"] / 1e6)
     errors = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
     note = ""
-    if figures["requests"] > figures["bodies"]:
+    if offset + figures["requests"] > figures["bodies"]:
         note = f"bodies reused: raise --bodies above {figures['requests']}"
     is_receiver = target.name.startswith("receiver")
     return Row(
@@ -279,21 +281,87 @@ def measure(target: Target, bodies: Path, connections: int, seconds: int) -> Row
 
 
 # ---------------------------------------------------------------------------------------------
-# Item 3 of the issue, measured once the delivery worker (receiver.notify) is merged.
+# Ingestion while a delivery backlog drains (the worker must not starve the endpoint)
+
+BACKLOG = 10_000
+SINK_DELAY = 0.1  # seconds the slow sink takes to answer each notification
 
 
-def delivery_figures(folder: Path) -> list[str]:
-    """HOOK for the lead: ingestion while 10k deliveries drain, and callback -> sink latency.
+class SlowSink:
+    """A local HTTP endpoint for ``json://`` notifications that answers 200 after a delay."""
 
-    Needs the delivery worker of the routing issue (``receiver.notify``). Until it is merged this
-    prints why it is skipped. To wire it: configure a route whose ``notify`` is a local
-    ``json://127.0.0.1:<port>`` sink that answers slowly, queue 10,000 deliveries, then run
-    ``measure`` against the receiver while they drain (target: >= 90 % of the idle rate), and
-    time callback -> sink arrival for single callbacks at idle (target: p50 <= 50 ms).
+    def __init__(self, delay: float) -> None:
+        self.count = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay)
+                sink.count += 1
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def deliveries(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+    finally:
+        conn.close()
+    return {state: count for state, count in rows}
+
+
+def delivery_figures(folder: Path, bodies: Path, idle: Row | None, seconds: int) -> list[str]:
+    """Ingestion at -c16 while 10,000 deliveries drain to a slow sink, against the idle rate.
+
+    Callback -> sink latency is measured by bench/notify_latency.py (see README).
     """
     if importlib.util.find_spec("receiver.notify") is None:
-        return ["skipped: the delivery worker (receiver.notify) is not in this build yet"]
-    return ["skipped: receiver.notify is here; wire delivery_figures() in bench/bench.py"]
+        return ["skipped: the delivery worker (receiver.notify) is not in this build"]
+    sink = SlowSink(SINK_DELAY)
+    run_folder = folder / "backlog"
+    try:
+        with receiver(
+            run_folder, "granian", f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
+        ) as target:
+            send_count(target, bodies, BACKLOG + 1000, idle.rps if idle else 3000)
+            before = deliveries(run_folder / "receiver.db")
+            row = measure(target, bodies, 16, seconds, offset=BACKLOG + 1100)
+            after = deliveries(run_folder / "receiver.db")
+    finally:
+        sink.close()
+    drained = after.get("sent", 0) - before.get("sent", 0)
+    lines = [
+        f"backlog: {before.get('pending', 0)} deliveries pending to a sink answering in "
+        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered during the run",
+        f"ingestion while it drains: {row.rps:.0f} req/s, p50 {row.p50_ms:.2f} ms, "
+        f"p99 {row.p99_ms:.2f} ms, non-2xx {row.non2xx}",
+    ]
+    if idle is not None:
+        lines.append(
+            f"against idle (no routes, same run): {row.rps / idle.rps * 100:.0f} % (target >= 90 %)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,21 +382,26 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def send_count(target: Target, bodies: Path, count: int, rate: float, offset: int = 0) -> None:
+    """``count`` callbacks at -c16, in rounds sized by ``rate`` (wrk waits out -d even stopped)."""
+    sent = 0
+    while sent < count:
+        seconds = min(60, max(2, math.ceil((count - sent) / max(rate, 500) * 1.2)))
+        figures = run_wrk(
+            target.url,
+            bodies,
+            connections=16,
+            seconds=seconds,
+            limit=count - sent,
+            offset=offset + sent,
+        )
+        sent += figures["requests"]
+
+
 def rss_after(folder: Path, bodies: Path, count: int, rate: float) -> tuple[int, float]:
-    """Send ``count`` callbacks at -c16 (in rounds sized by the measured rate), then read RSS."""
+    """Send ``count`` callbacks, then read the receiver's RSS."""
     with receiver(folder / "rss", "granian") as target:
-        sent = 0
-        while sent < count:
-            seconds = min(60, max(2, math.ceil((count - sent) / max(rate, 500) * 1.2)))
-            figures = run_wrk(
-                target.url,
-                bodies,
-                connections=16,
-                seconds=seconds,
-                limit=count - sent,
-                offset=sent,
-            )
-            sent += figures["requests"]
+        send_count(target, bodies, count, rate)
         time.sleep(0.5)
         rss = tree_rss_mb(target.pid)
     rows, _ = stored(folder / "rss" / "receiver.db")
@@ -342,6 +415,9 @@ def main() -> None:
     parser.add_argument("--connections", default="16,1", help="wrk -c values, comma-separated")
     parser.add_argument("--uvicorn", action="store_true", help="also the app under uvicorn")
     parser.add_argument("--rss-count", type=int, default=100_000, help="0 skips the RSS run")
+    parser.add_argument(
+        "--no-backlog", dest="backlog", action="store_false", help="skip the delivery backlog run"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "webhook"):
         if shutil.which(tool) is None:
@@ -385,8 +461,10 @@ def main() -> None:
             c16 = [r.rps for r in rows if r.target == "receiver (granian)" and r.connections == 16]
             count, rss = rss_after(folder, bodies, args.rss_count, c16[0] if c16 else 3000)
             print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
-        for line in delivery_figures(folder):
-            print(f"deliveries: {line}")
+        if args.backlog:
+            idle = [r for r in rows if r.target == "receiver (granian)" and r.connections == 16]
+            for line in delivery_figures(folder, bodies, idle[0] if idle else None, args.seconds):
+                print(f"deliveries: {line}")
 
 
 if __name__ == "__main__":
