@@ -155,10 +155,10 @@ class Store:
 
     async def write(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn`` in a shared transaction; return once the commit holding it is durable."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
         if self._thread is None:
             raise StoreError("The store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         if self._loop_writer is None:
             self._loop_writer = _LoopWriter(self, loop)
         if self._loop_writer.loop is loop:

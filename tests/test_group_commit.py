@@ -161,6 +161,18 @@ def test_blocking_writers_and_the_event_loop_share_the_connection_safely(
     assert sorted(stored(tmp_path / "r.db")) == sorted(digest(b) for b in bodies)
 
 
+def test_a_second_event_loop_writes_through_the_writer_thread(tmp_path: Path) -> None:
+    """Batches belong to the first loop that wrote; another loop's writes still commit."""
+    with Store(str(tmp_path / "r.db")) as store:
+        first = asyncio.run(take_all(store, [body_for(1), body_for(2)]))
+        with ThreadPoolExecutor(1) as other:  # a new thread, a new loop
+            second = other.submit(asyncio.run, take_all(store, [body_for(3), body_for(2)]))
+            answers = second.result(timeout=30)
+    assert [a.duplicate for a in first] == [False, False]
+    assert [a.duplicate for a in answers] == [False, True]
+    assert len(stored(tmp_path / "r.db")) == 3
+
+
 def test_writes_after_close_are_refused(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "r.db")).open()
     store.close()
