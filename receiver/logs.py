@@ -5,6 +5,7 @@ Secrets never reach a log line: any key that names one is replaced before render
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -17,9 +18,16 @@ SECRET_WORDS: Final = ("secret", "token", "signature", "authorization", "api_key
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event:
-        if any(word in key.lower() for word in SECRET_WORDS):
+        if _names_a_secret(key):
             event[key] = "[redacted]"
     return event
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    """Cached: log keys are few and fixed, and this ran for every key of every line."""
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_WORDS)
 
 
 def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
@@ -37,7 +45,8 @@ def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # WriteLogger: the same lines as PrintLogger, without print()'s overhead per line.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
 

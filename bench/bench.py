@@ -1,0 +1,471 @@
+"""receiver against adnanh/webhook on this machine, same signed bodies, one run. See README.
+
+Loopback only, bounded in time: every server is started here on 127.0.0.1 and stopped at the end.
+Run through ``bench/run``, which installs wrk, webhook and the Python packages first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from receiver.demo import seed_callback
+from receiver.process import ServiceProcess, free_port
+from receiver.signatures import sign
+
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "callbacks.lua"
+SECRET = "bench-webhook-secret"
+HOOK_ID = "qualitymax"
+CALLBACK_PATH = "/callbacks/qualitymax"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+def generate_bodies(path: Path, count: int, prefix: str) -> None:
+    """``count`` distinct seed callbacks (each its own job id), one "<signature> <body>" a line."""
+    seed = json.loads(seed_callback())
+    with path.open("w") as out:
+        for i in range(count):
+            seed["job_id"] = f"{prefix}-{i}"
+            seed["custom_data"]["deploy_id"] = f"{prefix}-{i}"
+            body = json.dumps(seed, separators=(",", ":")).encode()
+            out.write(f"{sign(body, SECRET)} {body.decode()}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pid: int
+    stop: Callable[[], None]
+    db: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{url} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    sys.exit(f"{url} did not come up:\n{log.read_text()[-2000:]}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def webhook(folder: Path) -> Iterator[Target]:
+    """adnanh/webhook checking the same HMAC on the same header, running /bin/true."""
+    hooks = [
+        {
+            "id": HOOK_ID,
+            "execute-command": "/bin/true",
+            "http-methods": ["POST"],
+            "trigger-rule-mismatch-http-response-code": 401,
+            "trigger-rule": {
+                "match": {
+                    "type": "payload-hmac-sha256",
+                    "secret": SECRET,
+                    "parameter": {"source": "header", "name": "X-QualityMax-Signature"},
+                }
+            },
+        }
+    ]
+    (folder / "hooks.json").write_text(json.dumps(hooks))
+    port = free_port()
+    log = folder / "webhook.log"
+    command = ["webhook", "-hooks", str(folder / "hooks.json"), "-ip", "127.0.0.1"]
+    command += ["-port", str(port)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, proc, log)
+    try:
+        yield Target("adnanh/webhook", f"{url}/hooks/{HOOK_ID}", proc.pid, lambda: None)
+    finally:
+        stop_process(proc)
+
+
+def receiver_env(folder: Path) -> dict[str, str]:
+    return {
+        "QUALITYMAX_WEBHOOK_SECRET": SECRET,
+        "RECEIVER_API_TOKEN": "bench-token",
+        "RECEIVER_DB": str(folder / "receiver.db"),
+    }
+
+
+@contextmanager
+def receiver(folder: Path, server: str, config_text: str = "") -> Iterator[Target]:
+    """``receiver serve`` (granian), or the same app under uvicorn for comparison."""
+    folder.mkdir(parents=True)
+    config = folder / "receiver.toml"
+    config.write_text(config_text)
+    env = receiver_env(folder)
+    if server == "granian":
+        service = ServiceProcess(config, env, folder / "serve.log").start()
+        assert service.proc is not None
+        try:
+            url = f"{service.url}{CALLBACK_PATH}"
+            yield Target(f"receiver ({server})", url, service.proc.pid, service.kill)
+        finally:
+            service.stop()
+        return
+    port = free_port()
+    log = folder / "serve.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "receiver.app:app_from_environment"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    command += ["--log-level", "warning"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command,
+            env={**os.environ, **env, "RECEIVER_CONFIG": str(config)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/health", proc, log)
+    try:
+        yield Target(f"receiver ({server})", f"{url}{CALLBACK_PATH}", proc.pid, lambda: None)
+    finally:
+        stop_process(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (granian serves from a child process)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def run_wrk(
+    url: str, bodies: Path, *, connections: int, seconds: int, limit: int = 0, offset: int = 0
+) -> dict[str, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(LUA), url]
+    env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_LIMIT": str(limit)}
+    env["BENCH_OFFSET"] = str(offset)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            figures: dict[str, int] = json.loads(line[len("BENCH ") :])
+            return figures
+    sys.exit(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
+
+
+def warm_up(target: Target, folder: Path) -> None:
+    """A few hundred distinct callbacks first: imports, caches and connections settle."""
+    bodies = folder / "warmup.txt"
+    generate_bodies(bodies, 300, f"warmup-{target.pid}")
+    run_wrk(target.url, bodies, connections=4, seconds=1, limit=300)
+
+
+def stored(db: Path | None) -> tuple[int, int]:
+    """(callbacks stored, distinct digests) in the receiver's database."""
+    if db is None or not db.exists():
+        return (0, 0)
+    conn = sqlite3.connect(db)
+    try:
+        rows, digests = conn.execute(
+            "SELECT count(*), count(DISTINCT digest) FROM callbacks"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(rows), int(digests)
+
+
+def check_stored(row: Row, db: Path) -> Row:
+    """Every answered callback is in the database once (wrk may stop with a few unanswered)."""
+    rows, digests = stored(db)
+    answered = row.requests - row.non2xx
+    if rows != digests:
+        row.note = f"{rows - digests} stored twice!"
+    elif rows < answered:
+        row.note = f"{answered - rows} answered but not stored!"
+    else:
+        row.note = f"{rows} stored, each once"
+    return row
+
+
+@dataclass
+class Row:
+    target: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    errors: int
+    rss_mb: float | None
+    requests: int = 0
+    note: str = ""
+
+
+def measure(target: Target, bodies: Path, connections: int, seconds: int, offset: int = 0) -> Row:
+    figures = run_wrk(target.url, bodies, connections=connections, seconds=seconds, offset=offset)
+    rps = figures["requests"] / (figures["duration_us"] / 1e6)
+    errors = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    note = ""
+    if offset + figures["requests"] > figures["bodies"]:
+        note = f"bodies reused: raise --bodies above {figures['requests']}"
+    is_receiver = target.name.startswith("receiver")
+    return Row(
+        target=target.name,
+        connections=connections,
+        rps=rps,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        non2xx=figures["non2xx"],
+        errors=errors,
+        rss_mb=tree_rss_mb(target.pid) if is_receiver else None,
+        requests=figures["requests"],
+        note=note,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingestion while a delivery backlog drains (the worker must not starve the endpoint)
+
+BACKLOG = 10_000
+SINK_DELAY = 0.1  # seconds the slow sink takes to answer each notification
+
+
+class SlowSink:
+    """A local HTTP endpoint for ``json://`` notifications that answers 200 after a delay."""
+
+    def __init__(self, delay: float) -> None:
+        self.count = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay)
+                sink.count += 1
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def deliveries(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+    finally:
+        conn.close()
+    return {state: count for state, count in rows}
+
+
+def delivery_figures(folder: Path, bodies: Path, idle: Row | None, seconds: int) -> list[str]:
+    """Ingestion at -c16 while 10,000 deliveries drain to a slow sink, against the idle rate.
+
+    Callback -> sink latency is measured by bench/notify_latency.py (see README).
+    """
+    if importlib.util.find_spec("receiver.notify") is None:
+        return ["skipped: the delivery worker (receiver.notify) is not in this build"]
+    sink = SlowSink(SINK_DELAY)
+    run_folder = folder / "backlog"
+    try:
+        with receiver(
+            run_folder, "granian", f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
+        ) as target:
+            send_count(target, bodies, BACKLOG + 1000, idle.rps if idle else 3000)
+            before = deliveries(run_folder / "receiver.db")
+            row = measure(target, bodies, 16, seconds, offset=BACKLOG + 1100)
+            after = deliveries(run_folder / "receiver.db")
+    finally:
+        sink.close()
+    drained = after.get("sent", 0) - before.get("sent", 0)
+    lines = [
+        f"backlog: {before.get('pending', 0)} deliveries pending to a sink answering in "
+        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered during the run",
+        f"ingestion while it drains: {row.rps:.0f} req/s, p50 {row.p50_ms:.2f} ms, "
+        f"p99 {row.p99_ms:.2f} ms, non-2xx {row.non2xx}",
+    ]
+    if idle is not None:
+        lines.append(
+            f"against idle (no routes, same run): {row.rps / idle.rps * 100:.0f} % (target >= 90 %)"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def table(rows: list[Row]) -> str:
+    head = f"{'target':<22} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    head += f"{'non-2xx':>8} {'sock err':>8} {'RSS MB':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rss = f"{r.rss_mb:7.1f}" if r.rss_mb is not None else f"{'-':>7}"
+        line = f"{r.target:<22} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} "
+        line += f"{r.p99_ms:>8.2f} {r.non2xx:>8} {r.errors:>8} {rss}"
+        if r.note:
+            line += f"  ({r.note})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def send_count(target: Target, bodies: Path, count: int, rate: float, offset: int = 0) -> None:
+    """``count`` callbacks at -c16, in rounds sized by ``rate`` (wrk waits out -d even stopped)."""
+    sent = 0
+    while sent < count:
+        seconds = min(60, max(2, math.ceil((count - sent) / max(rate, 500) * 1.2)))
+        figures = run_wrk(
+            target.url,
+            bodies,
+            connections=16,
+            seconds=seconds,
+            limit=count - sent,
+            offset=offset + sent,
+        )
+        sent += figures["requests"]
+
+
+def rss_after(folder: Path, bodies: Path, count: int, rate: float) -> tuple[int, float]:
+    """Send ``count`` callbacks, then read the receiver's RSS."""
+    with receiver(folder / "rss", "granian") as target:
+        send_count(target, bodies, count, rate)
+        time.sleep(0.5)
+        rss = tree_rss_mb(target.pid)
+    rows, _ = stored(folder / "rss" / "receiver.db")
+    return rows, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--bodies", type=int, default=250_000, help="distinct callbacks made")
+    parser.add_argument("--connections", default="16,1", help="wrk -c values, comma-separated")
+    parser.add_argument("--uvicorn", action="store_true", help="also the app under uvicorn")
+    parser.add_argument("--rss-count", type=int, default=100_000, help="0 skips the RSS run")
+    parser.add_argument(
+        "--no-backlog", dest="backlog", action="store_false", help="skip the delivery backlog run"
+    )
+    args = parser.parse_args()
+    for tool in ("wrk", "webhook"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; run bench/run, which installs it")
+
+    with tempfile.TemporaryDirectory(prefix="receiver-bench-") as tmp:
+        folder = Path(tmp)
+        bodies = folder / "bodies.txt"
+        started = time.monotonic()
+        generate_bodies(bodies, max(args.bodies, args.rss_count + 1000), "bench")
+        print(
+            f"{args.bodies} signed callbacks like the seed ({len(seed_callback())} B) made in "
+            f"{time.monotonic() - started:.1f}s; wrk -t1 -d{args.seconds}s; {os.cpu_count()} "
+            f"cores, load average {os.getloadavg()[0]:.2f} before the run",
+            flush=True,
+        )
+        rows: list[Row] = []
+        servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
+        for connections in (int(c) for c in args.connections.split(",")):
+            with webhook(folder) as target:
+                warm_up(target, folder)
+                rows.append(measure(target, bodies, connections, args.seconds))
+            for server in servers:
+                run_folder = folder / f"{server}-c{connections}"
+                with receiver(run_folder, server) as target:
+                    warm_up(target, folder)
+                    row = measure(target, bodies, connections, args.seconds)
+                rows.append(check_stored(row, run_folder / "receiver.db"))
+        print()
+        print(table(rows))
+        print()
+        for connections in sorted({r.connections for r in rows}, reverse=True):
+            by = {r.target: r for r in rows if r.connections == connections}
+            base = by["adnanh/webhook"]
+            for name, r in by.items():
+                if name != base.target:
+                    print(
+                        f"ratio {name} / adnanh/webhook at -c{connections}: {r.rps / base.rps:.2f}"
+                    )
+        if args.rss_count:
+            c16 = [r.rps for r in rows if r.target == "receiver (granian)" and r.connections == 16]
+            count, rss = rss_after(folder, bodies, args.rss_count, c16[0] if c16 else 3000)
+            print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
+        if args.backlog:
+            idle = [r for r in rows if r.target == "receiver (granian)" and r.connections == 16]
+            for line in delivery_figures(folder, bodies, idle[0] if idle else None, args.seconds):
+                print(f"deliveries: {line}")
+
+
+if __name__ == "__main__":
+    main()
