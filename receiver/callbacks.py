@@ -165,5 +165,9 @@ def _repeat(seen: store.StoredCallback) -> Accepted | PayloadRejected:
     if seen.outcome == "rejected":
         return PayloadRejected(seen.error or "This body was rejected before", seen.id)
     return Accepted(
-        callback_id=seen.id, result_id=seen.result_id, job_id=seen.job_id, duplicate=True
+        callback_id=seen.id,
+        result_id=seen.result_id,
+        job_id=seen.job_id,
+        duplicate=True,
+        status=seen.status,
     )

@@ -560,11 +560,15 @@ class StoredCallback(msgspec.Struct, kw_only=True):
     error: str | None
     result_id: int | None
     job_id: int | None
+    status: str | None
 
 
-FIND_CALLBACK: Final = (
-    "SELECT id, outcome, error, result_id, job_id FROM callbacks WHERE digest = ?"
-)
+# A repeat is answered like the first delivery, its result's status included.
+FIND_CALLBACK: Final = """
+SELECT c.id, c.outcome, c.error, c.result_id, c.job_id, r.status
+FROM callbacks c LEFT JOIN results r ON r.id = c.result_id
+WHERE c.digest = ?
+"""
 INSERT_CALLBACK: Final = """
 INSERT INTO callbacks (provider, job_key, job_id, digest, body, headers, outcome, error,
     received_at)
@@ -601,7 +605,9 @@ def find_callback(db: Database, digest: str) -> StoredCallback | None:
     row = db.execute(FIND_CALLBACK, [digest]).fetchone()
     if row is None:
         return None
-    return StoredCallback(id=row[0], outcome=row[1], error=row[2], result_id=row[3], job_id=row[4])
+    return StoredCallback(
+        id=row[0], outcome=row[1], error=row[2], result_id=row[3], job_id=row[4], status=row[5]
+    )
 
 
 def insert_callback(

@@ -144,6 +144,8 @@ def test_seed_callback_is_normalised(client: TestClient[Any], auth: dict[str, st
         "duplicate": False,
         "status": "passed",
     }
+    repeat = client.post(URL, content=body, headers=signed(body)).json()
+    assert repeat == {**answer, "duplicate": True}
     result = client.get("/api/results/1", headers=auth).json()
     assert result["total"] == 1 and result["passed"] == 1 and result["failed"] == 0
     assert result["duration_ms"] == 54600
