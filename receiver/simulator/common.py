@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import uvicorn
 from litestar import Litestar, Request, get, post
+from litestar.params import JSONBody
 
 from receiver.process import free_port
 
@@ -116,7 +117,7 @@ def control_routes(window: RateWindow, faults: Faults, runs: Any) -> list[Any]:
         )
 
     @post("/_sim/faults", sync_to_thread=False, status_code=204)
-    def add_fault(data: Fault) -> None:
+    def add_fault(data: JSONBody[Fault]) -> None:
         faults.add(data)
 
     return [stats, add_fault]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body
+from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 
 from receiver.simulator.common import (
     Faults,
@@ -31,6 +30,9 @@ APP_ID: Final = "file_sim_app"
 LINK: Final = "https://app.qualgent.ai/test-runs/"
 STEPS: Final = ("queued", "running")
 DEVICE: Final = {"name": "Pixel 7", "platform": "Android", "os_version": "14"}
+
+PathText = Annotated[str, PathParameter()]
+QueryText = Annotated[str | None, QueryParameter()]
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
     @post("/v1/apps/upload", opt={"limit": "all"})
     async def upload(
         request: Request[Any, Any, Any],
-        data: dict[str, Any] = Body(media_type=RequestEncodingType.MULTI_PART),  # noqa: B008
+        data: MultipartBody[dict[str, Any]],
     ) -> Response[Any]:
         missing = [k for k in ("file", "app_name", "version") if not data.get(k)]
         if missing:
@@ -222,7 +224,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         return answer(request, [_app(a) for a in state.apps.values()])
 
     @get("/v1/apps/{app_id:str}", opt={"limit": "all"}, sync_to_thread=False)
-    def get_app(request: Request[Any, Any, Any], app_id: str) -> Response[Any]:
+    def get_app(request: Request[Any, Any, Any], app_id: PathText) -> Response[Any]:
         apps = list(state.apps.values())
         app = apps[-1] if app_id == "latest" and apps else state.apps.get(app_id)
         if app is None:
@@ -230,19 +232,19 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         return answer(request, _app(app))
 
     @delete("/v1/apps", opt={"limit": "all"}, sync_to_thread=False, status_code=200)
-    def delete_apps(request: Request[Any, Any, Any], data: Any = None) -> Response[Any]:
+    def delete_apps(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body: DeleteBody = _decode(data, DeleteBody)
         for app_id in body.files:
             state.apps.pop(app_id, None)
         return answer(request, {"success": True, "deleted": body.files})
 
     @get("/v1/test-cases/list", opt={"limit": "all"}, sync_to_thread=False)
-    def list_cases(request: Request[Any, Any, Any], category: str | None = None) -> Response[Any]:
+    def list_cases(request: Request[Any, Any, Any], category: QueryText = None) -> Response[Any]:
         cases = [c for c in TEST_CASES.values() if category is None or c.category == category]
         return answer(request, [_case(c) for c in cases])
 
     @post("/v1/test-cases/run", opt={"limit": "all"}, sync_to_thread=False)
-    def run(request: Request[Any, Any, Any], data: Any = None) -> Response[Any]:
+    def run(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body: RunBody = _decode(data, RunBody)
         if not body.jobs:
             return _detail(400, "jobs must not be empty")
@@ -258,7 +260,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         return answer(request, {"success": True, "jobs": [{"link": f"{LINK}{r.id}"} for r in runs]})
 
     @post("/v1/test-cases/run-all", opt={"limit": "all"}, sync_to_thread=False)
-    def run_all(request: Request[Any, Any, Any], data: Any = None) -> Response[Any]:
+    def run_all(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body: RunAllBody = _decode(data, RunAllBody)
         if body.category_id and body.category_id not in CATEGORIES:
             return _detail(404, f"Category {body.category_id} not found")
@@ -275,7 +277,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         return answer(request, {"test_runs": views})
 
     @get("/v1/jobs/status/{test_run_id:str}", opt={"limit": "all"}, sync_to_thread=False)
-    def job_status(request: Request[Any, Any, Any], test_run_id: str) -> Response[Any]:
+    def job_status(request: Request[Any, Any, Any], test_run_id: PathText) -> Response[Any]:
         found = state.runs.get(test_run_id)
         if found is None:
             return _detail(404, f"Test run {test_run_id} not found")

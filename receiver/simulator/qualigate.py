@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.params import JSONBody, QueryParameter
 
 from receiver.simulator.common import (
     Faults,
@@ -27,6 +28,8 @@ from receiver.simulator.common import (
 API_KEY: Final = "qg_sim_key"
 LINK: Final = "https://qualigate.app/test-runs/"
 STEPS: Final = ("pending", "running")  # then the outcome
+
+QueryText = Annotated[str | None, QueryParameter()]
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 30, window: float = 60.0)
         return run
 
     @post("/api/v1/trigger", opt={"limit": "trigger_post"}, sync_to_thread=False)
-    def trigger(request: Request[Any, Any, Any], data: Any = None) -> Response[Any]:
+    def trigger(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body = _body(data)
         given = [n for n in ("test_case_id", "test_suite_id", "project_id") if getattr(body, n)]
         if len(given) != 1:
@@ -213,7 +216,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 30, window: float = 60.0)
         return Response({"success": True, **answer, "status": "pending"}, status_code=201)
 
     @get("/api/v1/trigger", opt={"limit": "trigger_get"}, sync_to_thread=False)
-    def status(test_run_id: str | None = None, suite_run_id: str | None = None) -> Response[Any]:
+    def status(test_run_id: QueryText = None, suite_run_id: QueryText = None) -> Response[Any]:
         if test_run_id:
             run = state.runs.get(test_run_id)
             if run is None:
@@ -227,7 +230,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 30, window: float = 60.0)
         return _error(400, "Bad Request", "Provide test_run_id or suite_run_id")
 
     @get("/api/v1/results", opt={"limit": "results"}, sync_to_thread=False)
-    def results(test_run_ids: str | None = None, suite_run_id: str | None = None) -> Response[Any]:
+    def results(test_run_ids: QueryText = None, suite_run_id: QueryText = None) -> Response[Any]:
         if suite_run_id:
             suite = state.suites.get(suite_run_id)
             if suite is None:
@@ -245,7 +248,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 30, window: float = 60.0)
         return Response(_aggregate(runs))
 
     @get("/api/v1/ci-config", opt={"limit": "ci_config"}, sync_to_thread=False)
-    def ci_config(project_id: str | None = None) -> Response[Any]:
+    def ci_config(project_id: QueryText = None) -> Response[Any]:
         if not project_id or project_id not in PROJECTS:
             return _error(404, "Not Found", "Project not found")
         return Response(

@@ -29,7 +29,7 @@ import httpx
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 
 from receiver.logs import get_logger
@@ -41,6 +41,7 @@ log = get_logger("receiver.simulator")
 DEV_API_KEY: Final = "qm-simulator-dev-key"
 DEV_WEBHOOK_SECRET: Final = "simulator-dev-secret"
 OUTCOMES: Final = ("passed", "failed", "error")
+PathText = Annotated[str, PathParameter()]
 # The smallest valid PNG (1x1, transparent): a real image for the screenshot links.
 PIXEL_PNG: Final = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
@@ -180,7 +181,7 @@ def _rate_limited(limiter: RateLimiter, key: str) -> Response[Any] | None:
 
 
 @post("/api/webhooks/{slug:str}", status_code=200)
-async def webhook(request: Request[Any, Any, Any], slug: str) -> Response[Any]:
+async def webhook(request: Request[Any, Any, Any], slug: PathText) -> Response[Any]:
     state = _state(request)
     state.counters.webhook_requests += 1
     body = await request.body()
@@ -346,7 +347,7 @@ def _free_endpoint(state: SimState, request: Request[Any, Any, Any]) -> Response
 
 
 @get("/api/v1/partner/jobs/{job_id:str}/report")
-async def report(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
+async def report(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
     state = _state(request)
     refused = _free_endpoint(state, request)
     if refused is not None:
@@ -382,7 +383,9 @@ def _report(job: SimJob) -> dict[str, Any]:
 
 
 @get("/api/v1/partner/artifacts/{execution_id:str}/{kind:str}")
-async def artifact(request: Request[Any, Any, Any], execution_id: str, kind: str) -> Response[Any]:
+async def artifact(
+    request: Request[Any, Any, Any], execution_id: PathText, kind: PathText
+) -> Response[Any]:
     state = _state(request)
     refused = _free_endpoint(state, request)
     if refused is not None:
@@ -410,7 +413,9 @@ def _logs(test: SimTest) -> dict[str, Any]:
 
 
 @get("/static/test-executions/{execution_id:str}/{name:str}", sync_to_thread=False)
-def static_artifact(request: Request[Any, Any, Any], execution_id: str, name: str) -> Response[Any]:
+def static_artifact(
+    request: Request[Any, Any, Any], execution_id: PathText, name: PathText
+) -> Response[Any]:
     if execution_id not in _state(request).executions:
         return _error(404, "Not found")
     if name == "screenshot.png":
@@ -421,7 +426,7 @@ def static_artifact(request: Request[Any, Any, Any], execution_id: str, name: st
 
 
 @get("/reports/{job_id:str}", sync_to_thread=False)
-def report_page(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
+def report_page(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
     job = _state(request).jobs.get(job_id)
     if job is None:
         return _error(404, f"Job {job_id} not found")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter, PathParameter, QueryParameter
 
 from receiver import store
 from receiver.services import services_of
@@ -22,6 +22,7 @@ State = Annotated[
     # ``state`` is reserved for handler arguments in Litestar; the query key stays ``state``.
     QueryParameter(name="state", description="Only deliveries in this state"),
 ]
+DeliveryId = Annotated[int, PathParameter()]
 
 
 class DeliveriesController(Controller):
@@ -45,7 +46,9 @@ class DeliveriesController(Controller):
         summary="Send a delivery again",
         description="Back to pending, due now, with a fresh attempt budget (sent or dead alike).",
     )
-    async def retry(self, request: Request[Any, Any, Any], delivery_id: int) -> store.DeliveryView:
+    async def retry(
+        self, request: Request[Any, Any, Any], delivery_id: DeliveryId
+    ) -> store.DeliveryView:
         services = services_of(request)
         view = await services.store.write(lambda db: store.redeliver(db, delivery_id))
         if services.worker is not None:
