@@ -418,7 +418,14 @@ def main() -> None:
     parser.add_argument(
         "--no-backlog", dest="backlog", action="store_false", help="skip the delivery backlog run"
     )
+    parser.add_argument(
+        "--only-backlog",
+        action="store_true",
+        help="only the idle receiver at -c16 and the delivery backlog run",
+    )
     args = parser.parse_args()
+    if args.only_backlog:
+        args.connections, args.rss_count, args.backlog = "16", 0, True
     for tool in ("wrk", "webhook"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed; run bench/run, which installs it")
@@ -437,9 +444,10 @@ def main() -> None:
         rows: list[Row] = []
         servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
         for connections in (int(c) for c in args.connections.split(",")):
-            with webhook(folder) as target:
-                warm_up(target, folder)
-                rows.append(measure(target, bodies, connections, args.seconds))
+            if not args.only_backlog:
+                with webhook(folder) as target:
+                    warm_up(target, folder)
+                    rows.append(measure(target, bodies, connections, args.seconds))
             for server in servers:
                 run_folder = folder / f"{server}-c{connections}"
                 with receiver(run_folder, server) as target:
@@ -451,6 +459,8 @@ def main() -> None:
         print()
         for connections in sorted({r.connections for r in rows}, reverse=True):
             by = {r.target: r for r in rows if r.connections == connections}
+            if "adnanh/webhook" not in by:
+                continue
             base = by["adnanh/webhook"]
             for name, r in by.items():
                 if name != base.target:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Final
@@ -39,6 +40,11 @@ log = get_logger("receiver.notify")
 
 POLL_SECONDS: Final = 2.0  # picks up deliveries revived by `receiver redeliver` in another process
 CONCURRENCY: Final = 32
+# While callbacks keep arriving, the worker runs at most this many sends at once: a send costs
+# the one GIL several times what storing a callback does, so ingestion comes first and the
+# backlog drains at a steady lower rate; it speeds up again once intake is quiet.
+BUSY_CONCURRENCY: Final = 4
+BUSY_SECONDS: Final = 0.5  # intake counts as busy this long after its last routed result
 GRACE_SECONDS: Final = 5.0
 
 
@@ -50,6 +56,7 @@ class DeliveryWorker:
         config: Config,
         *,
         concurrency: int = CONCURRENCY,
+        busy_concurrency: int = BUSY_CONCURRENCY,
         poll_seconds: float = POLL_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -58,6 +65,8 @@ class DeliveryWorker:
         self.settings = config.delivery
         self.github_settings = config.github
         self.concurrency = concurrency
+        self.busy_concurrency = min(busy_concurrency, concurrency)
+        self.intake_at = -BUSY_SECONDS  # monotonic time of the last routed result
         self.poll_seconds = poll_seconds
         self.draw = draw
         # The lease covers the wait for a serial slot and the send, plus recording the outcome.
@@ -77,7 +86,17 @@ class DeliveryWorker:
     def record(self, db: Database, result_id: int, result: Result) -> None:
         """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
         if self.router.record(db, result_id, result):
-            self.wake_threadsafe()
+            self.intake_at = time.monotonic()
+            # One wake-up is enough until the worker runs; none while every slot is busy (a
+            # finishing send wakes it). Saves a self-pipe write per callback under load.
+            if not self.event.is_set() and len(self.in_flight) < self.slots():
+                self.wake_threadsafe()
+
+    def slots(self) -> int:
+        """How many sends may run now: fewer while callbacks are arriving."""
+        if time.monotonic() - self.intake_at < BUSY_SECONDS:
+            return self.busy_concurrency
+        return self.concurrency
 
     def wake(self) -> None:
         self.event.set()
@@ -131,7 +150,7 @@ class DeliveryWorker:
 
     async def claim_and_start(self) -> bool:
         """Claim what is due, up to the free slots; True when every slot is now busy."""
-        free = self.concurrency - len(self.in_flight)
+        free = self.slots() - len(self.in_flight)
         if free <= 0:
             return False  # a finishing send sets the event
         lease = uuid.uuid4().hex
@@ -152,6 +171,12 @@ class DeliveryWorker:
 
     async def sleep(self) -> None:
         timeout = self.poll_seconds
+        if len(self.in_flight) >= self.slots():
+            # Every slot is busy: only a finishing send (or the poll) can change that. Reading
+            # the next due time here found it past and spun: a read per loop turn, all run long.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.event.wait(), timeout)
+            return
         try:
             due = await asyncio.to_thread(self.store.read, store.next_due)
         except Exception:
