@@ -41,9 +41,11 @@ log = get_logger("receiver.notify")
 POLL_SECONDS: Final = 2.0  # picks up deliveries revived by `receiver redeliver` in another process
 CONCURRENCY: Final = 32
 # While callbacks keep arriving, the worker runs at most this many sends at once: a send costs
-# the one GIL several times what storing a callback does, so ingestion comes first and the
-# backlog drains at a steady lower rate; it speeds up again once intake is quiet.
-BUSY_CONCURRENCY: Final = 4
+# about ten times the CPU of storing a callback (~3 ms against ~0.3 ms, mostly in Apprise and
+# requests), so ingestion comes first and the
+# backlog drains at a steady lower rate (2 sends to a 100 ms target: 25-30/s); it speeds up
+# again once intake is quiet.
+BUSY_CONCURRENCY: Final = 2
 BUSY_SECONDS: Final = 0.5  # intake counts as busy this long after its last routed result
 GRACE_SECONDS: Final = 5.0
 
