@@ -9,12 +9,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from receiver import store
 from receiver.services import services_of
+from receiver.web.params import Cursor, Limit
 
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page (1-500)")]
-Cursor = Annotated[
-    int | None,
-    QueryParameter(description="next_cursor of the previous page: items older than it"),
-]
 Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
 ResultId = Annotated[int, PathParameter()]
 JobId = Annotated[int, PathParameter()]

@@ -8,15 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from receiver import store
 from receiver.services import services_of
+from receiver.web.params import Cursor, Limit
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page (1-500)")]
-Cursor = Annotated[
-    int | None, Parameter(description="next_cursor of the previous page: items older than it")
-]
 State = Annotated[
     Literal["pending", "sent", "dead"] | None,
     # ``state`` is reserved for handler arguments in Litestar; the query key stays ``state``.
