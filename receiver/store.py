@@ -915,24 +915,39 @@ SELECT_CALLBACK_BODY: Final = "SELECT body FROM callbacks WHERE id = ?"
 
 def list_results(db: Database, where: ResultFilter) -> ResultPage:
     """Newest first; ``before`` is the cursor (the last id of the previous page)."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     for column in ("status", "branch", "provider"):
         value = getattr(where, column)
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
-    if where.before is not None:
-        clauses.append("id < ?")
-        params.append(where.before)
-    sql = f"SELECT {SUMMARY_COLUMNS} FROM results"
+    rows, next_cursor = _newest_first(
+        db, f"SELECT {SUMMARY_COLUMNS} FROM results", clauses, params, where.limit, where.before
+    )
+    items = [msgspec.convert(row, ResultSummary) for row in rows]
+    return ResultPage(items=items, next_cursor=next_cursor)
+
+
+def _newest_first(
+    db: Database,
+    select: str,
+    clauses: list[str],
+    params: list[Any],
+    limit: int,
+    before: int | None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of ``select`` by descending id (keyset paging): its rows and the next cursor."""
+    if before is not None:
+        clauses = [*clauses, "id < ?"]
+        params = [*params, before]
+    sql = select
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY id DESC LIMIT ?"
-    params.append(where.limit + 1)
-    rows = list(db.query(sql, params))
-    items = [msgspec.convert(row, ResultSummary) for row in rows[: where.limit]]
-    next_cursor = items[-1].id if len(rows) > where.limit else None
-    return ResultPage(items=items, next_cursor=next_cursor)
+    rows = list(db.query(sql, [*params, limit + 1]))
+    page = rows[:limit]
+    return page, (page[-1]["id"] if len(rows) > limit else None)
 
 
 def get_result(db: Database, result_id: int) -> ResultDetail:
@@ -954,16 +969,8 @@ def get_result(db: Database, result_id: int) -> ResultDetail:
 
 
 def list_jobs(db: Database, *, limit: int = 50, before: int | None = None) -> JobPage:
-    sql = f"SELECT {JOB_COLUMNS} FROM jobs"
-    params: list[Any] = []
-    if before is not None:
-        sql += " WHERE id < ?"
-        params.append(before)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(limit + 1)
-    rows = list(db.query(sql, params))
-    items = [_job(row) for row in rows[:limit]]
-    return JobPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    rows, next_cursor = _newest_first(db, f"SELECT {JOB_COLUMNS} FROM jobs", [], [], limit, before)
+    return JobPage(items=[_job(row) for row in rows], next_cursor=next_cursor)
 
 
 def get_job(db: Database, job_id: int) -> JobView:
@@ -1203,17 +1210,11 @@ def list_deliveries(db: Database, where: DeliveryFilter) -> DeliveryPage:
         params.append(where.state)
     if where.failed:
         clauses.append("(state = 'dead' OR (state = 'pending' AND last_error IS NOT NULL))")
-    if where.before is not None:
-        clauses.append("id < ?")
-        params.append(where.before)
-    sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(where.limit + 1)
-    rows = list(db.query(sql, params))
-    items = [msgspec.convert(row, DeliveryView) for row in rows[: where.limit]]
-    return DeliveryPage(items=items, next_cursor=items[-1].id if len(rows) > where.limit else None)
+    rows, next_cursor = _newest_first(
+        db, f"SELECT {DELIVERY_COLUMNS} FROM deliveries", clauses, params, where.limit, where.before
+    )
+    items = [msgspec.convert(row, DeliveryView) for row in rows]
+    return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
 def deliveries_of(db: Database, result_id: int) -> list[DeliveryView]:
