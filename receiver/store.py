@@ -158,7 +158,11 @@ class Store:
     # -- writes ----------------------------------------------------------------------------
 
     async def write(self, fn: Callable[[Database], T]) -> T:
-        """Run ``fn`` in a shared transaction; return once the commit holding it is durable."""
+        """Run ``fn`` in a shared transaction; return once the commit holding it is durable.
+
+        ``fn`` may run twice (see ``_run_batch``): it must change nothing but the database, or
+        only what is safe to redo.
+        """
         if self._thread is None:
             raise StoreError("The store is not open")
         loop = asyncio.get_running_loop()
@@ -242,7 +246,18 @@ class Store:
     def _run_batch(
         self, conn: sqlite3.Connection, db: Database, batch: list[_Write]
     ) -> list[_Outcome]:
-        """BEGIN IMMEDIATE, then each write in its savepoint; the transaction stays open."""
+        """BEGIN IMMEDIATE, then every write; the transaction stays open for the COMMIT.
+
+        The writes run bare first: a savepoint journals every page it touches, which measured
+        a sixth of the cost of storing a callback. If one raises, the transaction is rolled back
+        and the batch runs again with a savepoint per write, so one caller's failure never
+        undoes the others. Hence ``write``'s rule: a function may run twice.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            return [(write, write.fn(db), None) for write in batch]
+        except Exception:
+            conn.execute("ROLLBACK")
         conn.execute("BEGIN IMMEDIATE")
         return [_run_in_savepoint(conn, db, write) for write in batch]
 
