@@ -5,12 +5,16 @@ Secrets never reach a log line: any key that names one is replaced before render
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import functools
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
+import msgspec
 import structlog
 
 SECRET_WORDS: Final = ("secret", "token", "signature", "authorization", "api_key", "password")
@@ -32,9 +36,13 @@ def _names_a_secret(key: str) -> bool:
 
 def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
     as_json = not sys.stderr.isatty() if json is None else json
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.dev.ConsoleRenderer()
+    # WriteLogger: the same lines as PrintLogger, without print()'s overhead per line.
+    factory: Any = structlog.WriteLoggerFactory(file=sys.stderr)
+    if as_json:
+        # msgspec renders bytes, written as they are (structlog's own pattern for orjson).
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
+        factory = LineWriter(sys.stderr.buffer).factory
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -45,10 +53,70 @@ def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        # WriteLogger: the same lines as PrintLogger, without print()'s overhead per line.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+def _json_line(event: Any, **_: Any) -> bytes:
+    return msgspec.json.encode(event, enc_hook=repr)
+
+
+class LineWriter:
+    """A structlog logger writing rendered lines to a binary stream.
+
+    Lines logged on an event loop wait for the end of the loop's current pass and share one
+    write: measured, a write per line was a third of the cost of logging a callback, since
+    every write let other threads take the GIL from the loop. Lines from other threads are
+    written at once, and lines still waiting when the process exits are written then.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._waiting: list[list[bytes]] = []  # every thread's lines not yet written
+        atexit.register(self.flush)
+
+    def factory(self, *_: Any) -> LineWriter:
+        return self
+
+    def msg(self, message: bytes) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._write([message])
+        lines: list[bytes] | None = getattr(self._local, "lines", None)
+        if lines is None:
+            lines = self._local.lines = []
+            with self._lock:
+                self._waiting.append(lines)
+            loop.call_soon(self._flush_this_thread)
+        lines.append(message)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+    def _flush_this_thread(self) -> None:
+        lines: list[bytes] = self._local.lines
+        self._local.lines = None
+        with self._lock:
+            if lines in self._waiting:  # else flush() took them at exit
+                self._waiting.remove(lines)
+        self._write(lines)
+
+    def flush(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for lines in waiting:
+            self._write(lines[:])
+            lines.clear()
+
+    def _write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        with self._lock:
+            self.stream.write(b"".join(line + b"\n" for line in lines))
+            self.stream.flush()
 
 
 def get_logger(name: str) -> Any:
