@@ -335,6 +335,9 @@ class _LoopWriter:
             while self._pending:
                 count = min(MAX_BATCH, len(self._pending))
                 await self._commit([self._pending.popleft() for _ in range(count)])
+                # The committed batch's requests answer first, then the next batch's SQL runs:
+                # their clients send again ~0.6 ms sooner (measured: +10 to +30 % at -c16).
+                await asyncio.sleep(0)
 
     async def _commit(self, batch: list[_Write]) -> None:
         store, conn = self.store, self._conn
