@@ -72,8 +72,11 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
         status, payload = _refused(services, "rejected", 400, exc.detail)
         return await _answer(send, status, payload)
     elapsed = time.perf_counter() - started
-    _record(services, accepted, job_key, elapsed)
-    await _answer(send, 200, msgspec.json.encode(accepted))
+    # Answered first: the client's next callback should not wait for our log line.
+    try:
+        await _answer(send, 200, msgspec.json.encode(accepted))
+    finally:
+        _record(services, accepted, job_key, elapsed)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -120,7 +123,7 @@ async def _answer(send: Send, status: int, payload: bytes) -> None:
 
 def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed: float) -> None:
     outcome = "duplicate" if accepted.duplicate else "accepted"
-    services.metrics.callbacks.labels(outcome).inc()
+    services.metrics.callback_outcome(outcome).inc()
     services.metrics.ingest_seconds.observe(elapsed)
     if job_key is not None and accepted.job_id is None:
         log.warning(
@@ -137,7 +140,7 @@ def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed
 
 
 def _refused(services: Services, outcome: str, status_code: int, detail: str) -> tuple[int, bytes]:
-    services.metrics.callbacks.labels(outcome).inc()
+    services.metrics.callback_outcome(outcome).inc()
     if outcome != "rejected":
         log.info("callback", outcome=outcome, status_code=status_code)
     return status_code, msgspec.json.encode(ErrorBody(detail=detail))
