@@ -7,6 +7,7 @@ Run through ``bench/run``, which installs wrk, webhook and the Python packages f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -170,8 +171,8 @@ def receiver(folder: Path, server: str, config_text: str = "") -> Iterator[Targe
 # Measuring
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants (granian serves from a child process)."""
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants (granian serves from a child process)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -182,12 +183,20 @@ def tree_rss_mb(pid: int) -> float:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants."""
+    total = 0
+    for each in tree_pids(pid):
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         except OSError:
@@ -331,37 +340,76 @@ def deliveries(db: Path) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-def delivery_figures(folder: Path, bodies: Path, idle: Row | None, seconds: int) -> list[str]:
-    """Ingestion at -c16 while 10,000 deliveries drain to a slow sink, against the idle rate.
+def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> list[str]:
+    """Ingestion at -c16 while 10,000 deliveries drain to a slow sink, against an idle receiver.
 
-    Callback -> sink latency is measured by bench/notify_latency.py (see README).
+    Both run side by side and are measured in alternation; the draining one is paused
+    (SIGSTOP) while the idle one is measured, so it takes no CPU from it. Callback -> sink
+    latency is measured by bench/notify_latency.py (see README).
     """
     if importlib.util.find_spec("receiver.notify") is None:
         return ["skipped: the delivery worker (receiver.notify) is not in this build"]
     sink = SlowSink(SINK_DELAY)
-    run_folder = folder / "backlog"
+    routes = f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
+    ratios: list[float] = []
+    busy_rows: list[Row] = []
     try:
-        with receiver(
-            run_folder, "granian", f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
-        ) as target:
-            send_count(target, bodies, BACKLOG + 1000, idle.rps if idle else 3000)
-            before = deliveries(run_folder / "receiver.db")
-            row = measure(target, bodies, 16, seconds, offset=BACKLOG + 1100)
-            after = deliveries(run_folder / "receiver.db")
+        with (
+            receiver(folder / "idle", "granian") as idle,
+            receiver(folder / "backlog", "granian", routes) as busy,
+        ):
+            warm_up(idle, folder)
+            send_count(busy, bodies, BACKLOG + 1000, 3000)
+            before = deliveries(folder / "backlog" / "receiver.db")
+            offsets = {idle.name: 0, "busy": BACKLOG + 1100}
+            for _ in range(rounds):
+                with paused(busy.pid):
+                    wait_until_quiet()
+                    base = measure(idle, bodies, 16, seconds, offset=offsets[idle.name])
+                offsets[idle.name] += base.requests
+                row = measure(busy, bodies, 16, seconds, offset=offsets["busy"])
+                offsets["busy"] += row.requests
+                busy_rows.append(row)
+                ratios.append(row.rps / base.rps)
+            after = deliveries(folder / "backlog" / "receiver.db")
     finally:
         sink.close()
     drained = after.get("sent", 0) - before.get("sent", 0)
-    lines = [
+    p99 = max(r.p99_ms for r in busy_rows)
+    return [
         f"backlog: {before.get('pending', 0)} deliveries pending to a sink answering in "
-        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered during the run",
-        f"ingestion while it drains: {row.rps:.0f} req/s, p50 {row.p50_ms:.2f} ms, "
-        f"p99 {row.p99_ms:.2f} ms, non-2xx {row.non2xx}",
+        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered over the {rounds} rounds",
+        f"ingestion while it drains: {median([r.rps for r in busy_rows]):.0f} req/s (median of "
+        f"{rounds} rounds), p99 up to {p99:.2f} ms, "
+        f"non-2xx {sum(r.non2xx for r in busy_rows)}",
+        f"against idle, round by round: {_percents(ratios)}; median "
+        f"{median(ratios) * 100:.0f} % (target >= 90 %)",
     ]
-    if idle is not None:
-        lines.append(
-            f"against idle (no routes, same run): {row.rps / idle.rps * 100:.0f} % (target >= 90 %)"
-        )
-    return lines
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """SIGSTOP ``pid`` and its descendants for the block, SIGCONT after."""
+    pids = tree_pids(pid)
+    for each in pids:
+        os.kill(each, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for each in pids:
+            os.kill(each, signal.SIGCONT)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _percents(ratios: list[float]) -> str:
+    return ", ".join(f"{r * 100:.0f} %" for r in ratios)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,9 +456,109 @@ def rss_after(folder: Path, bodies: Path, count: int, rate: float) -> tuple[int,
     return rows, rss
 
 
+@dataclass
+class Comparison:
+    """Every target's rows at one concurrency, one row per round, in the order measured."""
+
+    connections: int
+    runs: dict[str, list[Row]]
+    dbs: dict[str, Path]
+
+    def combined(self) -> list[Row]:
+        """Per target: the median round's rate and p50, the worst p99, the sums."""
+        rows = []
+        for name, runs in self.runs.items():
+            row = Row(
+                target=name,
+                connections=self.connections,
+                rps=median([r.rps for r in runs]),
+                p50_ms=median([r.p50_ms for r in runs]),
+                p99_ms=max(r.p99_ms for r in runs),
+                non2xx=sum(r.non2xx for r in runs),
+                errors=sum(r.errors for r in runs),
+                rss_mb=runs[-1].rss_mb,
+                requests=sum(r.requests for r in runs),
+                note="; ".join(sorted({r.note for r in runs if r.note})),
+            )
+            db = self.dbs.get(name)
+            rows.append(check_stored(row, db) if db is not None else row)
+        return rows
+
+    def ratios(self, name: str) -> list[float]:
+        """``name`` against adnanh/webhook, round by round."""
+        base = self.runs[WEBHOOK]
+        return [r.rps / b.rps for r, b in zip(self.runs[name], base, strict=True)]
+
+
+WEBHOOK = "adnanh/webhook"
+
+
+def compare(
+    folder: Path, bodies: Path, connections: int, rounds: int, seconds: int, servers: list[str]
+) -> Comparison:
+    """adnanh/webhook and receiver started side by side and measured in alternation.
+
+    The machine is shared: measuring one after the other let a neighbour's burst land on one
+    side only. Rounds alternate the order, and the ratio is taken round by round.
+    """
+    with contextlib.ExitStack() as stack:
+        targets = [stack.enter_context(webhook(folder))]
+        dbs: dict[str, Path] = {}
+        for server in servers:
+            run_folder = folder / f"{server}-c{connections}"
+            targets.append(stack.enter_context(receiver(run_folder, server)))
+            dbs[targets[-1].name] = run_folder / "receiver.db"
+        for target in targets:
+            warm_up(target, folder)
+        runs: dict[str, list[Row]] = {t.name: [] for t in targets}
+        sent = dict.fromkeys(runs, 0)
+        for n in range(rounds):
+            for target in targets if n % 2 == 0 else targets[::-1]:
+                wait_until_quiet()
+                row = measure(target, bodies, connections, seconds, offset=sent[target.name])
+                sent[target.name] += row.requests
+                runs[target.name].append(row)
+        wait_until_quiet()
+    return Comparison(connections, runs, dbs)
+
+
+QUIET_BUSY = 0.15  # the machine counts as quiet below this share of busy CPU
+
+
+def wait_until_quiet(limit: float = 60.0) -> float:
+    """Wait until the machine is nearly idle; the seconds waited.
+
+    adnanh/webhook answers before it runs its command (include-command-output-in-response is
+    off), so after a run it goes on running the commands it queued, for seconds: measured
+    right after it, receiver ran on what CPU those left.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if cpu_busy(0.5) < QUIET_BUSY:
+            break
+    return time.monotonic() - started
+
+
+def cpu_busy(seconds: float) -> float:
+    """The machine's share of busy CPU over ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating runs per target (median reported)"
+    )
     parser.add_argument("--bodies", type=int, default=250_000, help="distinct callbacks made")
     parser.add_argument("--connections", default="16,1", help="wrk -c values, comma-separated")
     parser.add_argument("--uvicorn", action="store_true", help="also the app under uvicorn")
@@ -418,14 +566,8 @@ def main() -> None:
     parser.add_argument(
         "--no-backlog", dest="backlog", action="store_false", help="skip the delivery backlog run"
     )
-    parser.add_argument(
-        "--only-backlog",
-        action="store_true",
-        help="only the idle receiver at -c16 and the delivery backlog run",
-    )
+    parser.add_argument("--only-backlog", action="store_true", help="only the delivery backlog run")
     args = parser.parse_args()
-    if args.only_backlog:
-        args.connections, args.rss_count, args.backlog = "16", 0, True
     for tool in ("wrk", "webhook"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed; run bench/run, which installs it")
@@ -437,44 +579,39 @@ def main() -> None:
         generate_bodies(bodies, max(args.bodies, args.rss_count + 1000), "bench")
         print(
             f"{args.bodies} signed callbacks like the seed ({len(seed_callback())} B) made in "
-            f"{time.monotonic() - started:.1f}s; wrk -t1 -d{args.seconds}s; {os.cpu_count()} "
-            f"cores, load average {os.getloadavg()[0]:.2f} before the run",
+            f"{time.monotonic() - started:.1f}s; wrk -t1, {args.rounds} alternating rounds of "
+            f"{args.seconds}s per target; {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.2f} before the run",
             flush=True,
         )
-        rows: list[Row] = []
-        servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
-        for connections in (int(c) for c in args.connections.split(",")):
-            if not args.only_backlog:
-                with webhook(folder) as target:
-                    warm_up(target, folder)
-                    rows.append(measure(target, bodies, connections, args.seconds))
-            for server in servers:
-                run_folder = folder / f"{server}-c{connections}"
-                with receiver(run_folder, server) as target:
-                    warm_up(target, folder)
-                    row = measure(target, bodies, connections, args.seconds)
-                rows.append(check_stored(row, run_folder / "receiver.db"))
-        print()
-        print(table(rows))
-        print()
-        for connections in sorted({r.connections for r in rows}, reverse=True):
-            by = {r.target: r for r in rows if r.connections == connections}
-            if "adnanh/webhook" not in by:
-                continue
-            base = by["adnanh/webhook"]
-            for name, r in by.items():
-                if name != base.target:
-                    print(
-                        f"ratio {name} / adnanh/webhook at -c{connections}: {r.rps / base.rps:.2f}"
-                    )
-        if args.rss_count:
-            c16 = [r.rps for r in rows if r.target == "receiver (granian)" and r.connections == 16]
-            count, rss = rss_after(folder, bodies, args.rss_count, c16[0] if c16 else 3000)
+        if not args.only_backlog:
+            servers = ["granian", "uvicorn"] if args.uvicorn else ["granian"]
+            throughput(folder, bodies, args, servers)
+        if args.rss_count and not args.only_backlog:
+            count, rss = rss_after(folder, bodies, args.rss_count, 3000)
             print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
         if args.backlog:
-            idle = [r for r in rows if r.target == "receiver (granian)" and r.connections == 16]
-            for line in delivery_figures(folder, bodies, idle[0] if idle else None, args.seconds):
+            for line in delivery_figures(folder / "deliveries", bodies, args.rounds, args.seconds):
                 print(f"deliveries: {line}")
+
+
+def throughput(folder: Path, bodies: Path, args: argparse.Namespace, servers: list[str]) -> None:
+    comparisons = [
+        compare(folder, bodies, int(c), args.rounds, args.seconds, servers)
+        for c in args.connections.split(",")
+    ]
+    print()
+    print(table([row for c in comparisons for row in c.combined()]))
+    print()
+    for comparison in comparisons:
+        for name in comparison.runs:
+            if name == WEBHOOK:
+                continue
+            ratios = comparison.ratios(name)
+            print(
+                f"ratio {name} / {WEBHOOK} at -c{comparison.connections}: "
+                f"{median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+            )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def case(provider: str, jobs: int, seconds: float) -> tuple[float, int, int]:
     if provider == "qualigate":
         sim = Served(gate_sim.create_app(limit=30, window=minute)).start()
         settings = QualigateSettings(
-            base_url=sim.url, api_key=gate_sim.API_KEY, poll_seconds=POLL_SECONDS / SCALE,
+            base_url=sim.url,
+            api_key=gate_sim.API_KEY,
+            poll_seconds=POLL_SECONDS / SCALE,
             timeout_seconds=3600,
         )
         client: Qualigate | Qualgent = Qualigate(settings, rate_window=minute)
@@ -43,12 +45,17 @@ def case(provider: str, jobs: int, seconds: float) -> tuple[float, int, int]:
         # 10 a second, scaled: 100 in the same 1 s window (a 0.1 s window is finer than a loop).
         sim = Served(gent_sim.create_app(limit=int(10 * SCALE), window=1.0)).start()
         settings2 = QualgentSettings(
-            base_url=sim.url, api_key=gent_sim.API_KEY, poll_seconds=POLL_SECONDS / SCALE,
+            base_url=sim.url,
+            api_key=gent_sim.API_KEY,
+            poll_seconds=POLL_SECONDS / SCALE,
             timeout_seconds=3600,
         )
         client = Qualgent(settings2, rate_limit=int(10 * SCALE), rate_window=1.0)
-        request = {"test_case_id": "tc_endless", "app_file_id": gent_sim.APP_ID,
-                   "device": gent_sim.DEVICE}
+        request = {
+            "test_case_id": "tc_endless",
+            "app_file_id": gent_sim.APP_ID,
+            "device": gent_sim.DEVICE,
+        }
     with tempfile.TemporaryDirectory() as tmp, store.Store(str(Path(tmp) / "b.db")) as db:
         poller = Poller(db, [client])
 
