@@ -23,7 +23,7 @@ from receiver.services import Services
 from receiver.store import Store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
-from receiver.web.callbacks import take_callback
+from receiver.web.callbacks import CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
@@ -82,8 +82,11 @@ def create_app(config: Config) -> Litestar:
     )
 
 
-def app_from_environment() -> Litestar:
-    """The factory ASGI servers call: config from ``RECEIVER_CONFIG`` and the environment."""
+def app_from_environment() -> CallbacksFirst:
+    """The factory ASGI servers call: config from ``RECEIVER_CONFIG`` and the environment.
+
+    Callback POSTs are answered in front of Litestar (see ``CallbacksFirst``).
+    """
     configure_logs()
     die_with_parent()
-    return create_app(load_config(config_path(None, os.environ)))
+    return CallbacksFirst(create_app(load_config(config_path(None, os.environ))))

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from receiver import store
+from receiver.app import create_app
 from receiver.config import Config
 from receiver.signatures import sign
+from receiver.web.callbacks import CallbacksFirst, match_callback_path
 from tests.conftest import SECRET, callback_body, signed
 
 URL = "/callbacks/qualitymax"
@@ -122,7 +124,6 @@ def test_an_event_without_results_is_kept_without_a_result(client: TestClient[An
 
 
 def test_any_secret_of_the_rotation_list_is_taken(write_config: Any, env: dict[str, str]) -> None:
-    from receiver.app import create_app
     from receiver.config import load_config
 
     config = load_config(write_config(""), {**env, "QUALITYMAX_WEBHOOK_SECRET": "old,new"})
@@ -195,3 +196,64 @@ def test_size_limit_is_exact(client: TestClient[Any], config: Config, extra: int
     body = b"{" + b" " * (size - 2) + b"}"
     response = client.post(URL, content=body, headers=signed(body))
     assert response.status_code == (413 if size > config.server.max_body_bytes else 200)
+
+
+# ---------------------------------------------------------------------------------------------
+# CallbacksFirst: the served app answers callback POSTs before Litestar routes; the same answers
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/callbacks/qualitymax", (True, None)),
+        ("/callbacks/qualitymax/", (True, None)),
+        ("/callbacks/qualitymax/deploy-42", (True, "deploy-42")),
+        ("/callbacks/qualitymax/deploy-42/", (True, "deploy-42")),
+        ("/callbacks/qualitymax/a/b", (False, None)),
+        ("/callbacks/qualitymaxx", (False, None)),
+        ("/callbacks/qualigate", (False, None)),
+        ("/health", (False, None)),
+    ],
+)
+def test_the_front_door_matches_the_routes_paths(
+    path: str, expected: tuple[bool, str | None]
+) -> None:
+    assert match_callback_path(path) == expected
+
+
+@pytest.fixture
+def front(config: Config) -> Any:
+    app = CallbacksFirst(create_app(config))
+    with TestClient(app) as test_client:
+        yield app, test_client
+
+
+def test_the_front_door_answers_like_the_route(front: Any, auth: dict[str, str]) -> None:
+    app, client = front
+    body = callback_body(custom_data={"branch": "front"})
+    taken = client.post(URL, content=body, headers=signed(body))
+    assert taken.status_code == 200 and taken.json()["duplicate"] is False
+    again = client.post(URL + "/", content=body, headers=signed(body))
+    assert again.json() == {**taken.json(), "duplicate": True}
+    unsigned = client.post(URL, content=body, headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    assert unsigned.json() == {"detail": "Missing or invalid X-QualityMax-Signature"}
+    keyed = client.post(
+        f"{URL}/no-such-job", content=callback_body(), headers=signed(callback_body())
+    )
+    assert keyed.status_code == 200 and keyed.json()["job_id"] is None
+    assert app.state.services.store.read(store.count_callbacks) == {"accepted": 2}
+    # Everything else is Litestar's: other methods, other paths, the API.
+    assert client.get(URL).status_code == 405
+    assert client.post(f"{URL}/a/b", content=body, headers=signed(body)).status_code == 404
+    branches = [r["branch"] for r in client.get("/api/results", headers=auth).json()["items"]]
+    assert "front" in branches
+
+
+def test_the_front_door_answers_a_store_failure_with_the_error_shape(front: Any) -> None:
+    app, client = front
+    app.state.services.store.close()
+    body = callback_body()
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal error; the service log has the cause"}

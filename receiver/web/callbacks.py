@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, Final, cast
 
 import msgspec
-from litestar import post
-from litestar.exceptions import InternalServerException
-from litestar.types import HTTPRequestEvent, Receive, Scope, Send
+from litestar import Litestar, post
+from litestar.exceptions import HTTPException, InternalServerException
+from litestar.types import HTTPRequestEvent, Message, Receive, Scope, Send
 
 from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
 from receiver.logs import get_logger
@@ -16,6 +16,9 @@ from receiver.services import Services
 from receiver.store import utcnow
 
 log = get_logger("receiver.callbacks")
+
+CALLBACK_PATH: Final = "/callbacks/qualitymax"
+INTERNAL_ERROR: Final = "Internal error; the service log has the cause"
 
 
 class ErrorBody(msgspec.Struct):
@@ -39,6 +42,61 @@ async def take_callback() -> Accepted:
     ``serve_callback`` answers every request that reaches it: see there why.
     """
     raise NotImplementedError("served by serve_callback")
+
+
+class CallbacksFirst:
+    """The served ASGI app: callback POSTs go straight to ``serve_callback``, the rest to Litestar.
+
+    Measured (README, Performance): Litestar's app, router and exception layers in front of
+    ``serve_callback`` cost about a sixth of the callback throughput at 16 connections. The
+    route stays declared in Litestar (OpenAPI, 405 for other methods) and answers the same if
+    a request reaches it there.
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self.state = app.state  # as on Litestar: tools and tests find the services there
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fields = cast("dict[str, Any]", scope)  # ASGI's own keys; Litestar's types are stricter
+        if fields["type"] == "http" and fields["method"] == "POST":
+            matched, job_key = match_callback_path(fields["path"])
+            if matched:
+                fields["litestar_app"] = self.app
+                fields["path_params"] = {} if job_key is None else {"job_key": job_key}
+                return await _serve_guarded(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def match_callback_path(path: str) -> tuple[bool, str | None]:
+    """(is it a callback path, its job_key): the paths Litestar's route matches."""
+    path = path.rstrip("/")
+    if path == CALLBACK_PATH:
+        return True, None
+    head, _, job_key = path.rpartition("/")
+    if head == CALLBACK_PATH and job_key:
+        return True, job_key
+    return False, None
+
+
+async def _serve_guarded(scope: Scope, receive: Receive, send: Send) -> None:
+    """What Litestar's exception layer does for this route: errors in the one error shape."""
+    started = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        await serve_callback(scope, receive, tracked)
+    except HTTPException as exc:
+        if not started:
+            await _answer(send, exc.status_code, msgspec.json.encode(ErrorBody(exc.detail)))
+    except Exception as exc:
+        log.exception("http.error", path=scope["path"], error=type(exc).__name__)
+        if not started:
+            await _answer(send, 500, msgspec.json.encode(ErrorBody(INTERNAL_ERROR)))
 
 
 async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
