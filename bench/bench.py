@@ -608,9 +608,11 @@ def throughput(folder: Path, bodies: Path, args: argparse.Namespace, servers: li
             if name == WEBHOOK:
                 continue
             ratios = comparison.ratios(name)
+            rounds = zip(ratios, comparison.runs[name], comparison.runs[WEBHOOK], strict=True)
+            detail = ", ".join(f"{r:.2f} = {a.rps:.0f}/{b.rps:.0f}" for r, a, b in rounds)
             print(
                 f"ratio {name} / {WEBHOOK} at -c{comparison.connections}: "
-                f"{median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+                f"{median(ratios):.2f} (rounds: {detail})"
             )
 
 
