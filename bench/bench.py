@@ -353,6 +353,7 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
     routes = f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
     ratios: list[float] = []
     busy_rows: list[Row] = []
+    under_load = 0  # deliveries sent while callbacks poured in
     try:
         with (
             receiver(folder / "idle", "granian") as idle,
@@ -367,8 +368,11 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
                     wait_until_quiet()
                     base = measure(idle, bodies, 16, seconds, offset=offsets[idle.name])
                 offsets[idle.name] += base.requests
+                sent_before = deliveries(folder / "backlog" / "receiver.db").get("sent", 0)
                 row = measure(busy, bodies, 16, seconds, offset=offsets["busy"])
                 offsets["busy"] += row.requests
+                under_load += deliveries(folder / "backlog" / "receiver.db").get("sent", 0)
+                under_load -= sent_before
                 busy_rows.append(row)
                 ratios.append(row.rps / base.rps)
             after = deliveries(folder / "backlog" / "receiver.db")
@@ -378,7 +382,8 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
     p99 = max(r.p99_ms for r in busy_rows)
     return [
         f"backlog: {before.get('pending', 0)} deliveries pending to a sink answering in "
-        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered over the {rounds} rounds",
+        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered over the {rounds} rounds, "
+        f"{under_load} of them while callbacks poured in ({under_load / (rounds * seconds):.1f}/s)",
         f"ingestion while it drains: {median([r.rps for r in busy_rows]):.0f} req/s (median of "
         f"{rounds} rounds), p99 up to {p99:.2f} ms, "
         f"non-2xx {sum(r.non2xx for r in busy_rows)}",

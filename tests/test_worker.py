@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 
 from receiver import store
@@ -283,3 +284,34 @@ def test_a_429_from_an_apprise_target_is_retried_on_the_backoff(
     (delivery,) = asyncio.run(run())
     assert (delivery.state, delivery.attempts) == ("sent", 2)
     assert [r.answered for r in sink.to("/limited")] == [429, 200]
+
+
+def test_while_results_pour_in_sends_go_one_at_a_time(sink: HttpSink, tmp_path: Path) -> None:
+    targets = [sink.url(f"/t{i}") for i in range(4)]
+    config = make_config(tmp_path, route("all", *targets))
+
+    async def run() -> tuple[int, list[store.DeliveryView]]:
+        async with Harness(config) as h:
+            pouring = asyncio.Event()
+            pouring.set()
+
+            async def flood() -> None:  # ~1,500 routed results a second, as the intake notes them
+                while pouring.is_set():
+                    for _ in range(150):
+                        h.worker.intake.note(time.monotonic())
+                    await asyncio.sleep(0.1)
+
+            flooding = asyncio.create_task(flood())
+            await asyncio.sleep(0.05)
+            await h.add(result())  # four deliveries, due at once
+            await asyncio.sleep(1.2)
+            sent_while_pouring = len(sink.received)
+            pouring.clear()
+            await flooding
+            return sent_while_pouring, await h.settle(all_final)
+
+    sent_while_pouring, final = asyncio.run(run())
+    # Sends start HEAVY_SEND_INTERVAL (0.5 s) apart: at most three in 1.2 s, never none; unpaced,
+    # all four go out within milliseconds. Once the flood stops, the rest follow.
+    assert 1 <= sent_while_pouring <= 3
+    assert [d.state for d in final] == ["sent"] * 4

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import random
 import time
 import uuid
@@ -31,6 +32,7 @@ from receiver.logs import get_logger
 from receiver.notify import retry
 from receiver.notify.apprise_target import AppriseSender
 from receiver.notify.github import GithubSender
+from receiver.notify.pace import IntakeRate, Pace, pace
 from receiver.notify.retry import Outcome
 from receiver.notify.targets import Sender
 from receiver.results import Result
@@ -40,13 +42,6 @@ log = get_logger("receiver.notify")
 
 POLL_SECONDS: Final = 2.0  # picks up deliveries revived by `receiver redeliver` in another process
 CONCURRENCY: Final = 32
-# While callbacks keep arriving, the worker runs at most this many sends at once: a send costs
-# about ten times the CPU of storing a callback (~3 ms against ~0.3 ms, mostly in Apprise and
-# requests), so ingestion comes first and the
-# backlog drains at a steady lower rate (2 sends to a 100 ms target: 25-30/s); it speeds up
-# again once intake is quiet.
-BUSY_CONCURRENCY: Final = 2
-BUSY_SECONDS: Final = 0.5  # intake counts as busy this long after its last routed result
 GRACE_SECONDS: Final = 5.0
 
 
@@ -58,7 +53,6 @@ class DeliveryWorker:
         config: Config,
         *,
         concurrency: int = CONCURRENCY,
-        busy_concurrency: int = BUSY_CONCURRENCY,
         poll_seconds: float = POLL_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -67,8 +61,8 @@ class DeliveryWorker:
         self.settings = config.delivery
         self.github_settings = config.github
         self.concurrency = concurrency
-        self.busy_concurrency = min(busy_concurrency, concurrency)
-        self.intake_at = -BUSY_SECONDS  # monotonic time of the last routed result
+        self.intake = IntakeRate()  # routed results per second: sends slow down when heavy
+        self.last_start = -math.inf  # monotonic time the last send started
         self.poll_seconds = poll_seconds
         self.draw = draw
         # The lease covers the wait for a serial slot and the send, plus recording the outcome.
@@ -88,17 +82,21 @@ class DeliveryWorker:
     def record(self, db: Database, result_id: int, result: Result) -> None:
         """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
         if self.router.record(db, result_id, result):
-            self.intake_at = time.monotonic()
-            # One wake-up is enough until the worker runs; none while every slot is busy (a
+            self.intake.note(time.monotonic())
+            # One wake-up is enough until the worker runs; none while no send may start (a
             # finishing send wakes it). Saves a self-pipe write per callback under load.
-            if not self.event.is_set() and len(self.in_flight) < self.slots():
+            if not self.event.is_set() and self.pace().starts > 0:
                 self.wake_threadsafe()
 
-    def slots(self) -> int:
-        """How many sends may run now: fewer while callbacks are arriving."""
-        if time.monotonic() - self.intake_at < BUSY_SECONDS:
-            return self.busy_concurrency
-        return self.concurrency
+    def pace(self) -> Pace:
+        """How many sends may start now (see receiver.notify.pace)."""
+        now = time.monotonic()
+        return pace(
+            heavy=self.intake.heavy(now),
+            concurrency=self.concurrency,
+            in_flight=len(self.in_flight),
+            since_last_start=now - self.last_start,
+        )
 
     def wake(self) -> None:
         self.event.set()
@@ -151,16 +149,18 @@ class DeliveryWorker:
             await self.sleep()
 
     async def claim_and_start(self) -> bool:
-        """Claim what is due, up to the free slots; True when every slot is now busy."""
-        free = self.slots() - len(self.in_flight)
+        """Claim what is due, as many as may start; True when that many were claimed."""
+        free = self.pace().starts
         if free <= 0:
-            return False  # a finishing send sets the event
+            return False  # a finishing send sets the event, or sleep() waits for the pace
         lease = uuid.uuid4().hex
         claimed = await self.store.write(
             lambda db: store.claim_deliveries(
                 db, limit=free, lease=lease, lease_seconds=self.lease_seconds
             )
         )
+        if claimed:
+            self.last_start = time.monotonic()
         for delivery in claimed:
             task = asyncio.create_task(self.deliver(delivery))
             self.in_flight.add(task)
@@ -173,9 +173,13 @@ class DeliveryWorker:
 
     async def sleep(self) -> None:
         timeout = self.poll_seconds
-        if len(self.in_flight) >= self.slots():
-            # Every slot is busy: only a finishing send (or the poll) can change that. Reading
-            # the next due time here found it past and spun: a read per loop turn, all run long.
+        paced = self.pace()
+        if paced.starts <= 0:
+            # No send may start: only a finishing send, the pace's wait (or the poll) can change
+            # that. Reading the next due time here found it past and spun: a read per loop
+            # turn, all run long.
+            if paced.wait > 0:
+                timeout = min(timeout, paced.wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.event.wait(), timeout)
             return

@@ -1,0 +1,68 @@
+"""How fast the delivery worker may send: all out, unless callbacks pour in.
+
+A send costs about 3 ms of CPU, most of it under the GIL in Apprise and requests: ten times the
+cost of storing a callback. While routed results arrive faster than ``HEAVY_PER_SECOND`` (the
+store near its limit on a small machine), each send takes CPU that ingestion needs, so sends go
+one at a time, ``HEAVY_SEND_INTERVAL`` apart. Below that rate, far above a realistic deploy day,
+the worker sends at full concurrency.
+
+Like ``retry``, a pure decision: the caller passes the clock's readings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import msgspec
+
+HEAVY_PER_SECOND: Final = 200.0
+WINDOW: Final = 0.5  # seconds over which the intake rate is counted
+HEAVY_SEND_INTERVAL: Final = 0.5  # seconds between send starts while intake is heavy
+
+
+class IntakeRate:
+    """Routed results per second, from two counters: the current window and the one before."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self.started = -math.inf
+        self.count = 0
+        self.previous = 0.0  # the rate of the window before the current one
+
+    def note(self, now: float) -> None:
+        elapsed = now - self.started
+        if elapsed >= self.window:
+            self.previous = self.count / elapsed if elapsed < 2 * self.window else 0.0
+            self.started, self.count = now, 0
+        self.count += 1
+
+    def per_second(self, now: float) -> float:
+        elapsed = now - self.started
+        if elapsed >= 2 * self.window:
+            return 0.0
+        if elapsed >= self.window:
+            return self.count / elapsed
+        # The current window counted as if it were over: it can only grow.
+        return max(self.previous, self.count / self.window)
+
+    def heavy(self, now: float) -> bool:
+        return self.per_second(now) >= HEAVY_PER_SECOND
+
+
+class Pace(msgspec.Struct, frozen=True):
+    """How many sends may start now; when none, how long until one may (0: a send must end)."""
+
+    starts: int
+    wait: float = 0.0
+
+
+def pace(*, heavy: bool, concurrency: int, in_flight: int, since_last_start: float) -> Pace:
+    if not heavy:
+        return Pace(starts=max(0, concurrency - in_flight))
+    if in_flight >= 1:
+        return Pace(starts=0)
+    wait = HEAVY_SEND_INTERVAL - since_last_start
+    if wait > 0:
+        return Pace(starts=0, wait=wait)
+    return Pace(starts=1)

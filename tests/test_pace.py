@@ -1,0 +1,64 @@
+"""Pacing as a pure decision: the intake rate from two counters, and how many sends may start."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from receiver.notify.pace import HEAVY_PER_SECOND, HEAVY_SEND_INTERVAL, IntakeRate, Pace, pace
+
+
+def noted(times: list[float]) -> IntakeRate:
+    rate = IntakeRate(window=0.5)
+    for t in times:
+        rate.note(t)
+    return rate
+
+
+def test_a_quiet_intake_is_zero_and_not_heavy() -> None:
+    rate = IntakeRate(window=0.5)
+    assert rate.per_second(100.0) == 0.0 and not rate.heavy(100.0)
+
+
+def test_a_flood_is_heavy_within_its_first_window() -> None:
+    count = int(HEAVY_PER_SECOND * 0.5)  # enough in half a window's length to cross the line
+    rate = noted([10.0 + i * 0.001 for i in range(count)])
+    assert rate.heavy(10.0 + count * 0.001)
+
+
+def test_the_rate_carries_over_a_window_boundary() -> None:
+    # 300/s for 0.6 s: the new window has barely started, the previous one speaks for it.
+    rate = noted([i / 300 for i in range(180)])
+    assert rate.per_second(0.61) == pytest.approx(300, rel=0.05)
+    assert rate.heavy(0.61)
+
+
+def test_a_flood_that_stopped_a_second_ago_is_over() -> None:
+    rate = noted([i / 1000 for i in range(1000)])
+    assert rate.heavy(1.0)
+    assert not rate.heavy(2.0)
+    assert rate.per_second(2.0) == 0.0
+
+
+def test_a_trickle_is_never_heavy() -> None:
+    rate = noted([i * 0.1 for i in range(100)])  # 10 a second
+    assert max(rate.per_second(t / 10) for t in range(100)) < HEAVY_PER_SECOND
+
+
+@pytest.mark.parametrize(
+    ("heavy", "in_flight", "since", "expected"),
+    [
+        (False, 0, 0.0, Pace(starts=32)),
+        (False, 30, 0.0, Pace(starts=2)),
+        (False, 32, 0.0, Pace(starts=0)),
+        (True, 1, math.inf, Pace(starts=0)),  # one at a time: the finishing send wakes it
+        (True, 0, 0.2, Pace(starts=0, wait=HEAVY_SEND_INTERVAL - 0.2)),
+        (True, 0, HEAVY_SEND_INTERVAL, Pace(starts=1)),
+        (True, 0, math.inf, Pace(starts=1)),
+    ],
+)
+def test_pace(heavy: bool, in_flight: int, since: float, expected: Pace) -> None:
+    got = pace(heavy=heavy, concurrency=32, in_flight=in_flight, since_last_start=since)
+    assert got.starts == expected.starts
+    assert got.wait == pytest.approx(expected.wait)
