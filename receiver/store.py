@@ -135,6 +135,9 @@ class Store:
         return self
 
     def close(self) -> None:
+        """Stop the writers and close every connection. Call it from the event loop's thread
+        (the lifespan does) or with no write in flight: a batch the loop is running is not
+        waited for."""
         if self._thread is None:
             return
         if self._loop_writer is not None:

@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from receiver import store
 from receiver.app import create_app
+from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.signatures import sign
 from receiver.web.callbacks import CallbacksFirst, match_callback_path
@@ -250,9 +251,17 @@ def test_the_front_door_answers_like_the_route(front: Any, auth: dict[str, str])
     assert "front" in branches
 
 
-def test_the_front_door_answers_a_store_failure_with_the_error_shape(front: Any) -> None:
+class BrokenIntake(CallbackIntake):
+    """An intake whose store write blows up the way an unexpected bug would."""
+
+    async def take(self, **_: Any) -> Any:
+        raise RuntimeError("the disk caught fire")
+
+
+def test_the_front_door_answers_an_unexpected_error_with_the_error_shape(front: Any) -> None:
     app, client = front
-    app.state.services.store.close()
+    services = app.state.services
+    services.intake = BrokenIntake(services.store, services.intake.secrets)
     body = callback_body()
     response = client.post(URL, content=body, headers=signed(body))
     assert response.status_code == 500
