@@ -2,20 +2,30 @@
 -- BENCH_BODIES: a file of lines "<signature> <body>" (bodies are one-line JSON).
 -- BENCH_LIMIT (optional): stop after this many responses (wrk still waits out -d).
 -- BENCH_OFFSET (optional): start after this many lines.
+-- BENCH_MAX (optional): keep at most this many lines after the offset.
 -- At the end prints one line "BENCH {json}" that bench/bench.py reads.
 
 local path = os.getenv("BENCH_BODIES")
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
-local signatures, bodies, count = {}, {}, 0
+local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
+-- Only the lines a run can send are kept: loading all of them took wrk a second to start.
+local wanted = tonumber(os.getenv("BENCH_MAX") or "0")
+local signatures, bodies, count, seen = {}, {}, 0, 0
 for line in io.lines(path) do
-  count = count + 1
-  local space = line:find(" ", 1, true)
-  signatures[count] = line:sub(1, space - 1)
-  bodies[count] = line:sub(space + 1)
+  seen = seen + 1
+  if seen > offset then
+    count = count + 1
+    local space = line:find(" ", 1, true)
+    signatures[count] = line:sub(1, space - 1)
+    bodies[count] = line:sub(space + 1)
+    if wanted > 0 and count >= wanted then
+      break
+    end
+  end
 end
 
 local headers = { ["Content-Type"] = "application/json" }
-local index, responses, wrapped = tonumber(os.getenv("BENCH_OFFSET") or "0"), 0, 0
+local index, responses, wrapped = 0, 0, 0
 
 request = function()
   index = index + 1

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from receiver.notify.pace import HEAVY_PER_SECOND, HEAVY_SEND_INTERVAL, IntakeRate, Pace, pace
+from receiver.notify.pace import (
+    HEAVY_HOLD,
+    HEAVY_PER_SECOND,
+    HEAVY_SEND_INTERVAL,
+    IntakeRate,
+    Pace,
+    pace,
+)
 
 
 def noted(times: list[float]) -> IntakeRate:
@@ -34,11 +41,12 @@ def test_the_rate_carries_over_a_window_boundary() -> None:
     assert rate.heavy(0.61)
 
 
-def test_a_flood_that_stopped_a_second_ago_is_over() -> None:
-    rate = noted([i / 1000 for i in range(1000)])
+def test_a_flood_stays_heavy_for_the_hold_then_is_over() -> None:
+    rate = noted([i / 1000 for i in range(1000)])  # 1,000 a second until t = 1 s
     assert rate.heavy(1.0)
-    assert not rate.heavy(2.0)
     assert rate.per_second(2.0) == 0.0
+    assert rate.heavy(1.0 + HEAVY_HOLD - 0.1), "a lull inside the hold is still heavy"
+    assert not rate.heavy(1.0 + HEAVY_HOLD + 0.1)
 
 
 def test_a_trickle_is_never_heavy() -> None:

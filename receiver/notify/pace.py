@@ -18,17 +18,22 @@ import msgspec
 
 HEAVY_PER_SECOND: Final = 200.0
 WINDOW: Final = 0.5  # seconds over which the intake rate is counted
+# Intake stays heavy this long after a window crossed the line: floods come in bursts (a CI
+# fan-out, a provider retrying), and 32 sends started in a lull land on the next burst.
+HEAVY_HOLD: Final = 3.0
 HEAVY_SEND_INTERVAL: Final = 0.5  # seconds between send starts while intake is heavy
 
 
 class IntakeRate:
     """Routed results per second, from two counters: the current window and the one before."""
 
-    def __init__(self, window: float = WINDOW) -> None:
+    def __init__(self, window: float = WINDOW, hold: float = HEAVY_HOLD) -> None:
         self.window = window
+        self.hold = hold
         self.started = -math.inf
         self.count = 0
         self.previous = 0.0  # the rate of the window before the current one
+        self.heavy_until = -math.inf
 
     def note(self, now: float) -> None:
         elapsed = now - self.started
@@ -36,6 +41,8 @@ class IntakeRate:
             self.previous = self.count / elapsed if elapsed < 2 * self.window else 0.0
             self.started, self.count = now, 0
         self.count += 1
+        if self.count >= HEAVY_PER_SECOND * self.window:
+            self.heavy_until = now + self.hold
 
     def per_second(self, now: float) -> float:
         elapsed = now - self.started
@@ -47,7 +54,7 @@ class IntakeRate:
         return max(self.previous, self.count / self.window)
 
     def heavy(self, now: float) -> bool:
-        return self.per_second(now) >= HEAVY_PER_SECOND
+        return now < self.heavy_until or self.per_second(now) >= HEAVY_PER_SECOND
 
 
 class Pace(msgspec.Struct, frozen=True):
