@@ -16,10 +16,11 @@ from receiver.notify.pace import (
 )
 
 
-def noted(times: list[float]) -> IntakeRate:
+def noted(times: list[float], per_batch: int = 8) -> IntakeRate:
+    """Results at ``times``, ``per_batch`` of them to each store batch."""
     rate = IntakeRate(window=0.5)
-    for t in times:
-        rate.note(t)
+    for n, t in enumerate(times):
+        rate.note(t, batch=n // per_batch)
     return rate
 
 
@@ -29,14 +30,25 @@ def test_a_quiet_intake_is_zero_and_not_heavy() -> None:
 
 
 def test_a_flood_is_heavy_within_its_first_window() -> None:
-    count = int(HEAVY_PER_SECOND * 0.5)  # enough in half a window's length to cross the line
-    rate = noted([10.0 + i * 0.001 for i in range(count)])
+    count = int(HEAVY_PER_SECOND)  # enough in a fifth of a second to cross the line
+    rate = noted([10.0 + i * 0.001 for i in range(count)], per_batch=count)
     assert rate.heavy(10.0 + count * 0.001)
+
+
+def test_a_lone_client_however_fast_is_never_heavy() -> None:
+    rate = noted([i / 5000 for i in range(5000)], per_batch=1)  # 5,000 a second, one per batch
+    assert not rate.heavy(1.0) and rate.per_second(1.0) == 0.0
+
+
+def test_only_results_that_queued_count() -> None:
+    # Batches of 8: the first three of each did not wait for the store, the other five did.
+    rate = noted([i / 1000 for i in range(400)], per_batch=8)
+    assert rate.per_second(0.399) == pytest.approx(5 / 8 * 1000 * 0.399 / 0.5, rel=0.05)
 
 
 def test_the_rate_carries_over_a_window_boundary() -> None:
     # 300/s for 0.6 s: the new window has barely started, the previous one speaks for it.
-    rate = noted([i / 300 for i in range(180)])
+    rate = noted([i / 300 for i in range(180)], per_batch=180)
     assert rate.per_second(0.61) == pytest.approx(300, rel=0.05)
     assert rate.heavy(0.61)
 

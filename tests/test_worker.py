@@ -297,8 +297,8 @@ def test_while_results_pour_in_sends_go_one_at_a_time(sink: HttpSink, tmp_path: 
 
             async def flood() -> None:  # ~1,500 routed results a second, as the intake notes them
                 while pouring.is_set():
-                    for _ in range(150):
-                        h.worker.intake.note(time.monotonic())
+                    for _ in range(150):  # as if in one batch of the store
+                        h.worker.intake.note(time.monotonic(), batch=0)
                     await asyncio.sleep(0.1)
 
             flooding = asyncio.create_task(flood())
@@ -315,3 +315,24 @@ def test_while_results_pour_in_sends_go_one_at_a_time(sink: HttpSink, tmp_path: 
     # all four go out within milliseconds. Once the flood stops, the rest follow.
     assert 1 <= sent_while_pouring <= 3
     assert [d.state for d in final] == ["sent"] * 4
+
+
+def test_only_results_that_queued_for_the_store_count_as_heavy_intake(
+    sink: HttpSink, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, route("all", sink.url("/one")))
+
+    async def run() -> tuple[int, bool]:
+        async with Harness(config, poll_seconds=600) as h:
+            for _ in range(50):  # a lone client: each result is its own batch
+                await h.add(result())
+            counted_alone = h.worker.intake.count
+            # 400 at once queue up and share batches: that is a store near its limit.
+            await asyncio.gather(*(h.add(result()) for _ in range(400)))
+            heavy = h.worker.intake.heavy(time.monotonic())
+            await h.settle(all_final, timeout=60)
+            return counted_alone, heavy
+
+    counted_alone, heavy = asyncio.run(run())
+    assert counted_alone == 0
+    assert heavy

@@ -1,10 +1,11 @@
 """How fast the delivery worker may send: all out, unless callbacks pour in.
 
 A send costs about 3 ms of CPU, most of it under the GIL in Apprise and requests: ten times the
-cost of storing a callback. While routed results arrive faster than ``HEAVY_PER_SECOND`` (the
-store near its limit on a small machine), each send takes CPU that ingestion needs, so sends go
-one at a time, ``HEAVY_SEND_INTERVAL`` apart. Below that rate, far above a realistic deploy day,
-the worker sends at full concurrency.
+cost of storing a callback. While routed results pour in, each send takes CPU that ingestion
+needs, so sends go one at a time, ``HEAVY_SEND_INTERVAL`` apart. "Pour in" means: more than
+``HEAVY_PER_SECOND`` routed results a second that queued for the store (the ``QUEUED_BATCH``-th
+result of a batch and later ones), which says the store is near its limit. A fast lone client,
+each result its own batch, never slows the worker; nor does any realistic deploy day.
 
 Like ``retry``, a pure decision: the caller passes the clock's readings.
 """
@@ -17,6 +18,7 @@ from typing import Final
 import msgspec
 
 HEAVY_PER_SECOND: Final = 200.0
+QUEUED_BATCH: Final = 4  # the 4th routed result of a batch, and later ones, waited for the store
 WINDOW: Final = 0.5  # seconds over which the intake rate is counted
 # Intake stays heavy this long after a window crossed the line: floods come in bursts (a CI
 # fan-out, a provider retrying), and 32 sends started in a lull land on the next burst.
@@ -25,7 +27,7 @@ HEAVY_SEND_INTERVAL: Final = 0.5  # seconds between send starts while intake is 
 
 
 class IntakeRate:
-    """Routed results per second, from two counters: the current window and the one before."""
+    """Queued routed results per second, from two counters: this window and the one before."""
 
     def __init__(self, window: float = WINDOW, hold: float = HEAVY_HOLD) -> None:
         self.window = window
@@ -34,8 +36,18 @@ class IntakeRate:
         self.count = 0
         self.previous = 0.0  # the rate of the window before the current one
         self.heavy_until = -math.inf
+        self.batch = -1  # the store batch of the last result, and how many it has had
+        self.in_batch = 0
 
-    def note(self, now: float) -> None:
+    def note(self, now: float, batch: int) -> None:
+        """One routed result, stored in the store's batch number ``batch``."""
+        if batch != self.batch:
+            self.batch, self.in_batch = batch, 0
+        self.in_batch += 1
+        if self.in_batch >= QUEUED_BATCH:
+            self._count(now)
+
+    def _count(self, now: float) -> None:
         elapsed = now - self.started
         if elapsed >= self.window:
             self.previous = self.count / elapsed if elapsed < 2 * self.window else 0.0

@@ -82,7 +82,8 @@ class DeliveryWorker:
     def record(self, db: Database, result_id: int, result: Result) -> None:
         """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
         if self.router.record(db, result_id, result):
-            self.intake.note(time.monotonic())
+            # The batch number: the store's count of committed batches, fixed while this one runs.
+            self.intake.note(time.monotonic(), batch=self.store.batches)
             # One wake-up is enough until the worker runs; none while no send may start (a
             # finishing send wakes it). Saves a self-pipe write per callback under load.
             if not self.event.is_set() and self.pace().starts > 0:
