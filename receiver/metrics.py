@@ -13,7 +13,6 @@ INGEST_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._by_outcome: dict[str, Counter] = {}
         self.callbacks = Counter(
             "receiver_callbacks",
             "Callbacks received, by outcome "
@@ -37,13 +36,6 @@ class Metrics:
             "Writes committed by the writer, in all batches",
             registry=self.registry,
         )
-
-    def callback_outcome(self, outcome: str) -> Counter:
-        """The counter of one outcome; kept, as ``labels()`` costs a lock and a lookup a call."""
-        counter = self._by_outcome.get(outcome)
-        if counter is None:
-            counter = self._by_outcome[outcome] = self.callbacks.labels(outcome)
-        return counter
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,11 +14,11 @@ from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
 from receiver.logs import get_logger
 from receiver.services import Services
 from receiver.store import utcnow
+from receiver.web.errors import report_internal
 
 log = get_logger("receiver.callbacks")
 
 CALLBACK_PATH: Final = "/callbacks/qualitymax"
-INTERNAL_ERROR: Final = "Internal error; the service log has the cause"
 
 
 class ErrorBody(msgspec.Struct):
@@ -94,13 +94,14 @@ async def _serve_guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if not started:
             await _answer(send, exc.status_code, msgspec.json.encode(ErrorBody(exc.detail)))
     except Exception as exc:
-        log.exception("http.error", path=scope["path"], error=type(exc).__name__)
+        detail = report_internal(scope["path"], exc)
         if not started:
-            await _answer(send, 500, msgspec.json.encode(ErrorBody(INTERNAL_ERROR)))
+            await _answer(send, 500, msgspec.json.encode(ErrorBody(detail)))
 
 
 async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
-    """The callback route as a plain ASGI app inside Litestar's router and exception handling.
+    """The callback route as a plain ASGI app: served by ``CallbacksFirst`` in front of
+    Litestar, or as the route's middleware when a request reaches Litestar's router.
 
     Measured: Litestar's handler machinery (request, signature model, response) cost as much
     CPU as verifying, decoding and storing the callback together; this path skips it and
@@ -181,7 +182,7 @@ async def _answer(send: Send, status: int, payload: bytes) -> None:
 
 def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed: float) -> None:
     outcome = "duplicate" if accepted.duplicate else "accepted"
-    services.metrics.callback_outcome(outcome).inc()
+    services.metrics.callbacks.labels(outcome).inc()
     services.metrics.ingest_seconds.observe(elapsed)
     if job_key is not None and accepted.job_id is None:
         log.warning(
@@ -198,7 +199,7 @@ def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed
 
 
 def _refused(services: Services, outcome: str, status_code: int, detail: str) -> tuple[int, bytes]:
-    services.metrics.callback_outcome(outcome).inc()
+    services.metrics.callbacks.labels(outcome).inc()
     if outcome != "rejected":
         log.info("callback", outcome=outcome, status_code=status_code)
     return status_code, msgspec.json.encode(ErrorBody(detail=detail))

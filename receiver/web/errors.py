@@ -32,10 +32,13 @@ def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("http.error", path=request.url.path, error=type(exc).__name__)
-    return error_response(
-        HTTP_500_INTERNAL_SERVER_ERROR, "Internal error; the service log has the cause"
-    )
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, report_internal(request.url.path, exc))
+
+
+def report_internal(path: str, exc: Exception) -> str:
+    """Log an unexpected error with its traceback; the detail the client is told."""
+    log.exception("http.error", path=path, error=type(exc).__name__)
+    return "Internal error; the service log has the cause"
 
 
 def _describe_extra(extra: Any) -> str:
