@@ -27,14 +27,14 @@ HEAVY_SEND_INTERVAL: Final = 0.5  # seconds between send starts while intake is 
 
 
 class IntakeRate:
-    """Queued routed results per second, from two counters: this window and the one before."""
+    """Whether routed results pour in: a window of ``window`` seconds that counted
+    ``HEAVY_PER_SECOND * window`` queued results makes intake heavy for ``hold`` seconds."""
 
     def __init__(self, window: float = WINDOW, hold: float = HEAVY_HOLD) -> None:
         self.window = window
         self.hold = hold
-        self.started = -math.inf
+        self.started = -math.inf  # the current window, and the queued results it counted
         self.count = 0
-        self.previous = 0.0  # the rate of the window before the current one
         self.heavy_until = -math.inf
         self.batch = -1  # the store batch of the last result, and how many it has had
         self.in_batch = 0
@@ -48,25 +48,14 @@ class IntakeRate:
             self._count(now)
 
     def _count(self, now: float) -> None:
-        elapsed = now - self.started
-        if elapsed >= self.window:
-            self.previous = self.count / elapsed if elapsed < 2 * self.window else 0.0
+        if now - self.started >= self.window:
             self.started, self.count = now, 0
         self.count += 1
         if self.count >= HEAVY_PER_SECOND * self.window:
             self.heavy_until = now + self.hold
 
-    def per_second(self, now: float) -> float:
-        elapsed = now - self.started
-        if elapsed >= 2 * self.window:
-            return 0.0
-        if elapsed >= self.window:
-            return self.count / elapsed
-        # The current window counted as if it were over: it can only grow.
-        return max(self.previous, self.count / self.window)
-
     def heavy(self, now: float) -> bool:
-        return now < self.heavy_until or self.per_second(now) >= HEAVY_PER_SECOND
+        return now < self.heavy_until
 
 
 class Pace(msgspec.Struct, frozen=True):
