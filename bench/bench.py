@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -37,6 +38,7 @@ LUA = HERE / "callbacks.lua"
 SECRET = "bench-webhook-secret"
 HOOK_ID = "qualitymax"
 CALLBACK_PATH = "/callbacks/qualitymax"
+WEBHOOK = "adnanh/webhook"
 MAX_RATE = 20_000  # callbacks a second no target here reaches: bodies loaded per wrk second
 
 
@@ -119,7 +121,7 @@ def webhook(folder: Path) -> Iterator[Target]:
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, proc, log)
     try:
-        yield Target("adnanh/webhook", f"{url}/hooks/{HOOK_ID}", proc.pid, lambda: None)
+        yield Target(WEBHOOK, f"{url}/hooks/{HOOK_ID}", proc.pid, lambda: None)
     finally:
         stop_process(proc)
 
@@ -353,9 +355,10 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
         return ["skipped: the delivery worker (receiver.notify) is not in this build"]
     sink = SlowSink(SINK_DELAY)
     routes = f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
+    db = folder / "backlog" / "receiver.db"
     ratios: list[float] = []
     busy_rows: list[Row] = []
-    under_load = 0  # deliveries sent while callbacks poured in
+    under_load = 0  # deliveries sent during the measured runs
     try:
         with (
             receiver(folder / "idle", "granian") as idle,
@@ -363,27 +366,26 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
         ):
             warm_up(idle, folder)
             send_count(busy, bodies, BACKLOG + 1000, 3000)
-            before = deliveries(folder / "backlog" / "receiver.db")
-            offsets = {idle.name: 0, "busy": BACKLOG + 1100}
+            before = deliveries(db)
+            idle_sent, busy_sent = 0, BACKLOG + 1100
             for _ in range(rounds):
                 with paused(busy.pid):
                     wait_until_quiet()
-                    base = measure(idle, bodies, 16, seconds, offset=offsets[idle.name])
-                offsets[idle.name] += base.requests
-                # Intake flowing before the measured run: wrk takes a second to load its bodies,
-                # and a worker woken from the pause would start 32 sends in that lull.
+                    base = measure(idle, bodies, 16, seconds, offset=idle_sent)
+                idle_sent += base.requests
+                # Intake flowing before the measured run: a worker woken from the pause would
+                # start 32 sends in the lull while wrk starts.
                 flowing = run_wrk(
-                    busy.url, bodies, connections=16, seconds=1, limit=500, offset=offsets["busy"]
+                    busy.url, bodies, connections=16, seconds=1, limit=500, offset=busy_sent
                 )
-                offsets["busy"] += flowing["requests"]
-                sent_before = deliveries(folder / "backlog" / "receiver.db").get("sent", 0)
-                row = measure(busy, bodies, 16, seconds, offset=offsets["busy"])
-                offsets["busy"] += row.requests
-                under_load += deliveries(folder / "backlog" / "receiver.db").get("sent", 0)
-                under_load -= sent_before
+                busy_sent += flowing["requests"]
+                sent_before = deliveries(db).get("sent", 0)
+                row = measure(busy, bodies, 16, seconds, offset=busy_sent)
+                busy_sent += row.requests
+                under_load += deliveries(db).get("sent", 0) - sent_before
                 busy_rows.append(row)
                 ratios.append(row.rps / base.rps)
-            after = deliveries(folder / "backlog" / "receiver.db")
+            after = deliveries(db)
     finally:
         sink.close()
     drained = after.get("sent", 0) - before.get("sent", 0)
@@ -411,14 +413,6 @@ def paused(pid: int) -> Iterator[None]:
     finally:
         for each in pids:
             os.kill(each, signal.SIGCONT)
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _percents(ratios: list[float]) -> str:
@@ -505,9 +499,6 @@ class Comparison:
         return [r.rps / b.rps for r, b in zip(self.runs[name], base, strict=True)]
 
 
-WEBHOOK = "adnanh/webhook"
-
-
 def compare(
     folder: Path, bodies: Path, connections: int, rounds: int, seconds: int, servers: list[str]
 ) -> Comparison:
@@ -540,8 +531,8 @@ def compare(
 QUIET_BUSY = 0.15  # the machine counts as quiet below this share of busy CPU
 
 
-def wait_until_quiet(limit: float = 60.0) -> float:
-    """Wait until the machine is nearly idle; the seconds waited.
+def wait_until_quiet(limit: float = 60.0) -> None:
+    """Wait until the machine is nearly idle (at most ``limit`` seconds).
 
     adnanh/webhook answers before it runs its command (include-command-output-in-response is
     off), so after a run it goes on running the commands it queued, for seconds: measured
@@ -550,8 +541,7 @@ def wait_until_quiet(limit: float = 60.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < limit:
         if cpu_busy(0.5) < QUIET_BUSY:
-            break
-    return time.monotonic() - started
+            return
 
 
 def cpu_busy(seconds: float) -> float:
