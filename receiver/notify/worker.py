@@ -61,7 +61,7 @@ class DeliveryWorker:
         self.settings = config.delivery
         self.github_settings = config.github
         self.concurrency = concurrency
-        self.intake = IntakeRate()  # routed results per second: sends slow down when heavy
+        self.intake = IntakeRate()  # whether routed results pour in: sends slow down then
         self.last_start = -math.inf  # monotonic time the last send started
         self.poll_seconds = poll_seconds
         self.draw = draw
