@@ -534,10 +534,24 @@ def m004_polling(db: Database) -> None:
     db.table("jobs").create_index(["provider", "state", "poll_after"])
 
 
+def m005_partial_job_indexes(db: Database) -> None:
+    """Index only the jobs each lookup can find: keyed jobs for the job_key lookup, open jobs
+    for the poller. A callback on the bare path makes a job with no key that is finished at
+    once; it no longer writes two index entries it can never be found by (measured: a sixth
+    of the SQL time of storing a callback, see README, Performance)."""
+    db.execute("DROP INDEX idx_jobs_job_key")
+    db.execute("CREATE UNIQUE INDEX idx_jobs_job_key ON jobs (job_key) WHERE job_key IS NOT NULL")
+    db.execute("DROP INDEX idx_jobs_provider_state_poll_after")
+    db.execute(
+        f"CREATE INDEX idx_jobs_open_poll ON jobs (provider, poll_after) WHERE {OPEN_FOR_POLLING}"
+    )
+
+
 MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (
     m001_initial,
     m002_deliveries,
     m004_polling,
+    m005_partial_job_indexes,
 )
 
 
@@ -784,12 +798,17 @@ class PollJob(msgspec.Struct, kw_only=True):
     poll_errors: int
 
 
-SELECT_DUE_POLL_JOBS: Final = """
+# A job the poller may still ask about; also the condition of its partial index (m005), which
+# SQLite uses only for queries that repeat it word for word.
+OPEN_FOR_POLLING: Final = (
+    "state IN ('submitted', 'pending', 'running') AND result_id IS NULL AND external_id IS NOT NULL"
+)
+SELECT_DUE_POLL_JOBS: Final = f"""
 SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
     poll_errors
 FROM jobs
-WHERE provider = ? AND state IN ('submitted', 'pending', 'running') AND result_id IS NULL
-    AND external_id IS NOT NULL AND (poll_after IS NULL OR poll_after <= ?)
+WHERE provider = ? AND {OPEN_FOR_POLLING}
+    AND (poll_after IS NULL OR poll_after <= ?)
 ORDER BY poll_after, id LIMIT ?
 """
 SET_POLL_KIND: Final = "UPDATE jobs SET external_kind = ?, poll_after = ? WHERE id = ?"

@@ -30,6 +30,26 @@ def test_writer_uses_wal_and_full_sync(tmp_path: Path) -> None:
     assert (mode, sync) == ("wal", 2)  # 2 is FULL
 
 
+def test_job_indexes_hold_only_the_jobs_their_lookups_find(tmp_path: Path) -> None:
+    def write(db: Database) -> dict[str, int]:
+        for key in ("k1", None, None):
+            store.insert_job(db, store.NewJob(provider="qualitymax", state="passed", job_key=key))
+        job = store.NewJob(provider="qualigate", state="submitted", external_id="run-1")
+        store.insert_polling_job(db, job, external_kind="run")
+        # index_list's columns: seq, name, unique, origin, partial
+        return {row[1]: row[4] for row in db.execute("PRAGMA index_list(jobs)").fetchall()}
+
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        partial = database.write_sync(write)
+        assert partial["idx_jobs_job_key"] == partial["idx_jobs_open_poll"] == 1
+        with pytest.raises(sqlite3.IntegrityError):  # keys stay unique; only NULLs repeat
+            database.write_sync(
+                lambda db: store.insert_job(db, store.NewJob(provider="x", state="s", job_key="k1"))
+            )
+        due = database.write_sync(lambda db: store.due_poll_jobs(db, "qualigate"))
+        assert [job.external_id for job in due] == ["run-1"]
+
+
 def test_a_failing_write_does_not_undo_its_batch_mates(tmp_path: Path) -> None:
     def job(n: int) -> object:
         def write(db: Database) -> int:
