@@ -783,8 +783,6 @@ def insert_result(
 # ---------------------------------------------------------------------------------------------
 # Polling jobs (Qualigate, QualGent): the poller's queue is the jobs table itself.
 
-POLL_OPEN_STATES: Final = ("submitted", "pending", "running")
-
 
 class PollJob(msgspec.Struct, kw_only=True):
     id: int
