@@ -127,9 +127,15 @@ def test_done_when(
         )
         assert replay.exit_code == 0, replay.output
         with TestClient(create_app(config)) as client:
-            wait(lambda: len(sink.delivered("/broken")) == 1, "the replayed delivery is sent")
-            found = client.get("/api/deliveries", params={"state": "sent"}, headers=auth).json()
-            assert broken["id"] in {d["id"] for d in found["items"]}
+
+            def recorded_sent() -> bool:
+                # The sink has the request before the worker records the outcome: wait for both.
+                params = {"state": "sent"}
+                found = client.get("/api/deliveries", params=params, headers=auth).json()
+                return broken["id"] in {d["id"] for d in found["items"]}
+
+            wait(recorded_sent, "the replayed delivery is recorded sent")
+            assert len(sink.delivered("/broken")) == 1
     assert json.loads(sink.delivered("/broken")[0].body)["title"].startswith(
         "✅ 14 of 14 tests passed"
     )

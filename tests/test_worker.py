@@ -175,6 +175,24 @@ def test_concurrent_results_for_one_pull_request_keep_one_comment(
     assert "<!-- receiver:result 5 -->" in comment.body and "✅ 3 of 3 tests passed" in comment.body
 
 
+def test_statuses_for_one_commit_are_sent_in_result_order(
+    github: FakeGithub, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, route("prs", "github://commit-status"), github_url=github.url)
+    statuses = ["failed", "passed", "failed", "error", "passed", "failed", "passed", "passed"]
+
+    async def run() -> list[store.DeliveryView]:
+        async with Harness(config) as h:
+            for status in statuses:
+                await h.add(result(status, **PR))
+            return await h.settle(lambda ds: len(ds) == len(statuses) and all_final(ds))
+
+    assert {d.state for d in asyncio.run(run())} == {"sent"}
+    # GitHub shows a commit's newest status: each must follow the one before it.
+    expected = ["success" if s == "passed" else s.replace("failed", "failure") for s in statuses]
+    assert [s["state"] for s in github.statuses[PR["sha"]]] == expected
+
+
 def test_an_expired_lease_is_sent_again_and_a_sent_one_never(
     sink: HttpSink, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Final
 
 from sqlite_utils import Database
@@ -160,10 +161,15 @@ class DeliveryWorker:
                 db, limit=free, lease=lease, lease_seconds=self.lease_seconds
             )
         )
-        if claimed:
-            self.last_start = time.monotonic()
-        for delivery in claimed:
-            task = asyncio.create_task(self.deliver(delivery))
+        if not claimed:
+            return False
+        self.last_start = time.monotonic()
+        # Read before any task starts: each task then queues on its target's lock as it starts,
+        # in claim order, so the later result's send goes last (a commit status or pull-request
+        # comment shows the newest result). A read per task let them reach the lock in any order.
+        results = await asyncio.to_thread(self.store.read, partial(_results_of, claimed))
+        for delivery, result in zip(claimed, results, strict=True):
+            task = asyncio.create_task(self.deliver(delivery, result))
             self.in_flight.add(task)
             task.add_done_callback(self._finished)
         return len(claimed) == free
@@ -196,9 +202,13 @@ class DeliveryWorker:
 
     # -- one delivery ----------------------------------------------------------------------
 
-    async def deliver(self, delivery: store.ClaimedDelivery) -> None:
+    async def deliver(
+        self, delivery: store.ClaimedDelivery, result: store.ResultDetail | Exception
+    ) -> None:
         try:
-            outcome = await self.attempt(delivery)
+            if isinstance(result, Exception):
+                raise result
+            outcome = await self.attempt(delivery, result)
         except Exception as exc:  # a bug in a sender must not stop the worker
             log.exception("delivery.crashed", id=delivery.id)
             outcome = Outcome(ok=False, error=f"internal error: {exc!r}")
@@ -223,10 +233,7 @@ class DeliveryWorker:
             return
         _log(delivery, decision, kept)
 
-    async def attempt(self, delivery: store.ClaimedDelivery) -> Outcome:
-        result = await asyncio.to_thread(
-            self.store.read, lambda db: store.get_result(db, delivery.result_id)
-        )
+    async def attempt(self, delivery: store.ClaimedDelivery, result: store.ResultDetail) -> Outcome:
         sender = self.sender(delivery.target)
         key = sender.serial_key(delivery.target, result)
         timeout = self.settings.timeout_seconds
@@ -265,6 +272,19 @@ class DeliveryWorker:
             self.waiting[key] -= 1
             if not self.waiting[key]:
                 del self.waiting[key], self.locks[key]
+
+
+def _results_of(
+    claimed: list[store.ClaimedDelivery], db: Database
+) -> list[store.ResultDetail | Exception]:
+    """Each delivery's result, or why it could not be read (that delivery alone fails)."""
+    results: list[store.ResultDetail | Exception] = []
+    for delivery in claimed:
+        try:
+            results.append(store.get_result(db, delivery.result_id))
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 def _seconds_until(timestamp: str) -> float:
