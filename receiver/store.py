@@ -1,9 +1,10 @@
 """The store: schema, migrations and queries on SQLite. The only module that speaks SQL.
 
 One write connection (as datasette's ``database.py`` has). Callers hand the store a function;
-functions that arrive together run in one ``BEGIN IMMEDIATE`` transaction, each in its own
-savepoint, and share one commit: one fsync for a whole batch (group commit). A lone write commits at
-once, so there is no added latency at low load. Async writes are batched on the event loop (the
+functions that arrive together run in one ``BEGIN IMMEDIATE`` transaction and share one commit:
+one fsync for a whole batch (group commit). If one of them raises, the batch runs again with a
+savepoint per function, so one caller's failure undoes no other's. A lone write commits at once,
+so there is no added latency at low load. Async writes are batched on the event loop (the
 functions run there, the COMMIT on a helper thread); blocking writes go through a writer thread.
 Reads use one connection per thread.
 """
@@ -80,9 +81,9 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     # FULL: an acknowledged callback survives power loss, not only a process crash.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    # Each write of a batch runs in a savepoint, whose journal of page images would otherwise
-    # spill to a temporary file: measured, those writes were most of the write syscalls and a
-    # quarter of the CPU of storing a callback (see README, Performance).
+    # Savepoints (a failing batch's rerun) and statement journals keep page images in temporary
+    # storage; on disk, measured when every write had its savepoint, those were most of the write
+    # syscalls and a quarter of the CPU of storing a callback (see README, Performance).
     conn.execute("PRAGMA temp_store = MEMORY")
     return conn
 
