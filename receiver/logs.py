@@ -100,8 +100,9 @@ class LineWriter:
         lines: list[bytes] = self._local.lines
         self._local.lines = None
         with self._lock:
-            if lines in self._waiting:  # else flush() took them at exit
-                self._waiting.remove(lines)
+            # By identity: another thread's list may hold equal lines. flush() at exit may
+            # already have taken (and emptied) this one.
+            self._waiting = [waiting for waiting in self._waiting if waiting is not lines]
         self._write(lines)
 
     def flush(self) -> None:
