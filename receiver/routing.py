@@ -134,16 +134,16 @@ class Router:
 
 
 def matches(when: When, result: Result) -> bool:
-    """All keys of ``when`` hold for ``result``."""
-    checks = (
-        _one_of(when.provider, result.provider),
-        _one_of(when.event, result.event),
-        _one_of(when.status, result.status),
-        _branch(when.branch, result.branch),
-        all(key in result.custom_data for key in when.has),
-        all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items()),
+    """All keys of ``when`` hold for ``result``; the first that fails ends the check (this runs
+    for every route of every callback, inside the batch's transaction)."""
+    return (
+        _one_of(when.provider, result.provider)
+        and _one_of(when.event, result.event)
+        and _one_of(when.status, result.status)
+        and _branch(when.branch, result.branch)
+        and all(key in result.custom_data for key in when.has)
+        and all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items())
     )
-    return all(checks)
 
 
 def _one_of(wanted: str | list[str] | None, value: str) -> bool:
