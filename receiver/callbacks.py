@@ -90,31 +90,45 @@ class CallbackIntake:
     def _keep(
         self, db: Database, record: store.CallbackRecord, decoded: Decoded
     ) -> Accepted | PayloadRejected:
-        """Runs in the writer's transaction: dedupe, then callback + job + result (+ outbox)."""
+        """Runs in the writer's transaction: dedupe, then callback + job + result (+ outbox).
+
+        A result's id is reserved first, so that its callback, and a job made for it, are
+        written pointing at it instead of updated afterwards.
+        """
         seen = store.find_callback(db, record.digest)
         if seen is not None:
             return _repeat(seen)
         result = decoded.result
-        job_id = _job_for(db, record, result)
-        outcome = "accepted" if decoded.error is None else "rejected"
+        result_id = store.next_result_id(db) if result is not None else None
+        job_id = _find_job(db, record, result)
+        made_job = False
+        if job_id is None and record.job_key is None and result is not None:
+            job_id, made_job = _make_job(db, record, result, result_id), True
         callback_id = store.insert_callback(
-            db, record, job_id=job_id, outcome=outcome, error=decoded.error
+            db,
+            record,
+            job_id=job_id,
+            result_id=result_id,
+            outcome="accepted" if decoded.error is None else "rejected",
+            error=decoded.error,
         )
         if decoded.error is not None:
             return PayloadRejected(decoded.error, callback_id)
-        result_id = None
-        if result is not None:
+        if result is not None and result_id is not None:
             result = self._enrich(db, result, job_id)
-            result_id = store.insert_result(db, result, callback_id=callback_id, job_id=job_id)
+            store.insert_reserved_result(
+                db, result, result_id=result_id, callback_id=callback_id, job_id=job_id
+            )
+            if job_id is not None and not made_job:
+                store.set_job_result(db, job_id, result_id=result_id, status=result.status)
             if self.on_result is not None:
                 self.on_result(db, result_id, result)
-        status = result.status if result else None
         return Accepted(
             callback_id=callback_id,
             result_id=result_id,
             job_id=job_id,
             duplicate=False,
-            status=status,
+            status=result.status if result else None,
         )
 
     def _enrich(self, db: Database, result: Result, job_id: int | None) -> Result:
@@ -141,22 +155,31 @@ def decode(body: bytes) -> Decoded:
     return Decoded(result=qualitymax.to_result(callback))
 
 
-def _job_for(db: Database, record: store.CallbackRecord, result: Result | None) -> int | None:
-    """The job this callback belongs to; a callback on the bare path makes a job of its own."""
-    external_id = result.external_job_id if result else None
-    job_id = store.find_job_id(
-        db, job_key=record.job_key, provider=record.provider, external_id=external_id
+def _find_job(db: Database, record: store.CallbackRecord, result: Result | None) -> int | None:
+    """The job this callback belongs to: by the key in its path, else by the provider's job id.
+
+    An unknown job_key is kept unlinked (and logged by the caller), never invented.
+    """
+    return store.find_job_id(
+        db,
+        job_key=record.job_key,
+        provider=record.provider,
+        external_id=result.external_job_id if result else None,
     )
-    if job_id is not None or record.job_key is not None or result is None:
-        # An unknown job_key is kept unlinked (and logged by the caller), never invented.
-        return job_id
+
+
+def _make_job(
+    db: Database, record: store.CallbackRecord, result: Result, result_id: int | None
+) -> int:
+    """A callback on the bare path that names no known job makes a job of its own."""
     return store.insert_job(
         db,
         store.NewJob(
             provider=record.provider,
             state=result.status,
-            external_id=external_id,
+            external_id=result.external_job_id,
             custom_data=result.custom_data,
+            result_id=result_id,
         ),
     )
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlite_utils import Database
 
-from receiver.callbacks import Accepted, CallbackIntake
+from receiver.callbacks import Accepted, CallbackIntake, PayloadRejected
 from receiver.process import ServiceProcess
 from receiver.store import CallbackRecord, NewJob, Store, StoreError, insert_callback, insert_job
 from tests.conftest import SECRET, callback_body, signed
@@ -72,6 +72,63 @@ def test_duplicates_inside_one_batch_are_stored_once_and_all_answered(tmp_path: 
         assert len({x.callback_id for x in group}) == 1
         assert len({x.result_id for x in group}) == 1
     assert sorted(stored(tmp_path / "r.db")) == sorted(digest(x) for x in (a, b, c))
+
+
+def links(db_path: Path) -> list[tuple[int, int, int, int, int, str]]:
+    """(result, its callback_id, its job_id, that callback's result_id, that job's result_id,
+    the job's state) for every result."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(
+            "SELECT r.id, r.callback_id, r.job_id, c.result_id, j.result_id, j.state "
+            "FROM results r JOIN callbacks c ON c.id = r.callback_id "
+            "JOIN jobs j ON j.id = r.job_id ORDER BY r.id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_each_result_its_callback_and_its_job_point_at_each_other(tmp_path: Path) -> None:
+    """Result ids are reserved before the callback and job rows are written: in one batch,
+    for new jobs and for a job made before (by key), and when the batch runs again."""
+    db_path = tmp_path / "r.db"
+    bodies = [body_for(n) for n in range(6)]
+    with Store(str(db_path)) as store:
+        keyed = store.write_sync(
+            lambda db: insert_job(db, NewJob(provider="qualitymax", state="submitted", job_key="k"))
+        )
+
+        async def batch() -> list[Accepted]:
+            intake = CallbackIntake(store, (SECRET,))
+            # A callback without a result first: callback and result ids differ from here on.
+            with pytest.raises(PayloadRejected):
+                await intake.take(
+                    job_key=None, headers=_lower(signed(b"{")), body=b"{", received_at="t"
+                )
+            failing = store.write(lambda db: 1 // 0)  # the batch runs again, with savepoints
+            keyed_take = intake.take(
+                job_key="k", headers=_lower(signed(bodies[0])), body=bodies[0], received_at="t"
+            )
+            rest = (
+                intake.take(job_key=None, headers=_lower(signed(b)), body=b, received_at="t")
+                for b in bodies[1:]
+            )
+            answers = await asyncio.gather(keyed_take, *rest, failing, return_exceptions=True)
+            assert isinstance(answers[-1], ZeroDivisionError)
+            return [a for a in answers[:-1] if isinstance(a, Accepted)]
+
+        answers = asyncio.run(batch())
+        # the job, the rejected callback, then one batch (run twice, counted once)
+        assert (store.batches, store.batched_writes) == (3, 9)
+    rows = links(db_path)
+    assert [a.result_id for a in answers] == [row[0] for row in rows] == [1, 2, 3, 4, 5, 6]
+    for answer, (result_id, callback_id, job_id, cb_result, job_result, state) in zip(
+        answers, rows, strict=True
+    ):
+        assert (callback_id, job_id) == (answer.callback_id, answer.job_id)
+        assert cb_result == job_result == result_id
+        assert state == answer.status == "passed"  # also on the keyed job, made "submitted"
+    assert answers[0].job_id == keyed
 
 
 def test_a_failing_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
