@@ -548,11 +548,22 @@ def m005_partial_job_indexes(db: Database) -> None:
     )
 
 
+def m006_open_poll_index_without_in_list(db: Database) -> None:
+    """The open-jobs index's condition names the open states with OR, not IN: SQLite checks a
+    partial index's condition on every insert into jobs, and an IN list builds a small table
+    each time (measured: 6.2 against 4.5 us an insert; a job per bare callback)."""
+    db.execute("DROP INDEX idx_jobs_open_poll")
+    db.execute(
+        f"CREATE INDEX idx_jobs_open_poll ON jobs (provider, poll_after) WHERE {OPEN_FOR_POLLING}"
+    )
+
+
 MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (
     m001_initial,
     m002_deliveries,
     m004_polling,
     m005_partial_job_indexes,
+    m006_open_poll_index_without_in_list,
 )
 
 
@@ -849,10 +860,11 @@ class PollJob(msgspec.Struct, kw_only=True):
     poll_errors: int
 
 
-# A job the poller may still ask about; also the condition of its partial index (m005), which
-# SQLite uses only for queries that repeat it word for word.
+# A job the poller may still ask about; also the condition of its partial index (m006), which
+# SQLite uses only for queries that repeat it word for word. OR, not IN: see m006.
 OPEN_FOR_POLLING: Final = (
-    "state IN ('submitted', 'pending', 'running') AND result_id IS NULL AND external_id IS NOT NULL"
+    "(state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL "
+    "AND external_id IS NOT NULL"
 )
 SELECT_DUE_POLL_JOBS: Final = f"""
 SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,

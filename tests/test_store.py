@@ -48,6 +48,12 @@ def test_job_indexes_hold_only_the_jobs_their_lookups_find(tmp_path: Path) -> No
             )
         due = database.write_sync(lambda db: store.due_poll_jobs(db, "qualigate"))
         assert [job.external_id for job in due] == ["run-1"]
+        plan = database.read(
+            lambda db: db.execute(
+                f"EXPLAIN QUERY PLAN {store.SELECT_DUE_POLL_JOBS}", ["qualigate", "now", 10]
+            ).fetchall()
+        )
+        assert any("USING INDEX idx_jobs_open_poll" in row[-1] for row in plan), plan
 
 
 def test_a_failing_write_does_not_undo_its_batch_mates(tmp_path: Path) -> None:
