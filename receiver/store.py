@@ -860,12 +860,13 @@ class PollJob(msgspec.Struct, kw_only=True):
     poll_errors: int
 
 
-# A job the poller may still ask about; also the condition of its partial index (m006), which
-# SQLite uses only for queries that repeat it word for word. OR, not IN: see m006.
-OPEN_FOR_POLLING: Final = (
-    "(state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL "
-    "AND external_id IS NOT NULL"
+# A job before its result (DESIGN.md's submitted/pending/running). OR, not IN: see m006.
+OPEN_JOB: Final = (
+    "(state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL"
 )
+# A job the poller may still ask about; also the condition of its partial index (m006), which
+# SQLite uses only for queries that repeat it word for word.
+OPEN_FOR_POLLING: Final = f"{OPEN_JOB} AND external_id IS NOT NULL"
 SELECT_DUE_POLL_JOBS: Final = f"""
 SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
     poll_errors
@@ -875,20 +876,17 @@ WHERE provider = ? AND {OPEN_FOR_POLLING}
 ORDER BY poll_after, id LIMIT ?
 """
 SET_POLL_KIND: Final = "UPDATE jobs SET external_kind = ?, poll_after = ? WHERE id = ?"
-SET_POLL_PROGRESS: Final = """
+SET_POLL_PROGRESS: Final = f"""
 UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
     error = NULL, updated_at = ?
-WHERE id = ? AND result_id IS NULL AND state IN ('submitted', 'pending', 'running')
+WHERE id = ? AND {OPEN_JOB}
 """
 SET_POLL_ERROR: Final = """
 UPDATE jobs SET poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = poll_errors + 1,
     error = ?, updated_at = ?
 WHERE id = ? AND result_id IS NULL
 """
-SELECT_JOB_OPEN: Final = """
-SELECT 1 FROM jobs WHERE id = ? AND result_id IS NULL
-    AND state IN ('submitted', 'pending', 'running')
-"""
+SELECT_JOB_OPEN: Final = f"SELECT 1 FROM jobs WHERE id = ? AND {OPEN_JOB}"
 
 
 def insert_polling_job(db: Database, job: NewJob, *, external_kind: str) -> int:

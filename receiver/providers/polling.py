@@ -23,9 +23,6 @@ from receiver.results import CustomData, Result
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
-# Job states of a polling job before its result: DESIGN.md's submitted/pending/running.
-OPEN_STATES: Final = ("submitted", "pending", "running")
-
 BACKOFF_FIRST: Final = 1.0
 BACKOFF_MAX: Final = 30.0
 DEFAULT_ATTEMPTS: Final = 6  # 1 + 2 + 4 + 8 + 16 s of waiting, then the caller is told
