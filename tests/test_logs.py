@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
+import sys
 import threading
 
 import pytest
@@ -101,3 +103,21 @@ def test_configure_renders_json_lines_through_the_line_writer() -> None:
         assert isinstance(factory.__self__, logs.LineWriter)
     finally:
         structlog.reset_defaults()
+
+
+def test_configured_lines_carry_level_and_the_stored_timestamp_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(raw))
+    logs.configure(json=True)
+    try:
+        before = dt.datetime.now(dt.UTC)
+        structlog.get_logger("t").info("service.started", port=8080)
+    finally:
+        structlog.reset_defaults()
+    (line,) = [json.loads(text) for text in raw.getvalue().splitlines()]
+    assert line["event"] == "service.started" and line["level"] == "info"
+    assert line["port"] == 8080
+    stamped = dt.datetime.strptime(line["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert abs(stamped.replace(tzinfo=dt.UTC) - before) < dt.timedelta(seconds=5)

@@ -102,6 +102,8 @@ def test_health_metrics_and_schema_are_open(client: TestClient[Any]) -> None:
     assert 'receiver_callbacks_total{outcome="accepted"} 1.0' in text
     assert 'receiver_callbacks_total{outcome="duplicate"} 1.0' in text
     assert 'receiver_callbacks_total{outcome="unsigned"} 1.0' in text
+    # Outcomes not seen yet are there at 0, so that rates over them work from the start.
+    assert 'receiver_callbacks_total{outcome="too_large"} 0.0' in text
     assert "receiver_callback_ingest_seconds_bucket" in text
     schema = client.get("/schema/openapi.json").json()
     assert "/callbacks/qualitymax/{job_key}" in schema["paths"]

@@ -182,7 +182,7 @@ async def _answer(send: Send, status: int, payload: bytes) -> None:
 
 def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed: float) -> None:
     outcome = "duplicate" if accepted.duplicate else "accepted"
-    services.metrics.callbacks.labels(outcome).inc()
+    services.metrics.count_callback(outcome)
     services.metrics.ingest_seconds.observe(elapsed)
     if job_key is not None and accepted.job_id is None:
         log.warning(
@@ -199,7 +199,7 @@ def _record(services: Services, accepted: Accepted, job_key: str | None, elapsed
 
 
 def _refused(services: Services, outcome: str, status_code: int, detail: str) -> tuple[int, bytes]:
-    services.metrics.callbacks.labels(outcome).inc()
+    services.metrics.count_callback(outcome)
     if outcome != "rejected":
         log.info("callback", outcome=outcome, status_code=status_code)
     return status_code, msgspec.json.encode(ErrorBody(detail=detail))
