@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -301,17 +302,23 @@ SINK_DELAY = 0.1  # seconds the slow sink takes to answer each notification
 
 
 class SlowSink:
-    """A local HTTP endpoint for ``json://`` notifications that answers 200 after a delay."""
+    """A local HTTP endpoint for ``json://`` notifications that answers 200 after a delay.
 
-    def __init__(self, delay: float) -> None:
+    With ``record``, it keeps when each notification's body had been read, and the body.
+    """
+
+    def __init__(self, delay: float, record: bool = False) -> None:
         self.count = 0
+        self.arrivals: list[tuple[float, bytes]] = []
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if record:
+                    sink.arrivals.append((time.time(), body))
                 time.sleep(delay)
                 sink.count += 1
                 self.send_response(200)
@@ -400,6 +407,75 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
         f"against idle, round by round: {_percents(ratios)}; median "
         f"{median(ratios) * 100:.0f} % (target >= 90 %)",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Callback accepted -> notification at a json:// sink
+
+
+@dataclass
+class Latency:
+    accepted_ms: list[float]  # from the client reading the 200 to the sink reading the notification
+    posted_ms: list[float]  # from just before the callback was sent: ingest included
+
+
+def notify_latency(folder: Path, count: int) -> Latency:
+    """``count`` callbacks one after the other to a receiver with one route to a local sink.
+
+    "Accepted -> sink" can be negative: the worker is woken at the commit, before the answer
+    has travelled back to the client.
+    """
+    sink = SlowSink(0.0, record=True)
+    routes = f'[[routes]]\nname = "latency"\nnotify = ["{sink.url}"]\n'
+    try:
+        with receiver(folder, "granian", routes) as target:
+            posted, accepted = _post_one_by_one(target.url, count)
+            deadline = time.monotonic() + 120
+            while len(sink.arrivals) < count and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        sink.close()
+    arrived: dict[int, float] = {}
+    for at, body in sink.arrivals:
+        match = re.search(r"result #(\d+)", json.loads(body)["message"])
+        if match is not None:
+            arrived[int(match.group(1))] = at
+    if len(arrived) < count:
+        sys.exit(f"only {len(arrived)} of {count} notifications reached the sink in 120 s")
+    return Latency(
+        accepted_ms=[(arrived[r] - t) * 1000 for r, t in accepted.items()],
+        posted_ms=[(arrived[r] - t) * 1000 for r, t in posted.items()],
+    )
+
+
+def _post_one_by_one(url: str, count: int) -> tuple[dict[int, float], dict[int, float]]:
+    """(result id -> time posted, result id -> time the 200 was read), for ``count`` callbacks."""
+    template = seed_callback().decode()
+    posted: dict[int, float] = {}
+    accepted: dict[int, float] = {}
+    with httpx.Client(timeout=30) as client:
+        for i in range(count):
+            body = template.replace('"abc-123"', f'"latency-{i}"').encode()
+            headers = {"X-QualityMax-Signature": sign(body, SECRET)}
+            sent = time.time()
+            response = client.post(url, content=body, headers=headers)
+            done = time.time()
+            response.raise_for_status()
+            result_id = response.json()["result_id"]
+            posted[result_id], accepted[result_id] = sent, done
+    return posted, accepted
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def latency_line(name: str, ms: list[float]) -> str:
+    return (
+        f"{name}: p50 {percentile(ms, 50):.2f} ms, p90 {percentile(ms, 90):.2f} ms, "
+        f"p99 {percentile(ms, 99):.2f} ms, max {max(ms):.2f} ms"
+    )
 
 
 @contextmanager
@@ -572,6 +648,12 @@ def main() -> None:
         "--no-backlog", dest="backlog", action="store_false", help="skip the delivery backlog run"
     )
     parser.add_argument("--only-backlog", action="store_true", help="only the delivery backlog run")
+    parser.add_argument(
+        "--notify-results",
+        type=int,
+        default=1000,
+        help="callbacks timed from accepted to their json:// notification (0 skips)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "webhook"):
         if shutil.which(tool) is None:
@@ -597,7 +679,15 @@ def main() -> None:
             print(f"receiver RSS after {count} callbacks stored: {rss:.1f} MB")
         if args.backlog:
             for line in delivery_figures(folder / "deliveries", bodies, args.rounds, args.seconds):
-                print(f"deliveries: {line}")
+                print(f"deliveries: {line}", flush=True)
+        if args.notify_results and not args.only_backlog:
+            latency = notify_latency(folder / "latency", args.notify_results)
+            print(
+                f"notify: {args.notify_results} callbacks one after the other, each to a json:// "
+                "sink; target p50 <= 50 ms from accepted"
+            )
+            print(f"notify: {latency_line('accepted -> sink', latency.accepted_ms)}")
+            print(f"notify: {latency_line('posted -> sink', latency.posted_ms)}")
 
 
 def throughput(folder: Path, bodies: Path, args: argparse.Namespace, servers: list[str]) -> None:

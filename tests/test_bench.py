@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.bench import SECRET, generate_bodies
+from bench.bench import SECRET, generate_bodies, notify_latency
 from receiver.callbacks import decode
 from receiver.signatures import verify
 
@@ -19,3 +19,11 @@ def test_generated_callbacks_are_distinct_signed_results(tmp_path: Path) -> None
     assert all(verify(body.encode(), sig, (SECRET,)) for sig, body in pairs)
     assert all(decode(body).result is not None for body in bodies)
     assert all(b"\n" not in body for body in bodies)  # one line each, as the wrk script reads
+
+
+def test_notify_latency_times_every_callback_through_a_real_service(tmp_path: Path) -> None:
+    latency = notify_latency(tmp_path / "latency", 20)
+    assert len(latency.accepted_ms) == len(latency.posted_ms) == 20
+    # Same callbacks in the same order: posting came before the answer was read.
+    assert all(p > a for p, a in zip(latency.posted_ms, latency.accepted_ms, strict=True))
+    assert all(0 < p < 10_000 for p in latency.posted_ms)
