@@ -239,7 +239,7 @@ class Poller:
         def keep(db: Database) -> int | None:
             if not store.job_is_open(db, job.id):
                 return None  # finished already (another poll, or a crash after commit)
-            result_id = store.insert_result(db, result, callback_id=None, job_id=job.id)
+            result_id = store.insert_result(db, result, job_id=job.id)
             if self.on_result is not None:
                 self.on_result(db, result_id, result)
             return result_id

@@ -601,7 +601,6 @@ INSERT INTO callbacks (provider, job_key, job_id, result_id, digest, body, heade
     received_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-LINK_CALLBACK_RESULT: Final = "UPDATE callbacks SET result_id = ? WHERE id = ?"
 FIND_JOB_BY_KEY: Final = "SELECT id FROM jobs WHERE job_key = ?"
 FIND_JOB_BY_EXTERNAL_ID: Final = "SELECT id FROM jobs WHERE provider = ? AND external_id = ?"
 INSERT_RESULT: Final = """
@@ -735,13 +734,10 @@ def next_result_id(db: Database) -> int:
     return int(row[0])
 
 
-def insert_result(
-    db: Database, result: Result, *, callback_id: int | None, job_id: int | None
-) -> int:
-    """Store ``result`` and its tests, then point its callback and its job at it."""
-    result_id = _insert_result_row(db, result, None, callback_id=callback_id, job_id=job_id)
-    if callback_id is not None:
-        db.execute(LINK_CALLBACK_RESULT, [result_id, callback_id])
+def insert_result(db: Database, result: Result, *, job_id: int | None) -> int:
+    """Store a result that came without a callback (a polled one) and its tests, then point
+    its job at it. A callback's result goes through ``insert_reserved_result``."""
+    result_id = _insert_result_row(db, result, None, callback_id=None, job_id=job_id)
     if job_id is not None:
         set_job_result(db, job_id, result_id=result_id, status=result.status)
     return result_id

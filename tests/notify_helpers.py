@@ -104,7 +104,7 @@ class Harness:
 
     async def add(self, value: Result) -> int:
         def write(db: Any) -> int:
-            result_id = store.insert_result(db, value, callback_id=None, job_id=None)
+            result_id = store.insert_result(db, value, job_id=None)
             self.worker.record(db, result_id, value)
             return result_id
 

@@ -37,9 +37,7 @@ def results(tmp_path: Path, *statuses: str, **custom: Any) -> list[store.ResultD
     with store.Store(str(tmp_path / "gh.db")) as database:
         for status in statuses:
             value = result(status, **{**PR, **custom})
-            rid = database.write_sync(
-                lambda db, v=value: store.insert_result(db, v, callback_id=None, job_id=None)
-            )
+            rid = database.write_sync(lambda db, v=value: store.insert_result(db, v, job_id=None))
             found.append(database.read(lambda db, r=rid: store.get_result(db, r)))
     return found
 

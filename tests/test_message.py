@@ -16,9 +16,7 @@ from tests.notify_helpers import result
 
 def detail(tmp_path: Path, value: Result) -> store.ResultDetail:
     with store.Store(str(tmp_path / "m.db")) as database:
-        result_id = database.write_sync(
-            lambda db: store.insert_result(db, value, callback_id=None, job_id=None)
-        )
+        result_id = database.write_sync(lambda db: store.insert_result(db, value, job_id=None))
         return database.read(lambda db: store.get_result(db, result_id))
 
 

@@ -121,7 +121,7 @@ def record(tmp_path: Path, routes: str, *results: Result) -> list[store.Delivery
         for value in results:
 
             def write(db: Any, value: Result = value) -> None:
-                result_id = store.insert_result(db, value, callback_id=None, job_id=None)
+                result_id = store.insert_result(db, value, job_id=None)
                 router.record(db, result_id, value)
 
             database.write_sync(write)

@@ -93,9 +93,7 @@ def test_result_round_trip(tmp_path: Path) -> None:
         tests=[TestCase(name="a", status="passed"), TestCase(name="b", status="failed", error="x")],
     )
     with store.Store(str(tmp_path / "db.sqlite")) as database:
-        result_id = database.write_sync(
-            lambda db: store.insert_result(db, result, callback_id=None, job_id=None)
-        )
+        result_id = database.write_sync(lambda db: store.insert_result(db, result, job_id=None))
         detail = database.read(lambda db: store.get_result(db, result_id))
     assert (detail.branch, detail.pr_number, detail.repository, detail.sha) == (
         "main",
