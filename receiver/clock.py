@@ -26,6 +26,11 @@ def utcnow() -> str:
 _second: tuple[int, str] = (-1, "")
 
 
+def parse(timestamp: str) -> dt.datetime:
+    """A timestamp of ``utcnow``'s form, read back as an aware UTC datetime."""
+    return dt.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=dt.UTC)
+
+
 def utc_after(seconds: float) -> str:
     """A timestamp ``seconds`` from now, in the same form as ``utcnow``."""
     return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime(TIMESTAMP_FORMAT)

@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 from sqlite_utils import Database
 
-from receiver import store
+from receiver import clock, store
 from receiver.callbacks import ResultHook
 from receiver.config import Config
 from receiver.logs import get_logger
@@ -275,8 +275,7 @@ def ended_result(provider: str, job: store.PollJob, status: str, summary: str) -
 
 
 def _age(created_at: str) -> float:
-    created = dt.datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    return (dt.datetime.now(dt.UTC) - created).total_seconds()
+    return (dt.datetime.now(dt.UTC) - clock.parse(created_at)).total_seconds()
 
 
 def polling_providers(config: Config) -> list[PollingProvider]:

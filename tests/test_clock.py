@@ -36,3 +36,9 @@ def test_utc_after_is_that_far_ahead_in_the_same_form() -> None:
     expected = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=90)
     assert abs(ahead - expected) < dt.timedelta(seconds=2)
     assert clock.utc_after(90) > clock.utcnow()
+
+
+def test_parse_reads_utcnow_back() -> None:
+    stamp = clock.utcnow()
+    assert clock.parse(stamp) == parse(stamp)
+    assert clock.parse(stamp).tzinfo is dt.UTC

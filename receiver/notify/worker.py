@@ -27,7 +27,7 @@ from typing import Final
 
 from sqlite_utils import Database
 
-from receiver import store
+from receiver import clock, store
 from receiver.config import Config
 from receiver.logs import get_logger
 from receiver.notify import retry
@@ -288,8 +288,7 @@ def _results_of(
 
 
 def _seconds_until(timestamp: str) -> float:
-    at = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    return (at - dt.datetime.now(dt.UTC)).total_seconds()
+    return (clock.parse(timestamp) - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 def _log(delivery: store.ClaimedDelivery, decision: retry.Decision, kept: bool) -> None:
