@@ -52,8 +52,22 @@ class Decoded(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
+class Received(msgspec.Struct, frozen=True):
+    """A verified callback on its way into the store."""
+
+    record: store.CallbackRecord
+    decoded: Decoded
+
+
+Kept = Accepted | PayloadRejected
+
+
 class CallbackIntake:
-    """The callback flow for one provider, shared by the HTTP handler and tests."""
+    """The callback flow for one provider, shared by the HTTP handler and tests.
+
+    It is the store's ``BatchWriter`` for callbacks: callbacks that share a batch are written
+    together where they can be (``write_many``), else one at a time (``write_one``).
+    """
 
     def __init__(
         self,
@@ -81,20 +95,18 @@ class CallbackIntake:
             headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
             received_at=received_at,
         )
-        decoded = decode(body)
-        outcome = await self.store.write(lambda db: self._keep(db, record, decoded))
+        outcome = await self.store.write_item(self, Received(record, decode(body)))
         if isinstance(outcome, PayloadRejected):
             raise outcome
         return outcome
 
-    def _keep(
-        self, db: Database, record: store.CallbackRecord, decoded: Decoded
-    ) -> Accepted | PayloadRejected:
+    def write_one(self, db: Database, item: Received) -> Kept:
         """Runs in the writer's transaction: dedupe, then callback + job + result (+ outbox).
 
         A result's id is reserved first, so that its callback, and a job made for it, are
         written pointing at it instead of updated afterwards.
         """
+        record, decoded = item.record, item.decoded
         seen = store.find_callback(db, record.digest)
         if seen is not None:
             return _repeat(seen)
@@ -130,6 +142,29 @@ class CallbackIntake:
             duplicate=False,
             status=result.status if result else None,
         )
+
+    def write_many(self, db: Database, items: list[Received]) -> list[Kept] | None:
+        """New callbacks on the bare path, the common case under load, in one INSERT per table
+        (measured: 25 against 32 us of SQL per callback in process; README, Performance).
+        Anything else (a repeat, a job to look up, a body that did not decode) makes it None:
+        then ``write_one`` takes each, with the same outcome."""
+        if not _all_new_on_bare_path(db, items):
+            return None
+        stored = [(item.record, self._enrich(db, _result_of(item), None)) for item in items]
+        kept: list[Kept] = []
+        for (_, result), ids in zip(stored, store.insert_bare_callbacks(db, stored), strict=True):
+            if self.on_result is not None:
+                self.on_result(db, ids.result_id, result)
+            kept.append(
+                Accepted(
+                    callback_id=ids.callback_id,
+                    result_id=ids.result_id,
+                    job_id=ids.job_id,
+                    duplicate=False,
+                    status=result.status,
+                )
+            )
+        return kept
 
     def _enrich(self, db: Database, result: Result, job_id: int | None) -> Result:
         if self.report_url is None or result.report_url:
@@ -172,16 +207,29 @@ def _make_job(
     db: Database, record: store.CallbackRecord, result: Result, result_id: int | None
 ) -> int:
     """A callback on the bare path that names no known job makes a job of its own."""
-    return store.insert_job(
-        db,
-        store.NewJob(
-            provider=record.provider,
-            state=result.status,
-            external_id=result.external_job_id,
-            custom_data=result.custom_data,
-            result_id=result_id,
-        ),
+    return store.insert_job(db, store.made_job(record.provider, result, result_id))
+
+
+def _all_new_on_bare_path(db: Database, items: list[Received]) -> bool:
+    """Would ``write_one`` make each a new callback, result and job, none finding another's?"""
+    if any(item.record.job_key is not None or item.decoded.result is None for item in items):
+        return False
+    digests = [item.record.digest for item in items]
+    external_ids = [
+        external_id for item in items if (external_id := _result_of(item).external_job_id)
+    ]
+    if len(set(digests)) < len(digests) or len(set(external_ids)) < len(external_ids):
+        return False
+    provider = items[0].record.provider
+    return not (
+        store.any_callback_with_digest(db, digests)
+        or store.any_job_with_external_id(db, provider, external_ids)
     )
+
+
+def _result_of(item: Received) -> Result:
+    assert item.decoded.result is not None  # checked by _all_new_on_bare_path
+    return item.decoded.result
 
 
 def _repeat(seen: store.StoredCallback) -> Accepted | PayloadRejected:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlite_utils import Database
 
-from receiver.callbacks import Accepted, CallbackIntake, PayloadRejected
+from receiver.callbacks import Accepted, CallbackIntake, Kept, PayloadRejected, Received
 from receiver.process import ServiceProcess
 from receiver.store import CallbackRecord, NewJob, Store, StoreError, insert_callback, insert_job
 from tests.conftest import SECRET, callback_body, signed
@@ -42,12 +42,16 @@ def digest(body: bytes) -> str:
 
 async def take_all(store: Store, bodies: list[bytes]) -> list[Accepted]:
     """All at once on one event loop, so they queue up for the same batch."""
-    intake = CallbackIntake(store, (SECRET,))
-    return await asyncio.gather(
-        *(
-            intake.take(job_key=None, headers=_lower(signed(b)), body=b, received_at="now")
-            for b in bodies
-        )
+    return await take_with(CallbackIntake(store, (SECRET,)), bodies)
+
+
+async def take_with(intake: CallbackIntake, bodies: list[bytes]) -> list[Accepted]:
+    return await asyncio.gather(*(take_one(intake, b) for b in bodies))
+
+
+async def take_one(intake: CallbackIntake, body: bytes) -> Accepted:
+    return await intake.take(
+        job_key=None, headers=_lower(signed(body)), body=body, received_at="now"
     )
 
 
@@ -72,6 +76,82 @@ def test_duplicates_inside_one_batch_are_stored_once_and_all_answered(tmp_path: 
         assert len({x.callback_id for x in group}) == 1
         assert len({x.result_id for x in group}) == 1
     assert sorted(stored(tmp_path / "r.db")) == sorted(digest(x) for x in (a, b, c))
+
+
+class CountingIntake(CallbackIntake):
+    """The real intake, noting how many callbacks each call of its batch path wrote."""
+
+    def __init__(self, store: Store, hooked: list[tuple[int, str]]) -> None:
+        super().__init__(
+            store, (SECRET,), on_result=lambda db, rid, r: hooked.append((rid, r.status))
+        )
+        self.written_together: list[int] = []
+
+    def write_many(self, db: Database, items: list[Received]) -> list[Kept] | None:
+        kept = super().write_many(db, items)
+        self.written_together.append(0 if kept is None else len(kept))
+        return kept
+
+
+def rows_but_times(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the tables a callback writes, without the columns stamped with the clock."""
+    conn = sqlite3.connect(db_path)
+    try:
+        tables: dict[str, list[tuple[object, ...]]] = {}
+        for table in ("jobs", "callbacks", "results", "tests"):
+            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+            names = [column[0] for column in cursor.description]
+            kept = [i for i, name in enumerate(names) if name not in ("created_at", "updated_at")]
+            tables[table] = [tuple(row[i] for i in kept) for row in cursor]
+        return tables
+    finally:
+        conn.close()
+
+
+def test_new_callbacks_sharing_a_batch_are_written_together_as_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """The batch path (one INSERT per table) writes the rows, ids and outcomes the one-at-a-time
+    path does, and calls the result hook (routing) the same way."""
+    bodies = [body_for(n) for n in range(5)] + [callback_body(workflow_summary="no job id")]
+    written: dict[str, dict[str, list[tuple[object, ...]]]] = {}
+    answered: dict[str, list[Accepted]] = {}
+    hooked: dict[str, list[tuple[int, str]]] = {"together": [], "alone": []}
+    for way in ("together", "alone"):
+        with Store(str(tmp_path / f"{way}.db")) as store:
+            intake = CountingIntake(store, hooked[way])
+
+            async def one_by_one(intake: CallbackIntake = intake) -> list[Accepted]:
+                return [await take_one(intake, body) for body in bodies]
+
+            runs = take_with(intake, bodies) if way == "together" else one_by_one()
+            answered[way] = asyncio.run(runs)
+            assert intake.written_together == ([6] if way == "together" else [])
+        written[way] = rows_but_times(tmp_path / f"{way}.db")
+    assert answered["together"] == answered["alone"]
+    assert written["together"] == written["alone"]
+    assert [len(rows) for rows in written["together"].values()] == [6, 6, 6, 6]
+    assert hooked["together"] == hooked["alone"] == [(n, "passed") for n in range(1, 7)]
+
+
+def test_a_batch_holding_a_repeat_or_a_known_job_is_written_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    first = body_for(1)
+    same_job = callback_body(job_id="group-1", workflow_summary="a second event of that job")
+    with Store(str(tmp_path / "r.db")) as store:
+        intake = CountingIntake(store, [])
+
+        async def first_then_three() -> list[Accepted]:
+            await take_one(intake, first)
+            return await take_with(intake, [first, same_job, body_for(2)])
+
+        repeat, update, new = asyncio.run(first_then_three())
+        assert intake.written_together == [0], "the batch path must decline this batch"
+    assert (repeat.duplicate, update.duplicate, new.duplicate) == (True, False, False)
+    assert update.job_id == repeat.job_id, "the second event belongs to the job the first made"
+    assert new.job_id not in (repeat.job_id, None)
+    assert len(stored(tmp_path / "r.db")) == 3
 
 
 def links(db_path: Path) -> list[tuple[int, int, int, int, int, str]]:

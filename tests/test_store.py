@@ -116,3 +116,45 @@ def test_writing_to_a_closed_store_is_an_error(tmp_path: Path) -> None:
     database = store.Store(str(tmp_path / "db.sqlite"))
     with pytest.raises(store.StoreError, match="not open"):
         database.write_sync(lambda db: None)
+
+
+class Doubler:
+    """A BatchWriter that notes how the store called it; its batch path can be made to fail."""
+
+    def __init__(self, *, many_fails: bool = False) -> None:
+        self.many_fails = many_fails
+        self.calls: list[tuple[str, object]] = []
+
+    def write_one(self, db: Database, item: int) -> int:
+        self.calls.append(("one", item))
+        return item * 2
+
+    def write_many(self, db: Database, items: list[int]) -> list[int] | None:
+        self.calls.append(("many", items))
+        if self.many_fails:
+            raise ValueError("the batch path failed")
+        return [item * 2 for item in items]
+
+
+@pytest.mark.parametrize("many_fails", [False, True])
+def test_a_run_of_one_writers_items_in_a_batch_is_written_together(
+    tmp_path: Path, many_fails: bool
+) -> None:
+    """Consecutive items of one BatchWriter go to its write_many, in order with the batch's
+    other writes; if it raises, the batch runs again one write at a time."""
+    writer = Doubler(many_fails=many_fails)
+
+    async def run(database: store.Store) -> list[object]:
+        return await asyncio.gather(
+            database.write_item(writer, 1),
+            database.write_item(writer, 2),
+            database.write(lambda db: "plain"),
+            database.write_item(writer, 3),
+        )
+
+    with store.Store(str(tmp_path / "db.sqlite")) as database:
+        values = asyncio.run(run(database))
+        assert (database.batches, database.batched_writes) == (1, 4)
+    assert values == [2, 4, "plain", 6]
+    again = [("one", 1), ("one", 2), ("one", 3)] if many_fails else [("one", 3)]
+    assert writer.calls == [("many", [1, 2]), *again]
