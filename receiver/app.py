@@ -49,6 +49,7 @@ def create_app(config: Config) -> Litestar:
                 config.qualitymax.webhook_secrets,
                 report_url=report_link(config),
                 on_result=worker.record,
+                on_results=worker.record_many,
             ),
             metrics=Metrics(),
             worker=worker,

@@ -22,6 +22,8 @@ KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-reques
 
 # Called inside the callback's transaction once its result is stored (routing writes the outbox).
 ResultHook = Callable[[Database, int, Result], None]
+# The same for the results of a batch written together (``write_many``), in order.
+ResultsHook = Callable[[Database, list[tuple[int, Result]]], None]
 
 
 class SignatureRejected(Exception):
@@ -75,10 +77,13 @@ class CallbackIntake:
         secrets: tuple[str, ...],
         on_result: ResultHook | None = None,
         report_url: Callable[[str], str] | None = None,
+        on_results: ResultsHook | None = None,
     ) -> None:
         self.store = database
         self.secrets = secrets
         self.on_result = on_result
+        # Without it, write_many calls on_result for each result.
+        self.on_results = on_results
         # The partner's job report link, for results whose callback carries none.
         self.report_url = report_url
 
@@ -151,20 +156,26 @@ class CallbackIntake:
         if not _all_new_on_bare_path(db, items):
             return None
         stored = [(item.record, self._enrich(db, _result_of(item), None)) for item in items]
-        kept: list[Kept] = []
-        for (_, result), ids in zip(stored, store.insert_bare_callbacks(db, stored), strict=True):
-            if self.on_result is not None:
-                self.on_result(db, ids.result_id, result)
-            kept.append(
-                Accepted(
-                    callback_id=ids.callback_id,
-                    result_id=ids.result_id,
-                    job_id=ids.job_id,
-                    duplicate=False,
-                    status=result.status,
-                )
+        made = store.insert_bare_callbacks(db, stored)
+        results = [(ids.result_id, result) for ids, (_, result) in zip(made, stored, strict=True)]
+        self._results_stored(db, results)
+        return [
+            Accepted(
+                callback_id=ids.callback_id,
+                result_id=ids.result_id,
+                job_id=ids.job_id,
+                duplicate=False,
+                status=result.status,
             )
-        return kept
+            for ids, (_, result) in zip(made, results, strict=True)
+        ]
+
+    def _results_stored(self, db: Database, results: list[tuple[int, Result]]) -> None:
+        if self.on_results is not None:
+            self.on_results(db, results)
+        elif self.on_result is not None:
+            for result_id, result in results:
+                self.on_result(db, result_id, result)
 
     def _enrich(self, db: Database, result: Result, job_id: int | None) -> Result:
         if self.report_url is None or result.report_url:

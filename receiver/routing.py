@@ -116,21 +116,35 @@ class Router:
 
     def record(self, db: Database, result_id: int, result: Result) -> int:
         """Write the result's deliveries; runs inside the result's transaction. Returns how many."""
-        written = 0
+        return store.insert_deliveries(db, self.deliveries(db, result_id, result))
+
+    def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> list[int]:
+        """``record`` for the results of one batch, in order, their deliveries in one INSERT.
+        Returns how many each result was given."""
+        wanted = [self.deliveries(db, result_id, result) for result_id, result in stored]
+        store.insert_deliveries(db, [delivery for each in wanted for delivery in each])
+        return [len(each) for each in wanted]
+
+    def deliveries(self, db: Database, result_id: int, result: Result) -> list[store.NewDelivery]:
+        """The result's deliveries: one per target of each matching route that speaks for it
+        (an on_change route updates its group's status here). A second route to the same
+        target adds none."""
+        found: dict[str, store.NewDelivery] = {}
         for compiled in self.matching(result):
             route = compiled.route
             if route.on_change and not _speaks(db, route, result, result_id):
                 continue
             for target in compiled.targets:
-                new = store.NewDelivery(
-                    result_id=result_id,
-                    route=route.name,
-                    target=target.url,
-                    target_display=target.display,
+                found.setdefault(
+                    target.url,
+                    store.NewDelivery(
+                        result_id=result_id,
+                        route=route.name,
+                        target=target.url,
+                        target_display=target.display,
+                    ),
                 )
-                # One delivery per (result, target): a second route to the same target adds none.
-                written += store.insert_delivery(db, new)
-        return written
+        return list(found.values())
 
 
 def matches(when: When, result: Result) -> bool:

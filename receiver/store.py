@@ -1360,22 +1360,14 @@ ON CONFLICT (route, group_key) DO UPDATE SET
 """
 
 
-def insert_delivery(db: Database, delivery: NewDelivery) -> bool:
-    """Queue one delivery; False when this result already has one for this target."""
+def insert_deliveries(db: Database, deliveries: list[NewDelivery]) -> int:
+    """Queue deliveries in one INSERT; returns how many were new (a result has at most one per
+    target: a repeat is ignored)."""
+    if not deliveries:
+        return 0
     now = utcnow()
-    cursor = db.execute(
-        INSERT_DELIVERY,
-        [
-            delivery.result_id,
-            delivery.route,
-            delivery.target,
-            delivery.target_display,
-            now,
-            now,
-            now,
-        ],
-    )
-    return cursor.rowcount == 1
+    rows = [(d.result_id, d.route, d.target, d.target_display, now, now, now) for d in deliveries]
+    return db.conn.executemany(INSERT_DELIVERY, rows).rowcount
 
 
 def swap_group_status(

@@ -129,6 +129,43 @@ def record(tmp_path: Path, routes: str, *results: Result) -> list[store.Delivery
     return sorted(page.items, key=lambda d: d.id)
 
 
+def record_together(
+    tmp_path: Path, routes: str, *results: Result
+) -> tuple[list[store.DeliveryView], list[int]]:
+    """``record`` with ``record_many``: the results of one batch, in one transaction."""
+    config = make_config(tmp_path, routes)
+    router = Router.from_config(config)
+    with store.Store(config.db_path) as database:
+
+        def write(db: Any) -> list[int]:
+            ids = [store.insert_result(db, value, job_id=None) for value in results]
+            return router.record_many(db, list(zip(ids, results, strict=True)))
+
+        counts = database.write_sync(write)
+        page = database.read(lambda db: store.list_deliveries(db, store.DeliveryFilter()))
+    return sorted(page.items, key=lambda d: d.id), counts
+
+
+def test_a_batch_of_results_gets_the_deliveries_it_would_get_one_by_one(tmp_path: Path) -> None:
+    """record_many: on_change groups, targets shared by two routes, unmatched results."""
+    routes = route(
+        "changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]'
+    ) + route(
+        "failures", "json://127.0.0.1:9/x", "json://127.0.0.1:9/y", when='{ status = "failed" }'
+    )
+    results = [result(s) for s in ("passed", "failed", "failed", "passed", "running")]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one_by_one = record(tmp_path / "one", routes, *results)
+    together, counts = record_together(tmp_path / "many", routes, *results)
+
+    def rows(views: list[store.DeliveryView]) -> list[tuple[object, ...]]:
+        return [(d.id, d.result_id, d.route, d.target, d.state) for d in views]
+
+    assert rows(together) == rows(one_by_one)
+    assert counts == [0, 2, 2, 1, 0]  # result 2: the changed group's x and the failure's y
+
+
 def test_one_delivery_per_result_and_target(tmp_path: Path) -> None:
     hook = "json://127.0.0.1:9/hook"
     routes = route("failures", hook, when='{ status = "failed" }') + route(

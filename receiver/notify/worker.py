@@ -82,13 +82,25 @@ class DeliveryWorker:
 
     def record(self, db: Database, result_id: int, result: Result) -> None:
         """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
-        if self.router.record(db, result_id, result):
-            # The batch number: the store's count of committed batches, fixed while this one runs.
-            self.intake.note(time.monotonic(), batch=self.store.batches)
-            # One wake-up is enough until the worker runs; none while no send may start (a
-            # finishing send wakes it). Saves a self-pipe write per callback under load.
-            if not self.event.is_set() and self.pace().starts > 0:
-                self.wake_threadsafe()
+        self._routed(1 if self.router.record(db, result_id, result) else 0)
+
+    def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> None:
+        """``record`` for the results of one batch (the intake's ``on_results`` hook)."""
+        self._routed(sum(1 for written in self.router.record_many(db, stored) if written))
+
+    def _routed(self, results: int) -> None:
+        """``results`` results of the current batch were given deliveries."""
+        if not results:
+            return
+        now = time.monotonic()
+        # The batch number: the store's count of committed batches, fixed while this one runs.
+        batch = self.store.batches
+        for _ in range(results):
+            self.intake.note(now, batch=batch)
+        # One wake-up is enough until the worker runs; none while no send may start (a
+        # finishing send wakes it). Saves a self-pipe write per callback under load.
+        if not self.event.is_set() and self.pace().starts > 0:
+            self.wake_threadsafe()
 
     def pace(self) -> Pace:
         """How many sends may start now (see receiver.notify.pace)."""
