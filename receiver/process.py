@@ -31,11 +31,21 @@ def free_port() -> int:
 class ServiceProcess:
     """One ``receiver serve`` child: ``start()``, ``url``, ``stop()`` (SIGTERM) or ``kill()``."""
 
-    def __init__(self, config_file: Path, env: Mapping[str, str], log_file: Path, port: int = 0):
+    def __init__(
+        self,
+        config_file: Path,
+        env: Mapping[str, str],
+        log_file: Path,
+        port: int = 0,
+        cwd: Path | None = None,
+    ):
         self.config_file = config_file
         self.env = dict(env)
         self.log_file = log_file
         self.port = port or free_port()
+        # ``python -m`` puts the working directory first on sys.path: to serve another checkout's
+        # code, start from it (bench/ab.py does).
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +57,11 @@ class ServiceProcess:
         command += ["--config", str(self.config_file)]
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+                command,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait_healthy(timeout)
         return self

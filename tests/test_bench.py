@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from bench.bench import SECRET, generate_bodies, notify_latency
+import httpx
+import pytest
+
+from bench.ab import main as ab_main
+from bench.ab import served
+from bench.bench import CALLBACK_PATH, SECRET, generate_bodies, notify_latency
 from receiver.callbacks import decode
 from receiver.signatures import verify
 
@@ -27,3 +33,32 @@ def test_notify_latency_times_every_callback_through_a_real_service(tmp_path: Pa
     # Same callbacks in the same order: posting came before the answer was read.
     assert all(p > a for p, a in zip(latency.posted_ms, latency.accepted_ms, strict=True))
     assert all(0 < p < 10_000 for p in latency.posted_ms)
+
+
+def test_ab_serves_each_checkouts_own_code(tmp_path: Path) -> None:
+    """bench/ab.py: the served code is the checkout's, not that of the directory it ran in
+    (``python -m`` puts the working directory first on sys.path)."""
+    repo = Path(__file__).resolve().parent.parent
+    copy = tmp_path / "copy"
+    shutil.copytree(repo / "receiver", copy / "receiver", ignore=shutil.ignore_patterns("*.pyc"))
+    marker = tmp_path / "imported-from-copy"
+    with (copy / "receiver" / "__init__.py").open("a") as init:
+        init.write(f"\nimport pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    with served(repo, tmp_path / "repo"):
+        assert not marker.exists()
+    with served(copy, tmp_path / "served-copy") as target:
+        assert marker.exists(), "the copy's receiver package was not the one served"
+        assert httpx.get(target.url.replace(CALLBACK_PATH, "/health")).status_code == 200
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (bench/run installs it)"
+)
+def test_ab_measures_both_checkouts_round_by_round(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    rounds = ab_main(
+        [str(repo), str(repo), "--rounds", "1", "--seconds", "1", "--connections", "2"]
+    )
+    assert len(rounds) == 1
+    for run in rounds[0]:
+        assert run.rps > 0 and run.p99_ms > 0 and run.cpu_us > run.loop_us > 0

@@ -1,0 +1,148 @@
+"""Two checkouts of receiver served in alternating rounds: is a change faster, served?
+
+    .venv/bin/python -m bench.ab DIR_A DIR_B [--rounds 4] [--seconds 8] [--connections 16]
+
+Each checkout's ``receiver serve`` starts from its own directory, with that directory first on
+PYTHONPATH, on a fresh database. ``python -m`` puts the working directory ahead of PYTHONPATH:
+started from elsewhere, the served code is whatever checkout the command ran in, which is how
+earlier paired runs compared main with itself (README, Performance). Each round measures both,
+in alternating order, after the machine has gone quiet; then it prints, per run, req/s, p99, the
+served process's CPU per callback (all threads) and its event loop thread's CPU per callback, and
+B/A round by round. Needs wrk (``bench/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench import (
+    CALLBACK_PATH,
+    Target,
+    generate_bodies,
+    receiver_env,
+    run_wrk,
+    tree_pids,
+    wait_until_quiet,
+    warm_up,
+)
+from receiver.process import ServiceProcess
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    checkout: str
+    rps: float
+    p99_ms: float
+    cpu_us: float  # all threads of the served processes, per callback
+    loop_us: float  # the event loop thread of granian's worker, per callback
+
+    def line(self) -> str:
+        return (
+            f"{self.checkout:>12}  {self.rps:7.0f} req/s  p99 {self.p99_ms:6.2f} ms  "
+            f"cpu {self.cpu_us:4.0f} us/callback  event loop {self.loop_us:4.0f} us/callback"
+        )
+
+
+@contextmanager
+def served(checkout: Path, folder: Path) -> Iterator[Target]:
+    """``receiver serve`` of ``checkout``, run from it."""
+    folder.mkdir(parents=True)
+    config = folder / "receiver.toml"
+    config.write_text("")
+    env = {**receiver_env(folder), "PYTHONPATH": str(checkout)}
+    service = ServiceProcess(config, env, folder / "serve.log", cwd=checkout).start()
+    assert service.proc is not None
+    try:
+        url = f"{service.url}{CALLBACK_PATH}"
+        yield Target(checkout.name, url, service.proc.pid, service.kill)
+    finally:
+        service.stop()
+
+
+def thread_ticks(pid: int, tid: int) -> int:
+    """User plus system CPU ticks of one thread."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def process_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def measure(target: Target, bodies: Path, connections: int, seconds: int, offset: int) -> Run:
+    pids = tree_pids(target.pid)
+    worker = pids[-1]  # granian serves from the child process; its main thread runs the loop
+    before = [process_ticks(p) for p in pids], thread_ticks(worker, worker)
+    figures: dict[str, int] = {}
+    wrk = threading.Thread(
+        target=lambda: figures.update(
+            run_wrk(target.url, bodies, connections=connections, seconds=seconds, offset=offset)
+        )
+    )
+    wrk.start()
+    wrk.join()
+    after = [process_ticks(p) for p in pids], thread_ticks(worker, worker)
+    count = max(1, figures["requests"])
+    per_callback = 1e6 / TICKS / count
+    return Run(
+        checkout=target.name,
+        rps=figures["requests"] / (figures["duration_us"] / 1e6),
+        p99_ms=figures["p99_us"] / 1000,
+        cpu_us=(sum(after[0]) - sum(before[0])) * per_callback,
+        loop_us=(after[1] - before[1]) * per_callback,
+    )
+
+
+def main(argv: list[str] | None = None) -> list[list[Run]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("a", type=Path, help="the checkout to compare against (the base)")
+    parser.add_argument("b", type=Path, help="the checkout with the change")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args(argv)
+    checkouts = [args.a.resolve(), args.b.resolve()]
+    for checkout in checkouts:
+        if not (checkout / "receiver" / "__init__.py").is_file():
+            parser.error(f"{checkout} is not a receiver checkout (no receiver/__init__.py)")
+    folder = Path(tempfile.mkdtemp(prefix="receiver-ab-"))
+    bodies = folder / "bodies.txt"
+    generate_bodies(bodies, args.rounds * args.seconds * 12_000, "ab")
+    rounds: list[list[Run]] = []
+    sent = 0
+    for n in range(args.rounds):
+        order = checkouts if n % 2 == 0 else checkouts[::-1]
+        runs = {}
+        for index, checkout in enumerate(order):
+            with served(checkout, folder / f"round{n}-{index}") as target:
+                warm_up(target, folder)
+                wait_until_quiet()
+                run = measure(target, bodies, args.connections, args.seconds, sent)
+            sent += int(run.rps * args.seconds) + 1
+            runs[checkout] = run
+            print(run.line(), flush=True)
+        rounds.append([runs[checkouts[0]], runs[checkouts[1]]])
+        a, b = rounds[-1]
+        print(f"round {n + 1}: B/A {b.rps / a.rps:.2f}", flush=True)
+    ratios = [b.rps / a.rps for a, b in rounds]
+    listed = " ".join(f"{ratio:.2f}" for ratio in ratios)
+    print(f"B/A by round: {listed}; median {statistics.median(ratios):.2f}")
+    return rounds
+
+
+if __name__ == "__main__":
+    main()
