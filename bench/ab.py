@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> list[list[Run]]:
             parser.error(f"{checkout} is not a receiver checkout (no receiver/__init__.py)")
     folder = Path(tempfile.mkdtemp(prefix="receiver-ab-"))
     bodies = folder / "bodies.txt"
-    generate_bodies(bodies, args.rounds * args.seconds * 12_000, "ab")
+    # Enough for both checkouts' runs at 10,000 callbacks a second (receiver reaches ~6,500
+    # here), so that no callback is a repeat.
+    generate_bodies(bodies, 2 * args.rounds * args.seconds * 10_000, "ab")
     rounds: list[list[Run]] = []
     sent = 0
     for n in range(args.rounds):
