@@ -72,21 +72,17 @@ def served(checkout: Path, folder: Path) -> Iterator[Target]:
         service.stop()
 
 
-def thread_ticks(pid: int, tid: int) -> int:
-    """User plus system CPU ticks of one thread."""
-    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def process_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def ticks(stat: str) -> int:
+    """User plus system CPU ticks from a /proc stat file: a process's or one thread's."""
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
 
 
 def measure(target: Target, bodies: Path, connections: int, seconds: int, offset: int) -> Run:
     pids = tree_pids(target.pid)
     worker = pids[-1]  # granian serves from the child process; its main thread runs the loop
-    before = [process_ticks(p) for p in pids], thread_ticks(worker, worker)
+    loop_thread = f"/proc/{worker}/task/{worker}/stat"
+    before = [ticks(f"/proc/{p}/stat") for p in pids], ticks(loop_thread)
     figures: dict[str, int] = {}
     wrk = threading.Thread(
         target=lambda: figures.update(
@@ -95,7 +91,7 @@ def measure(target: Target, bodies: Path, connections: int, seconds: int, offset
     )
     wrk.start()
     wrk.join()
-    after = [process_ticks(p) for p in pids], thread_ticks(worker, worker)
+    after = [ticks(f"/proc/{p}/stat") for p in pids], ticks(loop_thread)
     count = max(1, figures["requests"])
     per_callback = 1e6 / TICKS / count
     return Run(

@@ -48,7 +48,6 @@ def create_app(config: Config) -> Litestar:
                 database,
                 config.qualitymax.webhook_secrets,
                 report_url=report_link(config),
-                on_result=worker.record,
                 on_results=worker.record_many,
             ),
             metrics=Metrics(),

@@ -20,9 +20,9 @@ from receiver.results import Result
 # What we keep of the request headers; never the signature itself.
 KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-request-id")
 
-# Called inside the callback's transaction once its result is stored (routing writes the outbox).
+# Called inside the transaction that stored a polled result (routing writes the outbox).
 ResultHook = Callable[[Database, int, Result], None]
-# The same for the results of a batch written together (``write_many``), in order.
+# The same for the intake: the results its write stored, in order (several from ``write_many``).
 ResultsHook = Callable[[Database, list[tuple[int, Result]]], None]
 
 
@@ -75,14 +75,11 @@ class CallbackIntake:
         self,
         database: store.Store,
         secrets: tuple[str, ...],
-        on_result: ResultHook | None = None,
-        report_url: Callable[[str], str] | None = None,
         on_results: ResultsHook | None = None,
+        report_url: Callable[[str], str] | None = None,
     ) -> None:
         self.store = database
         self.secrets = secrets
-        self.on_result = on_result
-        # Without it, write_many calls on_result for each result.
         self.on_results = on_results
         # The partner's job report link, for results whose callback carries none.
         self.report_url = report_url
@@ -138,8 +135,7 @@ class CallbackIntake:
             )
             if job_id is not None and not made_job:
                 store.set_job_result(db, job_id, result_id=result_id, status=result.status)
-            if self.on_result is not None:
-                self.on_result(db, result_id, result)
+            self._results_stored(db, [(result_id, result)])
         return Accepted(
             callback_id=callback_id,
             result_id=result_id,
@@ -173,9 +169,6 @@ class CallbackIntake:
     def _results_stored(self, db: Database, results: list[tuple[int, Result]]) -> None:
         if self.on_results is not None:
             self.on_results(db, results)
-        elif self.on_result is not None:
-            for result_id, result in results:
-                self.on_result(db, result_id, result)
 
     def _enrich(self, db: Database, result: Result, job_id: int | None) -> Result:
         if self.report_url is None or result.report_url:

@@ -114,13 +114,9 @@ class Router:
             for r in self.matching(result)
         ]
 
-    def record(self, db: Database, result_id: int, result: Result) -> int:
-        """Write the result's deliveries; runs inside the result's transaction. Returns how many."""
-        return store.insert_deliveries(db, self.deliveries(db, result_id, result))
-
     def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> list[int]:
-        """``record`` for the results of one batch, in order, their deliveries in one INSERT.
-        Returns how many each result was given."""
+        """Write the results' deliveries, in order, in one INSERT; runs inside the results'
+        transaction. Returns how many each result was given."""
         wanted = [self.deliveries(db, result_id, result) for result_id, result in stored]
         store.insert_deliveries(db, [delivery for each in wanted for delivery in each])
         return [len(each) for each in wanted]

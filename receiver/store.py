@@ -967,17 +967,22 @@ def made_job(provider: str, result: Result, result_id: int | None) -> NewJob:
 
 
 def any_callback_with_digest(db: Database, digests: list[str]) -> bool:
-    marks = ", ".join("?" * len(digests))
-    sql = f"SELECT 1 FROM callbacks WHERE digest IN ({marks}) LIMIT 1"
+    sql = f"SELECT 1 FROM callbacks WHERE digest IN ({_marks(digests)}) LIMIT 1"
     return db.execute(sql, digests).fetchone() is not None
 
 
 def any_job_with_external_id(db: Database, provider: str, external_ids: list[str]) -> bool:
     if not external_ids:
         return False
-    marks = ", ".join("?" * len(external_ids))
-    sql = f"SELECT 1 FROM jobs WHERE provider = ? AND external_id IN ({marks}) LIMIT 1"
+    sql = (
+        f"SELECT 1 FROM jobs WHERE provider = ? AND external_id IN ({_marks(external_ids)}) LIMIT 1"
+    )
     return db.execute(sql, [provider, *external_ids]).fetchone() is not None
+
+
+def _marks(values: list[str]) -> str:
+    """One ``?`` per value, for an IN list."""
+    return ", ".join("?" * len(values))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,7 +83,9 @@ class CountingIntake(CallbackIntake):
 
     def __init__(self, store: Store, hooked: list[tuple[int, str]]) -> None:
         super().__init__(
-            store, (SECRET,), on_result=lambda db, rid, r: hooked.append((rid, r.status))
+            store,
+            (SECRET,),
+            on_results=lambda db, stored: hooked.extend((rid, r.status) for rid, r in stored),
         )
         self.written_together: list[int] = []
 

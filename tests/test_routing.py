@@ -122,7 +122,7 @@ def record(tmp_path: Path, routes: str, *results: Result) -> list[store.Delivery
 
             def write(db: Any, value: Result = value) -> None:
                 result_id = store.insert_result(db, value, job_id=None)
-                router.record(db, result_id, value)
+                router.record_many(db, [(result_id, value)])
 
             database.write_sync(write)
         page = database.read(lambda db: store.list_deliveries(db, store.DeliveryFilter()))
@@ -132,7 +132,7 @@ def record(tmp_path: Path, routes: str, *results: Result) -> list[store.Delivery
 def record_together(
     tmp_path: Path, routes: str, *results: Result
 ) -> tuple[list[store.DeliveryView], list[int]]:
-    """``record`` with ``record_many``: the results of one batch, in one transaction."""
+    """``record``, but the results of one batch, in one transaction."""
     config = make_config(tmp_path, routes)
     router = Router.from_config(config)
     with store.Store(config.db_path) as database:

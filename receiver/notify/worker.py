@@ -81,11 +81,11 @@ class DeliveryWorker:
     # -- the hook and the wake-up ----------------------------------------------------------
 
     def record(self, db: Database, result_id: int, result: Result) -> None:
-        """The intake's ``on_result`` hook: write the outbox rows in the result's transaction."""
-        self._routed(1 if self.router.record(db, result_id, result) else 0)
+        """The poller's ``on_result`` hook: ``record_many`` of one result."""
+        self.record_many(db, [(result_id, result)])
 
     def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> None:
-        """``record`` for the results of one batch (the intake's ``on_results`` hook)."""
+        """The intake's ``on_results`` hook: write the outbox rows in the results' transaction."""
         self._routed(sum(1 for written in self.router.record_many(db, stored) if written))
 
     def _routed(self, results: int) -> None:
