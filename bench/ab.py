@@ -18,25 +18,20 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench import (
-    CALLBACK_PATH,
     Target,
     generate_bodies,
-    receiver_env,
+    receiver,
     run_wrk,
     tree_pids,
     wait_until_quiet,
     warm_up,
 )
-from receiver.process import ServiceProcess
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,6 +40,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Run:
     checkout: str
     rps: float
+    requests: int
     p99_ms: float
     cpu_us: float  # all threads of the served processes, per callback
     loop_us: float  # the event loop thread of granian's worker, per callback
@@ -56,47 +52,27 @@ class Run:
         )
 
 
-@contextmanager
-def served(checkout: Path, folder: Path) -> Iterator[Target]:
-    """``receiver serve`` of ``checkout``, run from it."""
-    folder.mkdir(parents=True)
-    config = folder / "receiver.toml"
-    config.write_text("")
-    env = {**receiver_env(folder), "PYTHONPATH": str(checkout)}
-    service = ServiceProcess(config, env, folder / "serve.log", cwd=checkout).start()
-    assert service.proc is not None
-    try:
-        url = f"{service.url}{CALLBACK_PATH}"
-        yield Target(checkout.name, url, service.proc.pid, service.kill)
-    finally:
-        service.stop()
-
-
 def ticks(stat: str) -> int:
     """User plus system CPU ticks from a /proc stat file: a process's or one thread's."""
     fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
 
 
-def measure(target: Target, bodies: Path, connections: int, seconds: int, offset: int) -> Run:
+def measure(
+    checkout: str, target: Target, bodies: Path, connections: int, seconds: int, offset: int
+) -> Run:
     pids = tree_pids(target.pid)
     worker = pids[-1]  # granian serves from the child process; its main thread runs the loop
     loop_thread = f"/proc/{worker}/task/{worker}/stat"
     before = [ticks(f"/proc/{p}/stat") for p in pids], ticks(loop_thread)
-    figures: dict[str, int] = {}
-    wrk = threading.Thread(
-        target=lambda: figures.update(
-            run_wrk(target.url, bodies, connections=connections, seconds=seconds, offset=offset)
-        )
-    )
-    wrk.start()
-    wrk.join()
+    figures = run_wrk(target.url, bodies, connections=connections, seconds=seconds, offset=offset)
     after = [ticks(f"/proc/{p}/stat") for p in pids], ticks(loop_thread)
     count = max(1, figures["requests"])
     per_callback = 1e6 / TICKS / count
     return Run(
-        checkout=target.name,
+        checkout=checkout,
         rps=figures["requests"] / (figures["duration_us"] / 1e6),
+        requests=figures["requests"],
         p99_ms=figures["p99_us"] / 1000,
         cpu_us=(sum(after[0]) - sum(before[0])) * per_callback,
         loop_us=(after[1] - before[1]) * per_callback,
@@ -126,11 +102,12 @@ def main(argv: list[str] | None = None) -> list[list[Run]]:
         order = checkouts if n % 2 == 0 else checkouts[::-1]
         runs = {}
         for index, checkout in enumerate(order):
-            with served(checkout, folder / f"round{n}-{index}") as target:
+            # Each checkout's own code, served from it (see the module's docstring).
+            with receiver(folder / f"round{n}-{index}", "granian", checkout=checkout) as target:
                 warm_up(target, folder)
                 wait_until_quiet()
-                run = measure(target, bodies, args.connections, args.seconds, sent)
-            sent += int(run.rps * args.seconds) + 1
+                run = measure(checkout.name, target, bodies, args.connections, args.seconds, sent)
+            sent += run.requests
             runs[checkout] = run
             print(run.line(), flush=True)
         rounds.append([runs[checkouts[0]], runs[checkouts[1]]])

@@ -136,14 +136,22 @@ def receiver_env(folder: Path) -> dict[str, str]:
 
 
 @contextmanager
-def receiver(folder: Path, server: str, config_text: str = "") -> Iterator[Target]:
-    """``receiver serve`` (granian), or the same app under uvicorn for comparison."""
+def receiver(
+    folder: Path, server: str, config_text: str = "", checkout: Path | None = None
+) -> Iterator[Target]:
+    """``receiver serve`` (granian), or the same app under uvicorn for comparison.
+
+    ``checkout``: serve that checkout's code, started from it (``python -m`` puts the working
+    directory ahead of PYTHONPATH; bench/ab.py compares two checkouts so).
+    """
     folder.mkdir(parents=True)
     config = folder / "receiver.toml"
     config.write_text(config_text)
     env = receiver_env(folder)
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     if server == "granian":
-        service = ServiceProcess(config, env, folder / "serve.log").start()
+        service = ServiceProcess(config, env, folder / "serve.log", cwd=checkout).start()
         assert service.proc is not None
         try:
             url = f"{service.url}{CALLBACK_PATH}"
@@ -160,6 +168,7 @@ def receiver(folder: Path, server: str, config_text: str = "") -> Iterator[Targe
         proc = subprocess.Popen(
             command,
             env={**os.environ, **env, "RECEIVER_CONFIG": str(config)},
+            cwd=checkout,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

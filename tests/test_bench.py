@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from bench.ab import main as ab_main
-from bench.ab import served
-from bench.bench import CALLBACK_PATH, SECRET, generate_bodies, notify_latency
+from bench.bench import CALLBACK_PATH, SECRET, generate_bodies, notify_latency, receiver
 from receiver.callbacks import decode
 from receiver.signatures import verify
 
@@ -36,17 +35,18 @@ def test_notify_latency_times_every_callback_through_a_real_service(tmp_path: Pa
 
 
 def test_ab_serves_each_checkouts_own_code(tmp_path: Path) -> None:
-    """bench/ab.py: the served code is the checkout's, not that of the directory it ran in
-    (``python -m`` puts the working directory first on sys.path)."""
+    """``receiver(checkout=...)``, which bench/ab.py serves through: the served code is the
+    checkout's, not that of the directory it ran in (``python -m`` puts the working directory
+    first on sys.path)."""
     repo = Path(__file__).resolve().parent.parent
     copy = tmp_path / "copy"
     shutil.copytree(repo / "receiver", copy / "receiver", ignore=shutil.ignore_patterns("*.pyc"))
     marker = tmp_path / "imported-from-copy"
     with (copy / "receiver" / "__init__.py").open("a") as init:
         init.write(f"\nimport pathlib\npathlib.Path({str(marker)!r}).touch()\n")
-    with served(repo, tmp_path / "repo"):
+    with receiver(tmp_path / "repo", "granian", checkout=repo):
         assert not marker.exists()
-    with served(copy, tmp_path / "served-copy") as target:
+    with receiver(tmp_path / "served-copy", "granian", checkout=copy) as target:
         assert marker.exists(), "the copy's receiver package was not the one served"
         assert httpx.get(target.url.replace(CALLBACK_PATH, "/health")).status_code == 200
 
