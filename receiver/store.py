@@ -1366,14 +1366,14 @@ ON CONFLICT (route, group_key) DO UPDATE SET
 """
 
 
-def insert_deliveries(db: Database, deliveries: list[NewDelivery]) -> int:
-    """Queue deliveries in one INSERT; returns how many were new (a result has at most one per
-    target: a repeat is ignored)."""
+def insert_deliveries(db: Database, deliveries: list[NewDelivery]) -> None:
+    """Queue deliveries in one INSERT (a result has at most one per target: a repeat is
+    ignored)."""
     if not deliveries:
-        return 0
+        return
     now = utcnow()
     rows = [(d.result_id, d.route, d.target, d.target_display, now, now, now) for d in deliveries]
-    return db.conn.executemany(INSERT_DELIVERY, rows).rowcount
+    db.conn.executemany(INSERT_DELIVERY, rows)
 
 
 def swap_group_status(
