@@ -38,7 +38,7 @@ def stream() -> CountingStream:
         processors=[
             structlog.processors.add_log_level,
             logs.redact_secrets,
-            structlog.processors.JSONRenderer(serializer=logs._json_line),
+            logs.render_json,
         ],
         logger_factory=writer.factory,
         cache_logger_on_first_use=False,
@@ -94,6 +94,16 @@ def test_secrets_are_redacted_and_values_json_encoded(stream: CountingStream) ->
     assert line["webhook_secret"] == "[redacted]" and line["api_token"] == "[redacted]"
     assert line["n"] == 1.5
     assert b"s3cret" not in stream.getvalue() and b"t0k" not in stream.getvalue()
+
+
+def test_a_secret_is_redacted_every_time_among_keys_seen_before(stream: CountingStream) -> None:
+    """Lines of known harmless keys take a shortcut; a secret beside them must not."""
+    log = structlog.get_logger("t")
+    log.info("callback", id=1, outcome="accepted")
+    for _ in range(2):
+        log.info("callback", id=1, outcome="accepted", signature="sha256=abc")
+    assert [line.get("signature") for line in stream.lines()] == [None, "[redacted]", "[redacted]"]
+    assert b"sha256=abc" not in stream.getvalue()
 
 
 def test_configure_renders_json_lines_through_the_line_writer() -> None:
