@@ -368,16 +368,13 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
     each new callback writes its delivery in both, and only the backlog differs. The one with
     nothing pending is a fresh receiver each round (a round's callbacks would leave it a backlog
     of its own). The one with no route shows what the route's outbox row costs. Each is measured
-    while the others are paused (SIGSTOP) or stopped. Callback -> sink latency is measured by
-    bench/notify_latency.py (see README).
+    while the others are paused (SIGSTOP) or stopped, in alternating order round by round.
+    Callback -> sink latency is measured by bench/notify_latency.py (see README).
     """
     if importlib.util.find_spec("receiver.notify") is None:
         return ["skipped: the delivery worker (receiver.notify) is not in this build"]
     sink = SlowSink(SINK_DELAY)
     routes = f'[[routes]]\nname = "bench"\nnotify = ["{sink.url}"]\n'
-    db = folder / "backlog" / "receiver.db"
-    runs: dict[str, list[Row]] = {"busy": [], "idle": [], "bare": []}
-    under_load = 0  # deliveries sent during the measured runs
     try:
         with (
             receiver(folder / "bare", "granian") as bare,
@@ -385,47 +382,86 @@ def delivery_figures(folder: Path, bodies: Path, rounds: int, seconds: int) -> l
         ):
             warm_up(bare, folder)
             send_count(busy, bodies, BACKLOG + 1000, 3000)
-            before = deliveries(db)
-            sent = {"busy": BACKLOG + 1100, "bare": 0}
+            backlog = BacklogRounds(folder, bodies, seconds, routes, bare=bare, busy=busy)
             for n in range(rounds):
-                with paused(busy.pid):
-                    wait_until_quiet()
-                    runs["bare"].append(measure(bare, bodies, 16, seconds, offset=sent["bare"]))
-                    sent["bare"] += runs["bare"][-1].requests
-                    runs["idle"].append(
-                        _nothing_pending(folder / f"idle-{n}", routes, bodies, seconds)
-                    )
-                # Intake flowing before the measured run: a worker woken from the pause would
-                # start 32 sends in the lull while wrk starts.
-                flowing = run_wrk(
-                    busy.url, bodies, connections=16, seconds=1, limit=500, offset=sent["busy"]
-                )
-                sent["busy"] += flowing["requests"]
-                sent_before = deliveries(db).get("sent", 0)
-                runs["busy"].append(measure(busy, bodies, 16, seconds, offset=sent["busy"]))
-                sent["busy"] += runs["busy"][-1].requests
-                under_load += deliveries(db).get("sent", 0) - sent_before
-            after = deliveries(db)
+                if n % 2:
+                    backlog.draining()
+                backlog.references(n)
+                if not n % 2:
+                    backlog.draining()
+            return backlog.figures()
     finally:
         sink.close()
-    drained = after.get("sent", 0) - before.get("sent", 0)
-    busy_rows = runs["busy"]
-    against_idle = [b.rps / i.rps for b, i in zip(busy_rows, runs["idle"], strict=True)]
-    against_bare = [b.rps / i.rps for b, i in zip(busy_rows, runs["bare"], strict=True)]
-    return [
-        f"backlog: {before.get('pending', 0)} deliveries pending to a sink answering in "
-        f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered over the {rounds} rounds, "
-        f"{under_load} of them during the measured runs ({under_load / (rounds * seconds):.1f}/s)",
-        f"ingestion while it drains: {median([r.rps for r in busy_rows]):.0f} req/s (median of "
-        f"{rounds} rounds), p99 up to {max(r.p99_ms for r in busy_rows):.2f} ms, "
-        f"non-2xx {sum(r.non2xx for r in busy_rows)}",
-        f"the same route with nothing pending: {median([r.rps for r in runs['idle']]):.0f} req/s; "
-        f"no route: {median([r.rps for r in runs['bare']]):.0f} req/s",
-        f"against the same receiver with nothing pending, round by round: "
-        f"{_percents(against_idle)}; median {median(against_idle) * 100:.0f} % (target >= 90 %)",
-        f"against a receiver with no route (the route's own cost included): "
-        f"{_percents(against_bare)}; median {median(against_bare) * 100:.0f} %",
-    ]
+
+
+class BacklogRounds:
+    """The runs of ``delivery_figures``: the draining receiver and its two references."""
+
+    def __init__(
+        self, folder: Path, bodies: Path, seconds: int, routes: str, *, bare: Target, busy: Target
+    ) -> None:
+        self.folder, self.bodies, self.seconds, self.routes = folder, bodies, seconds, routes
+        self.bare, self.busy = bare, busy
+        self.db = folder / "backlog" / "receiver.db"
+        self.before = deliveries(self.db)
+        self.runs: dict[str, list[Row]] = {"busy": [], "idle": [], "bare": []}
+        self.sent = {"busy": BACKLOG + 1100, "bare": 0}
+        self.under_load = 0  # deliveries sent during the measured runs
+
+    def references(self, n: int) -> None:
+        """The receiver with no route, then a fresh one with the route; the draining one paused."""
+        with paused(self.busy.pid):
+            wait_until_quiet()
+            self.runs["bare"].append(self._measure("bare", self.bare))
+            fresh = self.folder / f"idle-{n}"
+            self.runs["idle"].append(
+                _nothing_pending(fresh, self.routes, self.bodies, self.seconds)
+            )
+
+    def draining(self) -> None:
+        # No wait for a quiet machine here: its worker would drain at full pace meanwhile.
+        # Intake flowing before the measured run: a worker woken from the pause would start 32
+        # sends in the lull while wrk starts.
+        flowing = run_wrk(
+            self.busy.url,
+            self.bodies,
+            connections=16,
+            seconds=1,
+            limit=500,
+            offset=self.sent["busy"],
+        )
+        self.sent["busy"] += flowing["requests"]
+        sent_before = deliveries(self.db).get("sent", 0)
+        self.runs["busy"].append(self._measure("busy", self.busy))
+        self.under_load += deliveries(self.db).get("sent", 0) - sent_before
+
+    def _measure(self, name: str, target: Target) -> Row:
+        row = measure(target, self.bodies, 16, self.seconds, offset=self.sent[name])
+        self.sent[name] += row.requests
+        return row
+
+    def figures(self) -> list[str]:
+        rounds, busy = len(self.runs["busy"]), self.runs["busy"]
+        drained = deliveries(self.db).get("sent", 0) - self.before.get("sent", 0)
+        against_idle = [b.rps / i.rps for b, i in zip(busy, self.runs["idle"], strict=True)]
+        against_bare = [b.rps / i.rps for b, i in zip(busy, self.runs["bare"], strict=True)]
+        per_second = self.under_load / (rounds * self.seconds)
+        return [
+            f"backlog: {self.before.get('pending', 0)} deliveries pending to a sink answering in "
+            f"{SINK_DELAY * 1000:.0f} ms; {drained} delivered over the {rounds} rounds, "
+            f"{self.under_load} of them during the measured runs ({per_second:.1f}/s)",
+            f"ingestion while it drains: {median([r.rps for r in busy]):.0f} req/s (median of "
+            f"{rounds} rounds), p99 up to {max(r.p99_ms for r in busy):.2f} ms, "
+            f"non-2xx {sum(r.non2xx for r in busy)}",
+            f"the same route with nothing pending: "
+            f"{median([r.rps for r in self.runs['idle']]):.0f} req/s; "
+            f"no route: {median([r.rps for r in self.runs['bare']]):.0f} req/s",
+            f"against the same receiver with nothing pending, round by round: "
+            f"{_percents(against_idle)}; median {median(against_idle) * 100:.0f} % "
+            "(target >= 90 %)",
+            f"against a receiver with no route (the route's own cost included): "
+            f"{_percents(against_bare)}; median {median(against_bare) * 100:.0f} %",
+        ]
 
 
 def _nothing_pending(folder: Path, routes: str, bodies: Path, seconds: int) -> Row:
