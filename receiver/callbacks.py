@@ -20,9 +20,8 @@ from receiver.results import Result
 # What we keep of the request headers; never the signature itself.
 KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-request-id")
 
-# Called inside the transaction that stored a polled result (routing writes the outbox).
-ResultHook = Callable[[Database, int, Result], None]
-# The same for the intake: the results its write stored, in order (several from ``write_many``).
+# Called inside the transaction that stored the intake's results, with them in order (several
+# from ``write_many``): routing writes the outbox there.
 ResultsHook = Callable[[Database, list[tuple[int, Result]]], None]
 
 

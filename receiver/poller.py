@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, Final
 
@@ -21,7 +21,6 @@ import msgspec
 from sqlite_utils import Database
 
 from receiver import clock, store
-from receiver.callbacks import ResultHook
 from receiver.config import Config
 from receiver.logs import get_logger
 from receiver.providers.polling import (
@@ -33,6 +32,9 @@ from receiver.providers.polling import (
 from receiver.results import CustomData, Result
 
 log = get_logger("receiver.poller")
+
+# Called inside the transaction that stored a polled result (routing writes the outbox).
+ResultHook = Callable[[Database, int, Result], None]
 
 MAX_ERROR_BACKOFF: Final = 300.0  # a provider down for long is asked every 5 minutes
 MAX_TICK: Final = 1.0
