@@ -413,10 +413,7 @@ class BacklogRounds:
         with paused(self.busy.pid):
             wait_until_quiet()
             self.runs["bare"].append(self._measure("bare", self.bare))
-            fresh = self.folder / f"idle-{n}"
-            self.runs["idle"].append(
-                _nothing_pending(fresh, self.routes, self.bodies, self.seconds)
-            )
+            self.runs["idle"].append(self._nothing_pending(self.folder / f"idle-{n}"))
 
     def draining(self) -> None:
         # No wait for a quiet machine here: its worker would drain at full pace meanwhile.
@@ -434,6 +431,14 @@ class BacklogRounds:
         sent_before = deliveries(self.db).get("sent", 0)
         self.runs["busy"].append(self._measure("busy", self.busy))
         self.under_load += deliveries(self.db).get("sent", 0) - sent_before
+
+    def _nothing_pending(self, folder: Path) -> Row:
+        """One run on a fresh receiver with the route, once its warm-up was delivered."""
+        with receiver(folder, "granian", self.routes) as idle:
+            warm_up(idle, folder)
+            wait_drained(folder / "receiver.db")
+            wait_until_quiet()
+            return measure(idle, self.bodies, 16, self.seconds)
 
     def _measure(self, name: str, target: Target) -> Row:
         row = measure(target, self.bodies, 16, self.seconds, offset=self.sent[name])
@@ -462,15 +467,6 @@ class BacklogRounds:
             f"against a receiver with no route (the route's own cost included): "
             f"{_percents(against_bare)}; median {median(against_bare) * 100:.0f} %",
         ]
-
-
-def _nothing_pending(folder: Path, routes: str, bodies: Path, seconds: int) -> Row:
-    """One run at -c16 on a fresh receiver with ``routes`` whose warm-up was delivered."""
-    with receiver(folder, "granian", routes) as idle:
-        warm_up(idle, folder)
-        wait_drained(folder / "receiver.db")
-        wait_until_quiet()
-        return measure(idle, bodies, 16, seconds)
 
 
 def wait_drained(db: Path, limit: float = 60.0) -> None:
