@@ -1,5 +1,7 @@
 """``receiver serve`` as a real process: durable before acknowledged, across SIGKILL and SIGTERM."""
 
+import hashlib
+import http.client
 import json
 import sqlite3
 import threading
@@ -164,3 +166,41 @@ def test_a_chunked_body_over_the_limit_is_refused_while_read(
     assert response.status_code == 413
     assert response.json()["detail"].startswith("The body is over 1048576 bytes")
     assert stored_digests(env["RECEIVER_DB"]) == []
+
+
+def _post_in_parts(conn: http.client.HTTPConnection, body: bytes, *, chunked: bool) -> int:
+    """One callback on ``conn``, its body sent in two parts a moment apart; the status."""
+    conn.putrequest("POST", "/callbacks/qualitymax")
+    conn.putheader("X-QualityMax-Signature", signed(body)["X-QualityMax-Signature"])
+    first, rest = body[:100], body[100:]
+    if chunked:
+        conn.putheader("Transfer-Encoding", "chunked")
+        first = b"%x\r\n%s\r\n" % (len(first), first)
+        rest = b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest)
+    else:
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(first)
+    time.sleep(0.2)
+    conn.send(rest)
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def test_a_body_in_parts_is_read_whole_and_the_connection_serves_the_next(
+    service: ServiceProcess, env: dict[str, str]
+) -> None:
+    """The body is complete at its Content-Length (or a chunked body's last chunk), not at
+    its first part, and the kept-alive connection then takes the next callback."""
+    bodies = [unique_body(n) for n in range(3)]
+    conn = http.client.HTTPConnection(service.url.removeprefix("http://"), timeout=10)
+    statuses, sockets = [], []
+    for body, chunked in zip(bodies, [False, False, True], strict=True):
+        statuses.append(_post_in_parts(conn, body, chunked=chunked))
+        sockets.append(conn.sock)  # None once the server asked to close
+    conn.close()
+    assert statuses == [200, 200, 200]
+    assert sockets[0] is not None and sockets == [sockets[0]] * 3
+    assert sorted(stored_digests(env["RECEIVER_DB"])) == sorted(
+        hashlib.sha256(body).hexdigest() for body in bodies
+    )

@@ -147,9 +147,16 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes | None:
-    """The whole body, or None once it is over ``limit`` (announced or streamed)."""
+    """The whole body, or None once it is over ``limit`` (announced or streamed).
+
+    Done once the announced Content-Length has arrived: granian sends the body with
+    ``more_body`` set, then an empty last message, and waiting for that message cost another
+    hand-over between granian's thread and the event loop (measured: about +9 % callbacks a
+    second at 16 connections).
+    """
     announced = headers.get("content-length", "")
-    if announced.isdigit() and int(announced) > limit:
+    expected = int(announced) if announced.isdigit() else None
+    if expected is not None and expected > limit:
         return None
     chunks: list[bytes] = []
     size = 0
@@ -162,7 +169,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
         if size > limit:
             return None
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        if size == expected or not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
