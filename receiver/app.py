@@ -12,15 +12,16 @@ from litestar.openapi import OpenAPIConfig
 from receiver import __version__, routing
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config, require_webhook_secret
-from receiver.jobs import report_link
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import start_poller
+from receiver.record import Recorder
+from receiver.retention import Retention
 from receiver.server import die_with_parent
 from receiver.services import Services
-from receiver.store import Store
+from receiver.store import open_store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.callbacks import CallbacksFirst, take_callback
@@ -39,29 +40,34 @@ def create_app(config: Config) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        database = Store(config.db_path).open()
-        worker = DeliveryWorker(database, router, config)
-        app.state.services = Services(
+        database = open_store(config.db_path)
+        database.check_writable()  # a read-only file opens quietly: refuse it here
+        recorder = Recorder(router)
+        worker = DeliveryWorker(database, config)
+        services = app.state.services = Services(
             config=config,
             store=database,
             intake=CallbackIntake(
                 database,
                 config.qualitymax.webhook_secrets,
-                report_url=report_link(config),
-                on_results=worker.record_many,
+                recorder,
+                on_recorded=worker.recorded,
             ),
             metrics=Metrics(),
             worker=worker,
         )
         await worker.start()
         # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
-        poller = app.state.services.poller = start_poller(config, database, on_result=worker.record)
+        services.poller = start_poller(config, database, recorder, on_recorded=worker.recorded)
+        retention = Retention(database, config.retention)
+        retention.start()
         log.info("service.started", db=config.db_path, config=config.source)
         try:
             yield
         finally:
-            if poller is not None:
-                await poller.stop()
+            await retention.stop()
+            if services.poller is not None:
+                await services.poller.stop()
             await worker.stop()
             database.close()
             log.info("service.stopped")

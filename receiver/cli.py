@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, store
+from receiver import __version__, views
 from receiver.config import (
     Config,
     ConfigError,
@@ -29,7 +29,8 @@ from receiver.config import (
 from receiver.providers import PROVIDERS, QUALITYMAX
 from receiver.providers.polling import ProviderError
 from receiver.routing import Router
-from receiver.store import Store, StoreError
+from receiver.store import Store, StoreError, open_store
+from receiver.store import deliveries as outbox
 from receiver.submit import SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,7 +101,11 @@ def serve(host: str, port: int, config_file: str | None) -> None:
         config = load_config(path)
         require_webhook_secret(config)
         Router.from_config(config)  # a wrong route stops here, with its name
-        Store(config.db_path).open().close()  # migrations run, and a bad path fails here
+        database = open_store(config.db_path)  # migrations run, and a bad path fails here
+        try:
+            database.check_writable()  # a read-only file opens quietly
+        finally:
+            database.close()
         click.echo(
             f"receiver {__version__} on http://{host}:{port} (db {config.db_path})", err=True
         )
@@ -361,14 +366,15 @@ def print_reach(router: Router, result_file: Path) -> None:
             click.echo(f"      -> {target}")
 
 
-def open_store(config_file: str | None) -> Store:
-    return Store(read_config(config_file).db_path).open()
+def existing_store(config_file: str | None) -> Store:
+    """The service's database, for a command that reads or revives: never a new empty one."""
+    return open_store(read_config(config_file).db_path, create=False)
 
 
 @main.command()
 @config_option
 @click.option("--failed", is_flag=True, help="Only dead ones and pending ones that failed before")
-@click.option("--state", type=click.Choice(store.DELIVERY_STATES), help="Only this state")
+@click.option("--state", type=click.Choice(outbox.STATES), help="Only this state")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
 def deliveries(
@@ -381,9 +387,13 @@ def deliveries(
         receiver deliveries --failed
         receiver deliveries --state dead --json
     """
-    where = store.DeliveryFilter(state=state, failed=failed, limit=limit)
-    with user_errors(), open_store(config_file) as database:
-        page = database.read(lambda db: store.list_deliveries(db, where))
+    where = views.DeliveryFilter(state=state, failed=failed, limit=limit)
+    with user_errors():
+        database = existing_store(config_file)
+    try:
+        page = database.read(lambda tx: views.delivery_page(tx, where))
+    finally:
+        database.close()
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
         return
@@ -402,15 +412,19 @@ def redeliver(config_file: str | None, delivery_id: int) -> None:
     Example:
         receiver redeliver 42
     """
-    with user_errors(), open_store(config_file) as database:
-        view = database.write_sync(lambda db: store.redeliver(db, delivery_id))
+    with user_errors():
+        database = existing_store(config_file)
+        try:
+            view = database.write_sync(lambda tx: outbox.redeliver(tx, delivery_id))
+        finally:
+            database.close()
     click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
 
 
 DELIVERY_COLUMNS = ("id", "state", "attempts", "result", "route", "target", "when", "last error")
 
 
-def delivery_table(items: list[store.DeliveryView]) -> str:
+def delivery_table(items: list[views.DeliveryView]) -> str:
     if not items:
         return "no deliveries"
     rows = [DELIVERY_COLUMNS] + [
@@ -436,3 +450,40 @@ def delivery_table(items: list[store.DeliveryView]) -> str:
 def _cut(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command()
+@config_option
+@click.option(
+    "--older-than",
+    "older_than",
+    metavar="DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Purge what is older than this many days [default: [retention] keep_days, 90]",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing")
+def purge(config_file: str | None, older_than: float | None, dry_run: bool) -> None:
+    """Delete what retention would delete: results, tests, jobs, deliveries and callback
+    bodies older than [retention] keep_days (never a result with a pending delivery), and
+    callback digests older than keep_digest_days. The running service does the same every hour.
+
+    \b
+    Example:
+        receiver purge --dry-run
+        receiver purge --older-than 30
+    """
+    from receiver.retention import cutoffs, purge_now
+
+    with user_errors():
+        config = read_config(config_file)
+        database = existing_store(config_file)
+        try:
+            limits = cutoffs(config.retention, older_than_days=older_than)
+            purged = purge_now(database, limits, dry_run=dry_run)
+        finally:
+            database.close()
+    verb = "would purge" if dry_run else "purged"
+    click.echo(
+        f"{verb}: {purged.results} results (with their tests and deliveries), "
+        f"{purged.jobs} jobs, {purged.bodies} callback bodies, {purged.digests} callback digests"
+    )

@@ -66,6 +66,12 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     max_attempts: int = 8
     backoff: list[float] = msgspec.field(default_factory=lambda: [10, 30, 120, 600, 1800, 3600])
     timeout_seconds: float = 10
+    per_target: int = 4  # sends in flight to one target: a hanging one holds no other back
+
+
+class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    keep_days: float = 90  # results, tests, jobs, deliveries and callback bodies
+    keep_digest_days: float = 400  # a callback's digest: a replay after the purge is a duplicate
 
 
 # A custom_data value a route can match on exactly.
@@ -96,6 +102,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     qualigate: QualigateSettings = msgspec.field(default_factory=QualigateSettings)
     qualgent: QualgentSettings = msgspec.field(default_factory=QualgentSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     routes: list[Route] = msgspec.field(default_factory=list)
     # Set only from the environment: paths and the API token are not part of the shared file.
     db_path: str = DEFAULT_DB_PATH
@@ -209,6 +216,14 @@ def _check_values(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [delivery] backoff must be a non-empty list of seconds >= 0")
     if config.delivery.timeout_seconds <= 0:
         raise ConfigError(f"{path}: [delivery] timeout_seconds must be greater than 0")
+    if config.delivery.per_target < 1:
+        raise ConfigError(f"{path}: [delivery] per_target must be at least 1")
+    retention = config.retention
+    if retention.keep_days <= 0 or retention.keep_digest_days < retention.keep_days:
+        raise ConfigError(
+            f"{path}: [retention] keep_days must be greater than 0 and keep_digest_days at "
+            "least keep_days (a digest must outlive its body)"
+        )
     for name in ("qualigate", "qualgent"):
         polling = getattr(config, name)
         if polling.poll_seconds <= 0 or polling.timeout_seconds <= 0:
@@ -259,7 +274,15 @@ def mask(value: str | None) -> str:
 def effective_settings(config: Config) -> dict[str, dict[str, str]]:
     """The settings as check-config prints them, secrets masked, section by section."""
     sections: dict[str, dict[str, str]] = {}
-    for name in ("server", "qualitymax", "github", "delivery", "qualigate", "qualgent"):
+    for name in (
+        "server",
+        "qualitymax",
+        "github",
+        "delivery",
+        "retention",
+        "qualigate",
+        "qualgent",
+    ):
         values = msgspec.to_builtins(getattr(config, name))
         sections[name] = {
             key: mask(value) if (name, key) in SECRET_KEYS else _show(value)

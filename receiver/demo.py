@@ -30,8 +30,8 @@ from receiver.simulator.common import Served
 from receiver.simulator.github import GithubApi
 from receiver.simulator.process import SimulatorProcess
 from receiver.simulator.standin import StandIn
-from receiver.store import JobView
 from receiver.submit import ApiClient, SubmitError
+from receiver.views import JobView
 
 DEMO_CONFIG: Final = """
 [server]

@@ -7,14 +7,14 @@ even a callback that arrives before the partner's answer is linked to its job.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 
 import msgspec
 
-from receiver import store
 from receiver.config import Config
 from receiver.providers import qualitymax as qm
 from receiver.results import CustomData
+from receiver.store import Store
+from receiver.store import jobs as stored_jobs
 
 
 class JobRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -76,15 +76,6 @@ def client_for(config: Config) -> qm.QualityMaxClient:
     )
 
 
-def report_link(config: Config) -> Callable[[str], str] | None:
-    """How to link a job's report on the partner, when receiver holds a key to read it."""
-    settings = config.qualitymax
-    if not settings.api_key:
-        return None
-    base = settings.base_url.rstrip("/")
-    return lambda job_id: f"{base}{qm.PARTNER_API_PATH}/jobs/{job_id}/report"
-
-
 def callback_url(config: Config, job_key: str) -> str:
     public_url = (config.server.public_url or "").rstrip("/")
     if not public_url:
@@ -128,7 +119,7 @@ def _kept_request(request: qm.WebhookRequest) -> str:
 
 
 async def submit(
-    database: store.Store,
+    database: Store,
     config: Config,
     job: JobRequest,
     client: qm.QualityMaxClient | None = None,
@@ -137,7 +128,7 @@ async def submit(
     job_key = secrets.token_urlsafe(24)
     request = webhook_request(job, callback_url(config, job_key))
     partner = client or client_for(config)
-    new = store.NewJob(
+    new = stored_jobs.NewJob(
         provider=job.provider,
         state="submitted",
         job_key=job_key,
@@ -146,14 +137,14 @@ async def submit(
         custom_data=request.custom_data,
         callback_url=request.callback_url,
     )
-    job_id = await database.write(lambda db: store.insert_job(db, new))
+    job_id = await database.write(lambda tx: stored_jobs.insert(tx, new))
     try:
         answer = await partner.submit(request)
     except qm.QualityMaxError as exc:
         reason = str(exc)
-        await database.write(lambda db: store.set_job_error(db, job_id, reason))
+        await database.write(lambda tx: stored_jobs.set_error(tx, job_id, reason))
         raise SubmitFailed(job_id, exc) from None
-    await database.write(lambda db: store.set_job_submitted(db, job_id, answer.job_id))
+    await database.write(lambda tx: stored_jobs.set_sent(tx, job_id, external_id=answer.job_id))
     return JobSubmitted(
         id=job_id,
         provider=job.provider,

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, Final
 
 import msgspec
-from sqlite_utils import Database
 
-from receiver import clock, store
+from receiver import clock
+from receiver.clock import utc_after
 from receiver.config import Config
 from receiver.logs import get_logger
 from receiver.providers.polling import (
@@ -29,12 +29,13 @@ from receiver.providers.polling import (
     RequestRejected,
     UnknownTarget,
 )
+from receiver.record import Recorded, RecordedHook, Recorder
 from receiver.results import CustomData, Result
+from receiver.store import Store, jobs
+from receiver.store.jobs import PollJob
+from receiver.store.tx import Tx
 
 log = get_logger("receiver.poller")
-
-# Called inside the transaction that stored a polled result (routing writes the outbox).
-ResultHook = Callable[[Database, int, Result], None]
 
 MAX_ERROR_BACKOFF: Final = 300.0  # a provider down for long is asked every 5 minutes
 MAX_TICK: Final = 1.0
@@ -51,7 +52,7 @@ class SubmittedJob(msgspec.Struct, kw_only=True):
 
 
 async def submit_polling_job(
-    database: store.Store,
+    database: Store,
     provider: PollingProvider,
     request: msgspec.Struct | Mapping[str, Any],
     custom_data: CustomData,
@@ -63,16 +64,15 @@ async def submit_polling_job(
     """
     typed = _request(provider, request)
     triggered = await provider.trigger(typed, custom_data)
-    job = store.NewJob(
+    job = jobs.NewJob(
         provider=provider.name,
         state=triggered.state,
         external_id=triggered.external_id,
+        external_kind=triggered.external_kind,
         request=msgspec.json.encode(typed).decode(),
         custom_data=custom_data,
     )
-    job_id = await database.write(
-        lambda db: store.insert_polling_job(db, job, external_kind=triggered.external_kind)
-    )
+    job_id = await database.write(lambda tx: jobs.insert(tx, job))
     log.info("poll.submitted", job_id=job_id, provider=provider.name, external=job.external_id)
     return SubmittedJob(
         id=job_id,
@@ -97,15 +97,17 @@ class Poller:
 
     def __init__(
         self,
-        database: store.Store,
+        database: Store,
         providers: Iterable[PollingProvider],
+        recorder: Recorder,
         *,
-        on_result: ResultHook | None = None,
+        on_recorded: RecordedHook | None = None,
         concurrency: int = 32,
     ) -> None:
         self.store = database
         self.providers = {p.name: p for p in providers}
-        self.on_result = on_result
+        self.recorder = recorder
+        self.on_recorded = on_recorded
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -171,7 +173,7 @@ class Poller:
     def _dispatch(self) -> list[asyncio.Task[None]]:
         started = []
         for provider in self.providers.values():
-            due = self.store.read(partial(store.due_poll_jobs, provider=provider.name))
+            due = self.store.read(partial(jobs.due_for_polling, provider=provider.name))
             for job in due:
                 if job.id in self._in_flight:
                     continue
@@ -190,7 +192,7 @@ class Poller:
         await asyncio.gather(*tasks)
         return len(tasks)
 
-    async def _guarded(self, provider: PollingProvider, job: store.PollJob) -> None:
+    async def _guarded(self, provider: PollingProvider, job: PollJob) -> None:
         async with self._slots:
             try:
                 await self.poll_job(provider, job)
@@ -198,7 +200,7 @@ class Poller:
                 log.exception("poll.failed", job_id=job.id, provider=provider.name)
                 await self._defer(provider, job, f"{type(exc).__name__}: {exc}")
 
-    async def poll_job(self, provider: PollingProvider, job: store.PollJob) -> None:
+    async def poll_job(self, provider: PollingProvider, job: PollJob) -> None:
         settings = provider.settings
         if _age(job.created_at) >= settings.timeout_seconds:
             await self.finish(job, timeout_result(provider.name, job, settings.timeout_seconds))
@@ -214,39 +216,39 @@ class Poller:
         if progress.result is not None:
             await self.finish(job, progress.result)
             return
-        poll_after = store.utc_after(settings.poll_seconds)
+        poll_after = utc_after(settings.poll_seconds)
 
-        def advance(db: Database) -> bool:
-            return store.record_poll(db, job.id, state=progress.state, poll_after=poll_after)
+        def advance(tx: Tx) -> bool:
+            return jobs.record_poll(tx, job.id, state=progress.state, poll_after=poll_after)
 
         await self.store.write(advance)
         self._wake_in(settings.poll_seconds)
         log.debug("poll.progress", job_id=job.id, state=progress.state, raw=progress.raw_status)
 
-    async def _defer(self, provider: PollingProvider, job: store.PollJob, error: str) -> None:
+    async def _defer(self, provider: PollingProvider, job: PollJob, error: str) -> None:
         wait = min(MAX_ERROR_BACKOFF, max(provider.settings.poll_seconds, 2.0**job.poll_errors))
-        poll_after = store.utc_after(wait)
+        poll_after = utc_after(wait)
 
-        def defer(db: Database) -> None:
-            store.record_poll_error(db, job.id, error=error, poll_after=poll_after)
+        def defer(tx: Tx) -> None:
+            jobs.record_poll_error(tx, job.id, error=error, poll_after=poll_after)
 
         await self.store.write(defer)
         self._wake_in(wait)
         log.warning("poll.error", job_id=job.id, provider=provider.name, error=error, retry_in=wait)
 
-    async def finish(self, job: store.PollJob, result: Result) -> int | None:
-        """Store ``result`` for ``job`` and run the hook, in one transaction; None if it was
-        stored before (the job is no longer open), so a result is never stored twice."""
+    async def finish(self, job: PollJob, result: Result) -> int | None:
+        """Store and route ``result`` for ``job`` in one transaction; None if it was stored
+        before (the job is no longer open), so a result is never stored twice."""
 
-        def keep(db: Database) -> int | None:
-            if not store.job_is_open(db, job.id):
+        def keep(tx: Tx) -> Recorded | None:
+            if not jobs.is_open(tx, job.id):
                 return None  # finished already (another poll, or a crash after commit)
-            result_id = store.insert_result(db, result, job_id=job.id)
-            if self.on_result is not None:
-                self.on_result(db, result_id, result)
-            return result_id
+            return self.recorder.record(tx, result, job_id=job.id)
 
-        result_id = await self.store.write(keep)
+        recorded = await self.store.write(keep)
+        if recorded is not None and self.on_recorded is not None:
+            self.on_recorded(recorded)
+        result_id = recorded.result_id if recorded else None
         log.info(
             "poll.result", job_id=job.id, result_id=result_id, status=result.status,
             raw=result.raw_status,
@@ -254,16 +256,16 @@ class Poller:
         return result_id
 
 
-def timeout_result(provider: str, job: store.PollJob, limit: float) -> Result:
+def timeout_result(provider: str, job: PollJob, limit: float) -> Result:
     summary = f"No terminal status from {provider} after {limit:g} s (last seen: {job.state})"
     return ended_result(provider, job, "timeout", summary)
 
 
-def error_result(provider: str, job: store.PollJob, message: str) -> Result:
+def error_result(provider: str, job: PollJob, message: str) -> Result:
     return ended_result(provider, job, "error", message)
 
 
-def ended_result(provider: str, job: store.PollJob, status: str, summary: str) -> Result:
+def ended_result(provider: str, job: PollJob, status: str, summary: str) -> Result:
     """A result receiver writes itself, for a job the provider gave no result for."""
     return Result(
         provider=provider,
@@ -294,12 +296,15 @@ def polling_providers(config: Config) -> list[PollingProvider]:
 
 
 def start_poller(
-    config: Config, database: store.Store, on_result: ResultHook | None = None
+    config: Config,
+    database: Store,
+    recorder: Recorder,
+    on_recorded: RecordedHook | None = None,
 ) -> Poller | None:
     """For the app's lifespan: a running poller, or None when no polling provider is set."""
     providers = polling_providers(config)
     if not providers:
         return None
-    poller = Poller(database, providers, on_result=on_result)
+    poller = Poller(database, providers, recorder, on_recorded=on_recorded)
     poller.start()
     return poller

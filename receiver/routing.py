@@ -12,11 +12,12 @@ from typing import Final
 
 import apprise
 import msgspec
-from sqlite_utils import Database
 
-from receiver import store
 from receiver.config import Config, ConfigError, Route, When
 from receiver.results import TERMINAL_STATUSES, Result
+from receiver.store import groups
+from receiver.store.deliveries import NewDelivery
+from receiver.store.tx import Tx
 
 GITHUB_SCHEME: Final = "github://"
 GITHUB_KINDS: Final = ("pr-comment", "commit-status")
@@ -114,26 +115,19 @@ class Router:
             for r in self.matching(result)
         ]
 
-    def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> list[int]:
-        """Write the results' deliveries, in order, in one INSERT; runs inside the results'
-        transaction. Returns how many each result was given."""
-        wanted = [self.deliveries(db, result_id, result) for result_id, result in stored]
-        store.insert_deliveries(db, [delivery for each in wanted for delivery in each])
-        return [len(each) for each in wanted]
-
-    def deliveries(self, db: Database, result_id: int, result: Result) -> list[store.NewDelivery]:
+    def deliveries(self, tx: Tx, result_id: int, result: Result) -> list[NewDelivery]:
         """The result's deliveries: one per target of each matching route that speaks for it
         (an on_change route updates its group's status here). A second route to the same
         target adds none."""
-        found: dict[str, store.NewDelivery] = {}
+        found: dict[str, NewDelivery] = {}
         for compiled in self.matching(result):
             route = compiled.route
-            if route.on_change and not _speaks(db, route, result, result_id):
+            if route.on_change and not _speaks(tx, route, result, result_id):
                 continue
             for target in compiled.targets:
                 found.setdefault(
                     target.url,
-                    store.NewDelivery(
+                    NewDelivery(
                         result_id=result_id,
                         route=route.name,
                         target=target.url,
@@ -184,15 +178,15 @@ def group_key(route: Route, result: Result) -> str:
     return msgspec.json.encode(values).decode()
 
 
-def _speaks(db: Database, route: Route, result: Result, result_id: int) -> bool:
+def _speaks(tx: Tx, route: Route, result: Result, result_id: int) -> bool:
     """on_change: speak on a new status; the first of a group speaks unless it passed.
 
     Only final statuses count: a ``running`` update between two failures is not a change.
     """
     if result.status not in TERMINAL_STATUSES:
         return False
-    previous = store.swap_group_status(
-        db,
+    previous = groups.swap_status(
+        tx,
         route=route.name,
         group_key=group_key(route, result),
         status=result.status,

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 
 from receiver.results import TERMINAL_STATUSES
-from receiver.store import JobView
+from receiver.views import JobView
 
 EXIT_PASSED: Final = 0
 EXIT_FAILED: Final = 1

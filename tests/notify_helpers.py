@@ -8,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from receiver import store
+from receiver import views
 from receiver.config import Config, load_config
 from receiver.notify.worker import DeliveryWorker
+from receiver.record import Recorder
 from receiver.results import Failure, Result, TestCase
 from receiver.routing import Router
+from receiver.store import open_store
 from tests.conftest import SECRET, TOKEN
 from tests.sinks import GITHUB_TOKEN
 
@@ -90,9 +92,10 @@ class Harness:
 
     def __init__(self, config: Config, **worker_options: Any) -> None:
         self.config = config
-        self.store = store.Store(config.db_path).open()
+        self.store = open_store(config.db_path)
         self.router = Router.from_config(config)
-        self.worker = DeliveryWorker(self.store, self.router, config, **worker_options)
+        self.recorder = Recorder(self.router)
+        self.worker = DeliveryWorker(self.store, config, **worker_options)
 
     async def __aenter__(self) -> Harness:
         await self.worker.start()
@@ -103,22 +106,19 @@ class Harness:
         self.store.close()
 
     async def add(self, value: Result) -> int:
-        def write(db: Any) -> int:
-            result_id = store.insert_result(db, value, job_id=None)
-            self.worker.record(db, result_id, value)
-            return result_id
+        recorded = await self.store.write(lambda tx: self.recorder.record(tx, value, job_id=None))
+        self.worker.recorded(recorded)
+        return recorded.result_id
 
-        return await self.store.write(write)
-
-    def deliveries(self, **where: Any) -> list[store.DeliveryView]:
+    def deliveries(self, **where: Any) -> list[views.DeliveryView]:
         page = self.store.read(
-            lambda db: store.list_deliveries(db, store.DeliveryFilter(limit=500, **where))
+            lambda tx: views.delivery_page(tx, views.DeliveryFilter(limit=500, **where))
         )
         return sorted(page.items, key=lambda d: d.id)
 
     async def settle(
-        self, test: Callable[[list[store.DeliveryView]], bool], timeout: float = 20
-    ) -> list[store.DeliveryView]:
+        self, test: Callable[[list[views.DeliveryView]], bool], timeout: float = 20
+    ) -> list[views.DeliveryView]:
         """Wait until the outbox satisfies ``test`` (no timing is asserted, only the end state)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -130,5 +130,5 @@ class Harness:
             await asyncio.sleep(0.02)
 
 
-def all_final(found: list[store.DeliveryView]) -> bool:
+def all_final(found: list[views.DeliveryView]) -> bool:
     return bool(found) and all(d.state in ("sent", "dead") for d in found)

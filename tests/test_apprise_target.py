@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from receiver import store
+from receiver import views
 from receiver.notify.apprise_target import AppriseSender
 from receiver.notify.retry import Outcome
 from receiver.process import free_port
@@ -14,7 +14,7 @@ from tests.sinks import Answer, HttpSink, always, mailto, smtp_server
 from tests.test_message import detail
 
 
-def send(target: str, value: store.ResultDetail, timeout: float = 2) -> Outcome:
+def send(target: str, value: views.ResultDetail, timeout: float = 2) -> Outcome:
     async def run() -> Outcome:
         sender = AppriseSender(timeout=timeout)
         try:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from receiver.cli import main
 from receiver.config import Config
+from receiver.store import open_store
 from tests.conftest import SECRET, callback_body
 from tests.notify_helpers import Harness, all_final, make_config, result, route
 from tests.sinks import HttpSink, always
@@ -102,7 +103,19 @@ def test_redeliver_unknown(outbox: Config) -> None:
 
 def test_empty_outbox(tmp_path: Path) -> None:
     config = make_config(tmp_path, "")
+    open_store(config.db_path).close()  # as receiver serve leaves it
     assert invoke(config, "deliveries") == (0, "no deliveries\n")
+
+
+def test_a_missing_database_is_refused_not_made(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "")
+    expected = (
+        f"Error: No database at {config.db_path}: pass --config or set RECEIVER_DB to the "
+        "service's database (receiver serve creates it)\n"
+    )
+    assert invoke(config, "deliveries") == (1, expected)
+    assert invoke(config, "redeliver", "1") == (1, expected)
+    assert not Path(config.db_path).exists()
 
 
 def test_check_config_shows_routes_masked(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from receiver import store
 from receiver.config import QualgentSettings, QualigateSettings
 from receiver.poller import submit_polling_job
 from receiver.process import ServiceProcess
@@ -22,6 +21,7 @@ from receiver.providers.qualigate import Qualigate
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
+from receiver.store import open_store
 from tests.conftest import TOKEN
 from tests.sims import POLLING_KEYS, polling_config, qualgent_sim, qualigate_sim, stats
 
@@ -48,8 +48,11 @@ def submit(db_path: str, provider: PollingProvider, request: dict[str, Any]) -> 
     """What POST /api/jobs will do, from outside the service: trigger, then record the job."""
 
     async def go() -> int:
-        with store.Store(db_path) as database:
+        database = open_store(db_path)
+        try:
             job = await submit_polling_job(database, provider, request, PR)
+        finally:
+            database.close()
         await provider.api.aclose()
         return job.id
 

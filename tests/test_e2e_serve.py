@@ -19,9 +19,9 @@ def unique_body(n: int) -> bytes:
     return callback_body(custom_data={"branch": "load", "n": n})
 
 
-def stored_digests(db_path: str) -> list[str]:
+def stored_digests(db_path: str) -> list[bytes]:
     with sqlite3.connect(db_path) as conn:
-        return [row[0] for row in conn.execute("SELECT digest FROM callbacks")]
+        return [bytes(row[0]) for row in conn.execute("SELECT digest FROM callbacks")]
 
 
 def test_every_acknowledged_callback_survives_sigkill(
@@ -202,5 +202,29 @@ def test_a_body_in_parts_is_read_whole_and_the_connection_serves_the_next(
     assert statuses == [200, 200, 200]
     assert sockets[0] is not None and sockets == [sockets[0]] * 3
     assert sorted(stored_digests(env["RECEIVER_DB"])) == sorted(
-        hashlib.sha256(body).hexdigest() for body in bodies
+        hashlib.sha256(body).digest() for body in bodies
+    )
+
+
+def test_the_service_dedupes_concurrent_repeats(
+    service: ServiceProcess, env: dict[str, str]
+) -> None:
+    a, b = unique_body(1), unique_body(2)
+    bodies = [a] * 8 + [b] * 8
+    with httpx.Client(base_url=service.url, timeout=10) as client, ThreadPoolExecutor(16) as pool:
+        responses = list(
+            pool.map(
+                lambda body: client.post(
+                    "/callbacks/qualitymax", content=body, headers=signed(body)
+                ),
+                bodies,
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * 16
+    for body in (a, b):
+        answers = [r.json() for r, x in zip(responses, bodies, strict=True) if x == body]
+        assert sorted(x["duplicate"] for x in answers) == [False] + [True] * 7
+        assert len({x["callback_id"] for x in answers}) == 1
+    assert sorted(stored_digests(env["RECEIVER_DB"])) == sorted(
+        hashlib.sha256(x).digest() for x in (a, b)
     )

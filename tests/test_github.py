@@ -8,19 +8,20 @@ from typing import Any
 
 import pytest
 
-from receiver import store
+from receiver import views
 from receiver.notify.github import GithubSender, comment_body, status_description
 from receiver.notify.retry import Outcome
 from receiver.process import free_port
 from tests.notify_helpers import result
 from tests.sinks import GITHUB_TOKEN, Answer, FakeGithub
+from tests.store_helpers import details
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PR = {"repository": "acme/shop", "pr_number": "42", "sha": SHA}
 
 
 def send(
-    api_url: str, target: str, *values: store.ResultDetail, token: str = GITHUB_TOKEN
+    api_url: str, target: str, *values: views.ResultDetail, token: str = GITHUB_TOKEN
 ) -> list[Outcome]:
     async def run() -> list[Outcome]:
         sender = GithubSender(api_url=api_url, token=token, timeout=2)
@@ -32,14 +33,9 @@ def send(
     return asyncio.run(run())
 
 
-def results(tmp_path: Path, *statuses: str, **custom: Any) -> list[store.ResultDetail]:
-    found = []
-    with store.Store(str(tmp_path / "gh.db")) as database:
-        for status in statuses:
-            value = result(status, **{**PR, **custom})
-            rid = database.write_sync(lambda db, v=value: store.insert_result(db, v, job_id=None))
-            found.append(database.read(lambda db, r=rid: store.get_result(db, r)))
-    return found
+def results(tmp_path: Path, *statuses: str, **custom: Any) -> list[views.ResultDetail]:
+    values = [result(status, **{**PR, **custom}) for status in statuses]
+    return details(tmp_path / "gh.db", *values)
 
 
 def test_one_comment_per_pull_request_turns_from_red_to_green(

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from receiver import store
+from receiver import views
 from receiver.notify.message import duration, message, title
 from receiver.results import Failure, Result
 from receiver.results import TestCase as Case
 from tests.notify_helpers import result
+from tests.store_helpers import details
 
 
-def detail(tmp_path: Path, value: Result) -> store.ResultDetail:
-    with store.Store(str(tmp_path / "m.db")) as database:
-        result_id = database.write_sync(lambda db: store.insert_result(db, value, job_id=None))
-        return database.read(lambda db: store.get_result(db, result_id))
+def detail(tmp_path: Path, value: Result) -> views.ResultDetail:
+    (found,) = details(tmp_path / "m.db", value)
+    return found
 
 
 def test_a_failure_title_says_how_many_where_and_which_deploy(tmp_path: Path) -> None:

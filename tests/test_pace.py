@@ -17,10 +17,12 @@ from receiver.notify.pace import (
 
 
 def noted(times: list[float], per_batch: int = 8) -> IntakeRate:
-    """Results at ``times``, ``per_batch`` of them to each store batch."""
+    """Writes at ``times``, ``per_batch`` of them to each store batch: the store counts the 4th
+    of a batch and later ones as queued, when the batch commits (its last write's time)."""
     rate = IntakeRate(window=0.5)
-    for n, t in enumerate(times):
-        rate.note(t, batch=n // per_batch)
+    for start in range(0, len(times), per_batch):
+        batch = times[start : start + per_batch]
+        rate.add(batch[-1], max(0, len(batch) - 3))
     return rate
 
 
@@ -47,8 +49,9 @@ def test_only_results_that_queued_count() -> None:
 
 
 def test_heaviness_carries_over_a_window_boundary() -> None:
-    # 300/s for 0.6 s: the new window has barely started, the one before made it heavy.
-    rate = noted([i / 300 for i in range(180)], per_batch=180)
+    # 400/s for 0.6 s in batches of 40: the new window has barely started, the one before
+    # made it heavy.
+    rate = noted([i / 400 for i in range(240)], per_batch=40)
     assert rate.count < HEAVY_PER_SECOND * 0.5
     assert rate.heavy(0.61)
 
@@ -71,7 +74,8 @@ def test_a_trickle_is_never_heavy() -> None:
         (False, 0, 0.0, Pace(starts=32)),
         (False, 30, 0.0, Pace(starts=2)),
         (False, 32, 0.0, Pace(starts=0)),
-        (True, 1, math.inf, Pace(starts=0)),  # one at a time: the finishing send wakes it
+        (True, 1, math.inf, Pace(starts=1)),  # a send in flight (even hanging) holds none back
+        (True, 32, math.inf, Pace(starts=0)),
         (True, 0, 0.2, Pace(starts=0, wait=HEAVY_SEND_INTERVAL - 0.2)),
         (True, 0, HEAVY_SEND_INTERVAL, Pace(starts=1)),
         (True, 0, math.inf, Pace(starts=1)),

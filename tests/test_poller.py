@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
-from receiver import store
+from receiver import views
+from receiver.clock import utcnow
 from receiver.config import QualgentSettings, QualigateSettings
 from receiver.poller import Poller, submit_polling_job
 from receiver.process import free_port
 from receiver.providers.polling import PollingProvider, RequestRejected
 from receiver.providers.qualgent import Qualgent
 from receiver.providers.qualigate import Qualigate
+from receiver.record import Recorded, Recorder
 from receiver.results import Result
+from receiver.routing import Router
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
+from receiver.store import Store, jobs, open_store
 from tests.sims import stats
+from tests.store_helpers import opened
 
 PR = {"branch": "feature/x", "sha": "abc123", "pr_number": 42, "repository": "org/shop"}
 LIMIT, WINDOW = 5, 0.5  # the simulators' limits, scaled down so tests reach them in a second
@@ -41,9 +45,10 @@ def gent_sim_fast() -> Iterator[Served]:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[store.Store]:
-    with store.Store(str(tmp_path / "receiver.db")) as opened:
-        yield opened
+def database(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(str(tmp_path / "receiver.db"))
+    yield opened
+    opened.close()
 
 
 def qualigate(url: str, **settings: Any) -> Qualigate:
@@ -59,22 +64,27 @@ def qualgent(url: str, **settings: Any) -> Qualgent:
 
 
 class Hook:
-    """Stands in for routing: records each call, inside the result's transaction."""
+    """Stands in for the delivery worker: notes each result, once its commit is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: Store) -> None:
+        self.database = database
         self.calls: list[tuple[int, str]] = []
 
-    def __call__(self, db: Database, result_id: int, result: Result) -> None:
-        assert db.execute("SELECT status FROM results WHERE id = ?", [result_id]).fetchone()
-        self.calls.append((result_id, result.status))
+    def __call__(self, recorded: Recorded) -> None:
+        status = self.database.read(lambda tx: views.result_detail(tx, recorded.result_id).status)
+        self.calls.append((recorded.result_id, status))
 
 
-def job(database: store.Store, job_id: int) -> store.JobView:
-    return database.read(lambda db: store.get_job(db, job_id))
+def polling(database: Store, providers: list[PollingProvider], hook: Hook | None = None) -> Poller:
+    return Poller(database, providers, Recorder(Router([])), on_recorded=hook)
 
 
-def count_results(database: store.Store) -> int:
-    return int(database.read(lambda db: db.execute("SELECT count(*) FROM results").fetchone()[0]))
+def job(database: Store, job_id: int) -> views.JobView:
+    return database.read(lambda tx: views.job_view(tx, job_id))
+
+
+def count_results(database: Store) -> int:
+    return int(database.read(lambda tx: tx.execute("SELECT count(*) FROM results").fetchone()[0]))
 
 
 async def until(check: Callable[[], bool], limit: int = 2000) -> None:
@@ -105,11 +115,11 @@ def run_poller(
 
 
 def test_suite_and_mobile_runs_go_from_submit_to_one_stored_result(
-    database: store.Store, gate_sim_fast: Served, gent_sim_fast: Served
+    database: Store, gate_sim_fast: Served, gent_sim_fast: Served
 ) -> None:
-    hook = Hook()
+    hook = Hook(database)
     providers: list[PollingProvider] = [qualigate(gate_sim_fast.url), qualgent(gent_sim_fast.url)]
-    poller = Poller(database, providers, on_result=hook)
+    poller = polling(database, providers, hook)
     ids: list[int] = []
 
     async def go() -> None:
@@ -147,10 +157,10 @@ def test_suite_and_mobile_runs_go_from_submit_to_one_stored_result(
 
 
 def test_many_jobs_never_go_over_the_rate_limit(
-    database: store.Store, gate_sim_fast: Served, gent_sim_fast: Served
+    database: Store, gate_sim_fast: Served, gent_sim_fast: Served
 ) -> None:
     gate, gent = qualigate(gate_sim_fast.url), qualgent(gent_sim_fast.url)
-    poller = Poller(database, [gate, gent])
+    poller = polling(database, [gate, gent])
 
     mobile = {"test_case_id": "tc_pass", "app_file_id": gent_sim.APP_ID, "device": gent_sim.DEVICE}
     submits = [("qualigate", {"test_case_id": gate_sim.PASSING_CASE}), ("qualgent", mobile)] * 6
@@ -168,8 +178,8 @@ def test_polling_resumes_from_the_store_after_a_restart(
     tmp_path: Path, gate_sim_fast: Served
 ) -> None:
     path = str(tmp_path / "receiver.db")
-    with store.Store(path) as first:
-        before = Poller(first, [qualigate(gate_sim_fast.url)])
+    with opened(Path(path)) as first:
+        before = polling(first, [qualigate(gate_sim_fast.url)])
 
         async def submit_and_poll_once() -> int:
             submitted = await before.submit(
@@ -181,9 +191,9 @@ def test_polling_resumes_from_the_store_after_a_restart(
 
         job_id = asyncio.run(submit_and_poll_once())
         assert job(first, job_id).state == "pending"
-    hook = Hook()
-    with store.Store(path) as second:  # a new process: nothing but the database is left
-        after = Poller(second, [qualigate(gate_sim_fast.url)], on_result=hook)
+    with opened(Path(path)) as second:  # a new process: nothing but the database is left
+        hook = Hook(second)
+        after = polling(second, [qualigate(gate_sim_fast.url)], hook)
         run_poller(after, lambda _: job(second, job_id).result_id is not None)
         resumed = job(second, job_id)
         assert resumed.state == "failed"
@@ -191,11 +201,9 @@ def test_polling_resumes_from_the_store_after_a_restart(
         assert len(hook.calls) == 1 and count_results(second) == 1
 
 
-def test_a_run_that_never_ends_is_marked_timeout(
-    database: store.Store, gate_sim_fast: Served
-) -> None:
-    hook = Hook()
-    poller = Poller(database, [qualigate(gate_sim_fast.url, timeout_seconds=0.3)], on_result=hook)
+def test_a_run_that_never_ends_is_marked_timeout(database: Store, gate_sim_fast: Served) -> None:
+    hook = Hook(database)
+    poller = polling(database, [qualigate(gate_sim_fast.url, timeout_seconds=0.3)], hook)
     endless = ("qualigate", {"test_case_id": gate_sim.ENDLESS_CASE})
     [job_id] = run_poller(poller, lambda ids: job(database, ids[0]).result_id is not None, endless)
     timed_out = job(database, job_id)
@@ -208,13 +216,13 @@ def test_a_run_that_never_ends_is_marked_timeout(
     assert hook.calls == [(timed_out.result_id, "timeout")]
 
 
-def test_a_result_is_never_stored_twice(database: store.Store, gate_sim_fast: Served) -> None:
-    hook = Hook()
-    poller = Poller(database, [qualigate(gate_sim_fast.url)], on_result=hook)
+def test_a_result_is_never_stored_twice(database: Store, gate_sim_fast: Served) -> None:
+    hook = Hook(database)
+    poller = polling(database, [qualigate(gate_sim_fast.url)], hook)
 
     async def go() -> tuple[int | None, int | None]:
         submitted = await poller.submit("qualigate", {"test_case_id": gate_sim.PASSING_CASE}, {})
-        [due] = database.read(lambda db: store.due_poll_jobs(db, "qualigate"))
+        [due] = database.read(lambda tx: jobs.due_for_polling(tx, "qualigate"))
         result = Result(provider="qualigate", event="test_results", status="passed")
         both = await asyncio.gather(poller.finish(due, result), poller.finish(due, result))
         assert submitted.id == due.id
@@ -224,33 +232,33 @@ def test_a_result_is_never_stored_twice(database: store.Store, gate_sim_fast: Se
     first, second = asyncio.run(go())
     assert first is not None and second is None
     assert len(hook.calls) == 1 and count_results(database) == 1
-    assert database.read(lambda db: store.due_poll_jobs(db, "qualigate")) == []
+    assert database.read(lambda tx: jobs.due_for_polling(tx, "qualigate")) == []
 
 
 def test_a_run_the_provider_does_not_know_ends_as_error(
-    database: store.Store, gate_sim_fast: Served
+    database: Store, gate_sim_fast: Served
 ) -> None:
     provider = qualigate(gate_sim_fast.url)
-    lost = store.NewJob(provider="qualigate", state="submitted", external_id="gone")
-    job_id = database.write_sync(
-        lambda db: store.insert_polling_job(db, lost, external_kind="test_run")
+    lost = jobs.NewJob(
+        provider="qualigate", state="submitted", external_id="gone", external_kind="test_run"
     )
-    poller = Poller(database, [provider])
+    job_id = database.write_sync(lambda tx: jobs.insert(tx, lost))
+    poller = polling(database, [provider])
     run_poller(poller, lambda _: job(database, job_id).result_id is not None)
     ended = job(database, job_id)
     assert ended.state == "error" and ended.result is not None
     assert ended.result.summary == "Qualigate answered 404: Not Found: Test run not found"
 
 
-def test_an_unreachable_provider_defers_the_job(database: store.Store) -> None:
+def test_an_unreachable_provider_defers_the_job(database: Store) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     config = QualigateSettings(base_url=url, api_key="qg_x", poll_seconds=0.01)
     provider = Qualigate(config, attempts=1)
-    waiting = store.NewJob(provider="qualigate", state="running", external_id="r1")
-    job_id = database.write_sync(
-        lambda db: store.insert_polling_job(db, waiting, external_kind="test_run")
+    waiting = jobs.NewJob(
+        provider="qualigate", state="running", external_id="r1", external_kind="test_run"
     )
-    poller = Poller(database, [provider])
+    job_id = database.write_sync(lambda tx: jobs.insert(tx, waiting))
+    poller = polling(database, [provider])
 
     async def go() -> None:
         await poller.run_once()
@@ -265,21 +273,21 @@ def test_an_unreachable_provider_defers_the_job(database: store.Store) -> None:
             "SELECT poll_errors, poll_after FROM jobs WHERE id = ?", [job_id]
         ).fetchone()
     )
-    assert row[0] == 1 and row[1] > store.utcnow()  # asked again later, not now
+    assert row[0] == 1 and row[1] > utcnow()  # asked again later, not now
 
 
 def test_submit_refuses_a_request_of_the_wrong_shape(
-    database: store.Store, gate_sim_fast: Served
+    database: Store, gate_sim_fast: Served
 ) -> None:
     provider = qualigate(gate_sim_fast.url)
     with pytest.raises(RequestRejected, match=r"Not a qualigate run request: .*test_case"):
         asyncio.run(submit_polling_job(database, provider, {"test_case": "x"}, {}))
     with pytest.raises(RequestRejected, match="exactly one of"):
         asyncio.run(submit_polling_job(database, provider, {}, {}))
-    assert database.read(lambda db: store.list_jobs(db).items) == []
+    assert database.read(lambda tx: views.job_page(tx, limit=50).items) == []
 
 
-def test_submit_to_an_unconfigured_provider_says_what_to_set(database: store.Store) -> None:
-    poller = Poller(database, [])
+def test_submit_to_an_unconfigured_provider_says_what_to_set(database: Store) -> None:
+    poller = polling(database, [])
     with pytest.raises(RequestRejected, match="qualgent is not configured: set QUALGENT_API_KEY"):
         asyncio.run(poller.submit("qualgent", {}, {}))

@@ -8,10 +8,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from receiver import store
+from receiver import views
 from receiver.config import ConfigError, When
+from receiver.record import Recorder
 from receiver.results import Result
 from receiver.routing import Router, group_key, matches, parse_target
+from receiver.store import open_store
+from receiver.store.tx import Tx
 from tests.notify_helpers import make_config, result, route
 
 
@@ -114,40 +117,42 @@ def test_an_unknown_when_key_is_refused(tmp_path: Path) -> None:
 # -- the outbox rows a result gets, in a real database -----------------------------------------
 
 
-def record(tmp_path: Path, routes: str, *results: Result) -> list[store.DeliveryView]:
+def record(tmp_path: Path, routes: str, *results: Result) -> list[views.DeliveryView]:
     config = make_config(tmp_path, routes)
-    router = Router.from_config(config)
-    with store.Store(config.db_path) as database:
+    recorder = Recorder(Router.from_config(config))
+    database = open_store(config.db_path)
+    try:
         for value in results:
-
-            def write(db: Any, value: Result = value) -> None:
-                result_id = store.insert_result(db, value, job_id=None)
-                router.record_many(db, [(result_id, value)])
-
-            database.write_sync(write)
-        page = database.read(lambda db: store.list_deliveries(db, store.DeliveryFilter()))
+            database.write_sync(lambda tx, v=value: recorder.record(tx, v, job_id=None))  # type: ignore[misc]
+        page = database.read(lambda tx: views.delivery_page(tx, views.DeliveryFilter()))
+    finally:
+        database.close()
     return sorted(page.items, key=lambda d: d.id)
 
 
 def record_together(
     tmp_path: Path, routes: str, *results: Result
-) -> tuple[list[store.DeliveryView], list[int]]:
-    """``record``, but the results of one batch, in one transaction."""
+) -> tuple[list[views.DeliveryView], list[int]]:
+    """``record``, but the results in one transaction (as one batch of the writer)."""
     config = make_config(tmp_path, routes)
-    router = Router.from_config(config)
-    with store.Store(config.db_path) as database:
+    recorder = Recorder(Router.from_config(config))
+    database = open_store(config.db_path)
 
-        def write(db: Any) -> list[int]:
-            ids = [store.insert_result(db, value, job_id=None) for value in results]
-            return router.record_many(db, list(zip(ids, results, strict=True)))
+    def write(tx: Tx) -> list[int]:
+        return [recorder.record(tx, value, job_id=None).deliveries for value in results]
 
+    try:
         counts = database.write_sync(write)
-        page = database.read(lambda db: store.list_deliveries(db, store.DeliveryFilter()))
+        page = database.read(lambda tx: views.delivery_page(tx, views.DeliveryFilter()))
+    finally:
+        database.close()
     return sorted(page.items, key=lambda d: d.id), counts
 
 
-def test_a_batch_of_results_gets_the_deliveries_it_would_get_one_by_one(tmp_path: Path) -> None:
-    """record_many: on_change groups, targets shared by two routes, unmatched results."""
+def test_results_of_one_transaction_get_the_deliveries_they_get_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """on_change groups, targets shared by two routes, unmatched results."""
     routes = route(
         "changes", "json://127.0.0.1:9/x", extra='on_change = true\ngroup_by = ["branch"]'
     ) + route(
@@ -159,8 +164,8 @@ def test_a_batch_of_results_gets_the_deliveries_it_would_get_one_by_one(tmp_path
     one_by_one = record(tmp_path / "one", routes, *results)
     together, counts = record_together(tmp_path / "many", routes, *results)
 
-    def rows(views: list[store.DeliveryView]) -> list[tuple[object, ...]]:
-        return [(d.id, d.result_id, d.route, d.target, d.state) for d in views]
+    def rows(found: list[views.DeliveryView]) -> list[tuple[object, ...]]:
+        return [(d.id, d.result_id, d.route, d.target, d.state) for d in found]
 
     assert rows(together) == rows(one_by_one)
     assert counts == [0, 2, 2, 1, 0]  # result 2: the changed group's x and the failure's y

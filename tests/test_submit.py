@@ -164,8 +164,8 @@ def test_progress_on_a_terminal_is_rewritten_in_place() -> None:
 
 @pytest.mark.parametrize("state", ["passed", "failed", "error", "timeout", "canceled"])
 def test_every_verdict_ends_the_wait(state: str) -> None:
-    from receiver.store import JobView
     from receiver.submit import exit_code, is_verdict
+    from receiver.views import JobView
 
     job = JobView(
         id=1,

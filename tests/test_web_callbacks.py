@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from receiver import store
+from receiver import views
 from receiver.app import create_app
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.signatures import sign
+from receiver.store import callbacks
 from receiver.web.callbacks import CallbacksFirst, match_callback_path
 from tests.conftest import SECRET, callback_body, signed
 
@@ -22,12 +23,12 @@ URL = "/callbacks/qualitymax"
 
 
 def stored(client: TestClient[Any]) -> dict[str, int]:
-    return client.app.state.services.store.read(store.count_callbacks)
+    return client.app.state.services.store.read(callbacks.count_by_outcome)
 
 
 def result_count(client: TestClient[Any]) -> int:
     page = client.app.state.services.store.read(
-        lambda db: store.list_results(db, store.ResultFilter(limit=500))
+        lambda tx: views.result_page(tx, views.ResultFilter(limit=500))
     )
     return len(page.items)
 
@@ -96,7 +97,7 @@ def test_signed_but_unreadable_gets_400_and_the_raw_body_is_kept(
     assert stored(client) == {"rejected": 1}
     assert result_count(client) == 0
     callback_id = 1
-    kept = client.app.state.services.store.read(lambda db: store.callback_body(db, callback_id))
+    kept = client.app.state.services.store.read(lambda tx: callbacks.body_of(tx, callback_id))
     assert kept == body
     again = client.post(URL, content=body, headers=signed(body))
     assert again.status_code == 400 and stored(client) == {"rejected": 1}
@@ -243,7 +244,7 @@ def test_the_front_door_answers_like_the_route(front: Any, auth: dict[str, str])
         f"{URL}/no-such-job", content=callback_body(), headers=signed(callback_body())
     )
     assert keyed.status_code == 200 and keyed.json()["job_id"] is None
-    assert app.state.services.store.read(store.count_callbacks) == {"accepted": 2}
+    assert app.state.services.store.read(callbacks.count_by_outcome) == {"accepted": 2}
     # Everything else is Litestar's: other methods, other paths, the API.
     assert client.get(URL).status_code == 405
     assert client.post(f"{URL}/a/b", content=body, headers=signed(body)).status_code == 404
@@ -261,7 +262,9 @@ class BrokenIntake(CallbackIntake):
 def test_the_front_door_answers_an_unexpected_error_with_the_error_shape(front: Any) -> None:
     app, client = front
     services = app.state.services
-    services.intake = BrokenIntake(services.store, services.intake.secrets)
+    services.intake = BrokenIntake(
+        services.store, services.intake.secrets, services.intake.recorder
+    )
     body = callback_body()
     response = client.post(URL, content=body, headers=signed(body))
     assert response.status_code == 500

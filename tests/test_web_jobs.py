@@ -82,14 +82,16 @@ def test_a_submitted_job_gets_its_callback_and_result(
     assert len(result["links"]["screenshots"]) == 3
 
 
-def test_a_result_without_a_report_link_gets_the_partners_job_report(
+def test_a_result_without_a_report_link_is_never_given_one_that_needs_the_api_key(
     api: httpx.Client, simulator: SimulatorProcess
 ) -> None:
+    """The partner's job report answers 401 without X-QualityMax-API-Key: a link to it would
+    be broken in chat, in the PR comment and as the commit status's target_url."""
     submitted = api.post("/api/jobs", json=job(custom_data={"simulate": "error"})).json()
     result = wait_for_verdict(api, submitted["id"])["result"]
     assert result["status"] == "error"
-    expected = f"{simulator.url}/api/v1/partner/jobs/{submitted['external_id']}/report"
-    assert result["links"]["report"] == expected
+    assert result["links"]["report"] is None
+    assert "/api/v1/partner/" not in str(result)
     assert "Crawl failed" in result["failures"][0]["error"]
 
 

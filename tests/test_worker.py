@@ -7,8 +7,9 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from receiver import store
+from receiver import views
 from receiver.process import free_port
+from receiver.store import deliveries
 from tests.notify_helpers import (
     Harness,
     all_final,
@@ -28,7 +29,7 @@ def at(timestamp: str) -> dt.datetime:
 def test_a_commit_wakes_the_worker_without_polling(sink: HttpSink, tmp_path: Path) -> None:
     config = make_config(tmp_path, route("all", sink.url("/hook")))
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         # A poll every 10 minutes: only the wake-up after the commit can deliver in time.
         async with Harness(config, poll_seconds=600) as h:
             await h.add(result())
@@ -43,7 +44,7 @@ def test_a_target_that_fails_twice_then_takes_it(sink: HttpSink, tmp_path: Path)
     sink.on("/flaky", fail_then_ok(2))
     config = make_config(tmp_path, route("all", sink.url("/flaky")), max_attempts=5)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             return await h.settle(all_final)
@@ -57,7 +58,7 @@ def test_always_500_goes_dead_after_max_attempts(sink: HttpSink, tmp_path: Path)
     sink.on("/down", always(500))
     config = make_config(tmp_path, route("all", sink.url("/down")), max_attempts=3)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             return await h.settle(all_final)
@@ -74,7 +75,7 @@ def test_a_404_is_dead_at_once_with_the_reason(sink: HttpSink, tmp_path: Path) -
     sink.on("/gone", always(404))
     config = make_config(tmp_path, route("all", sink.url("/gone")), max_attempts=8)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             return await h.settle(all_final)
@@ -90,7 +91,7 @@ def test_connection_refused_retries_then_dies(tmp_path: Path) -> None:
         tmp_path, route("all", f"json://127.0.0.1:{free_port()}/x"), max_attempts=2
     )
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             return await h.settle(all_final)
@@ -105,7 +106,7 @@ def test_a_hanging_target_holds_up_no_other(sink: HttpSink, tmp_path: Path) -> N
     targets = [sink.url("/hang"), *(sink.url(f"/ok{i}") for i in range(3))]
     config = make_config(tmp_path, route("all", *targets), max_attempts=2, timeout=1)
 
-    async def run() -> tuple[list[store.DeliveryView], list[store.DeliveryView]]:
+    async def run() -> tuple[list[views.DeliveryView], list[views.DeliveryView]]:
         async with Harness(config) as h:
             await h.add(result())
             # The three others are sent while the hanging one is still unanswered.
@@ -124,7 +125,7 @@ def test_429_retry_after_is_honoured(github: FakeGithub, tmp_path: Path) -> None
     github.refuse[f"POST {path}"] = Answer(429, {"Retry-After": "1"}, b'{"message": "slow down"}')
     config = make_config(tmp_path, route("prs", "github://commit-status"), github_url=github.url)
 
-    async def run() -> tuple[list[store.DeliveryView], list[store.DeliveryView]]:
+    async def run() -> tuple[list[views.DeliveryView], list[views.DeliveryView]]:
         async with Harness(config) as h:
             await h.add(result(**PR))
             waiting = await h.settle(
@@ -147,7 +148,7 @@ def test_missing_github_keys_are_dead_with_the_key_named(
     routes = route("prs", "github://pr-comment", "github://commit-status")
     config = make_config(tmp_path, routes, github_url=github.url)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result(repository="acme/shop"))
             return await h.settle(all_final)
@@ -163,7 +164,7 @@ def test_concurrent_results_for_one_pull_request_keep_one_comment(
 ) -> None:
     config = make_config(tmp_path, route("prs", "github://pr-comment"), github_url=github.url)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             for status in ["failed", "failed", "error", "failed", "passed"]:
                 await h.add(result(status, **PR))
@@ -181,7 +182,7 @@ def test_statuses_for_one_commit_are_sent_in_result_order(
     config = make_config(tmp_path, route("prs", "github://commit-status"), github_url=github.url)
     statuses = ["failed", "passed", "failed", "error", "passed", "failed", "passed", "passed"]
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             for status in statuses:
                 await h.add(result(status, **PR))
@@ -203,36 +204,40 @@ def test_an_expired_lease_is_sent_again_and_a_sent_one_never(
             await h.worker.stop()  # no worker: we play one that dies after its claim
             await h.add(result())
             claimed = await h.store.write(
-                lambda db: store.claim_deliveries(
-                    db, limit=10, lease="dead-worker", lease_seconds=0.2
+                lambda tx: deliveries.claim(
+                    tx, limit=10, lease="dead-worker", lease_seconds=0.2, per_target=4, busy={}
                 )
             )
             assert [c.attempts for c in claimed] == [1]
             # a second worker finds nothing while the lease holds
             again = await h.store.write(
-                lambda db: store.claim_deliveries(db, limit=10, lease="other", lease_seconds=5)
+                lambda tx: deliveries.claim(
+                    tx, limit=10, lease="other", lease_seconds=5, per_target=4, busy={}
+                )
             )
             assert again == []
 
-    async def restart() -> list[store.DeliveryView]:
+    async def restart() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             done = await h.settle(all_final)
             # the dead worker's late report is refused: the lease is no longer its own
-            late = store.DeliveryOutcome(
+            late = deliveries.DeliveryOutcome(
                 id=done[0].id, lease="dead-worker", state="dead", last_error="late"
             )
-            assert await h.store.write(lambda db: store.finish_delivery(db, late)) is False
+            assert await h.store.write(lambda tx: deliveries.finish(tx, late)) is False
             return done
 
     asyncio.run(crash_mid_send())
     (delivery,) = asyncio.run(restart())
     assert (delivery.state, delivery.attempts) == ("sent", 2)
 
-    async def once_more() -> list[store.ClaimedDelivery]:
+    async def once_more() -> list[deliveries.ClaimedDelivery]:
         async with Harness(config) as h:
             await asyncio.sleep(0.2)
             return await h.store.write(
-                lambda db: store.claim_deliveries(db, limit=10, lease="x", lease_seconds=1)
+                lambda tx: deliveries.claim(
+                    tx, limit=10, lease="x", lease_seconds=1, per_target=4, busy={}
+                )
             )
 
     assert asyncio.run(once_more()) == []
@@ -245,11 +250,11 @@ def test_redeliver_revives_a_dead_delivery_with_a_fresh_budget(
     sink.on("/later", fail_then_ok(2))
     config = make_config(tmp_path, route("all", sink.url("/later")), max_attempts=1)
 
-    async def run() -> tuple[store.DeliveryView, store.DeliveryView]:
+    async def run() -> tuple[views.DeliveryView, views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             (dead,) = await h.settle(all_final)
-            await h.store.write(lambda db: store.redeliver(db, dead.id))
+            await h.store.write(lambda tx: deliveries.redeliver(tx, dead.id))
             h.worker.wake()
             await h.settle(
                 lambda ds: (
@@ -258,7 +263,7 @@ def test_redeliver_revives_a_dead_delivery_with_a_fresh_budget(
                     and ds[0].updated_at > dead.updated_at
                 )
             )
-            await h.store.write(lambda db: store.redeliver(db, dead.id))
+            await h.store.write(lambda tx: deliveries.redeliver(tx, dead.id))
             h.worker.wake()
             (sent,) = await h.settle(lambda ds: ds[0].state == "sent")
             return dead, sent
@@ -272,7 +277,7 @@ def test_stop_cancels_a_hanging_send_after_the_grace(sink: HttpSink, tmp_path: P
     sink.on("/hang", lambda n, r: Answer(hang=True))
     config = make_config(tmp_path, route("all", sink.url("/hang")), timeout=30)
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         h = Harness(config)
         await h.worker.start()
         await h.add(result())
@@ -294,7 +299,7 @@ def test_a_429_from_an_apprise_target_is_retried_on_the_backoff(
     sink.on("/limited", fail_then_ok(1, status=429, **{"Retry-After": "3600"}))
     config = make_config(tmp_path, route("all", sink.url("/limited")))
 
-    async def run() -> list[store.DeliveryView]:
+    async def run() -> list[views.DeliveryView]:
         async with Harness(config) as h:
             await h.add(result())
             return await h.settle(all_final)
@@ -308,15 +313,14 @@ def test_while_results_pour_in_sends_go_one_at_a_time(sink: HttpSink, tmp_path: 
     targets = [sink.url(f"/t{i}") for i in range(4)]
     config = make_config(tmp_path, route("all", *targets))
 
-    async def run() -> tuple[int, list[store.DeliveryView]]:
+    async def run() -> tuple[int, list[views.DeliveryView]]:
         async with Harness(config) as h:
             pouring = asyncio.Event()
             pouring.set()
 
-            async def flood() -> None:  # ~1,500 routed results a second, as the intake notes them
+            async def flood() -> None:  # ~1,500 writes a second that queued for the store
                 while pouring.is_set():
-                    for _ in range(150):  # as if in one batch of the store
-                        h.worker.intake.note(time.monotonic(), batch=0)
+                    h.worker.intake.add(time.monotonic(), 150)
                     await asyncio.sleep(0.1)
 
             flooding = asyncio.create_task(flood())
@@ -335,22 +339,54 @@ def test_while_results_pour_in_sends_go_one_at_a_time(sink: HttpSink, tmp_path: 
     assert [d.state for d in final] == ["sent"] * 4
 
 
-def test_only_results_that_queued_for_the_store_count_as_heavy_intake(
+def test_only_writes_that_queued_for_the_store_count_as_heavy_intake(
     sink: HttpSink, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, route("all", sink.url("/one")))
 
-    async def run() -> tuple[int, bool]:
+    async def run() -> tuple[bool, bool]:
         async with Harness(config, poll_seconds=600) as h:
             for _ in range(50):  # a lone client: each result is its own batch
                 await h.add(result())
-            counted_alone = h.worker.intake.count
+            h.worker.pace()
+            # (the worker's own writes may share a batch with one now and then)
+            heavy_alone = h.worker.intake.heavy(time.monotonic())
             # 400 at once queue up and share batches: that is a store near its limit.
             await asyncio.gather(*(h.add(result()) for _ in range(400)))
+            h.worker.pace()
             heavy = h.worker.intake.heavy(time.monotonic())
             await h.settle(all_final, timeout=60)
-            return counted_alone, heavy
+            return heavy_alone, heavy
 
-    counted_alone, heavy = asyncio.run(run())
-    assert counted_alone == 0
+    heavy_alone, heavy = asyncio.run(run())
+    assert not heavy_alone
     assert heavy
+
+
+def test_a_backlog_to_a_hanging_target_delays_no_other_target(
+    sink: HttpSink, tmp_path: Path
+) -> None:
+    """40 deliveries wait for a target that never answers; a delivery to a healthy target,
+    queued after them, goes out at once: at most ``per_target`` of the hanging ones were tried
+    by then, each bounded by its timeout."""
+    sink.on("/hang", lambda n, r: Answer(hang=True))
+    routes = route("failures", sink.url("/hang"), when='{ status = "failed" }') + route(
+        "passes", sink.url("/ok"), when='{ status = "passed" }'
+    )
+    config = make_config(tmp_path, routes, max_attempts=1, timeout=2)
+
+    async def run() -> tuple[list[views.DeliveryView], list[views.DeliveryView]]:
+        async with Harness(config) as h:
+            await h.worker.stop()  # queue the backlog first, then let a worker loose on it
+            for _ in range(40):
+                await h.add(result("failed"))
+            await h.add(result("passed"))
+            h.worker = type(h.worker)(h.store, config)
+            await h.worker.start()
+            sent = await h.settle(lambda ds: any(d.state == "sent" for d in ds), timeout=10)
+            return sent, h.deliveries()
+
+    when_sent, _ = asyncio.run(run())
+    hanging = [d for d in when_sent if "hang" in d.target]
+    assert len(hanging) == 40
+    assert sum(d.attempts for d in hanging) <= config.delivery.per_target

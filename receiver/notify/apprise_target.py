@@ -21,7 +21,7 @@ import apprise
 
 from receiver.notify.message import Message, message
 from receiver.notify.retry import Outcome
-from receiver.store import ResultDetail
+from receiver.views import ResultDetail
 
 STATUS_IN_LOG: Final = re.compile(r"error=(\d{3})\b")
 REASON_LEVELS: Final = ("WARNING", "ERROR", "CRITICAL")

@@ -27,7 +27,7 @@ from receiver.notify.message import (
 )
 from receiver.notify.retry import Outcome, parse_retry_after
 from receiver.results import TestCase
-from receiver.store import ResultDetail
+from receiver.views import ResultDetail
 
 MARKER: Final = "<!-- receiver:pr-comment -->"
 RESULT_MARKER: Final = re.compile(r"<!-- receiver:result (\d+) -->")

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 
 from receiver.results import TestCase
-from receiver.store import ResultDetail
+from receiver.views import ResultDetail
 
 ICONS: Final = {
     "passed": "✅",

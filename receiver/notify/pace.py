@@ -1,11 +1,12 @@
 """How fast the delivery worker may send: all out, unless callbacks pour in.
 
 A send costs about 3 ms of CPU, most of it under the GIL in Apprise and requests: ten times the
-cost of storing a callback. While routed results pour in, each send takes CPU that ingestion
-needs, so sends go one at a time, ``HEAVY_SEND_INTERVAL`` apart. "Pour in" means: more than
-``HEAVY_PER_SECOND`` routed results a second that queued for the store (the ``QUEUED_BATCH``-th
-result of a batch and later ones), which says the store is near its limit. A fast lone client,
-each result its own batch, never slows the worker; nor does any realistic deploy day.
+cost of storing a callback. While writes pour into the store, each send takes CPU that ingestion
+needs, so sends start one at a time, ``HEAVY_SEND_INTERVAL`` apart (a send that hangs does not
+hold the next one back). "Pour in" means: more than ``HEAVY_PER_SECOND`` writes a second that
+queued for the store (the store counts them: the 4th write of a batch and later ones), which says
+the store is near its limit. A fast lone client, each write its own batch, never slows the
+worker; nor does any realistic deploy day.
 
 Like ``retry``, a pure decision: the caller passes the clock's readings.
 """
@@ -18,7 +19,6 @@ from typing import Final
 import msgspec
 
 HEAVY_PER_SECOND: Final = 200.0
-QUEUED_BATCH: Final = 4  # the 4th routed result of a batch, and later ones, waited for the store
 WINDOW: Final = 0.5  # seconds over which the intake rate is counted
 # Intake stays heavy this long after a window crossed the line: floods come in bursts (a CI
 # fan-out, a provider retrying), and 32 sends started in a lull land on the next burst.
@@ -27,30 +27,23 @@ HEAVY_SEND_INTERVAL: Final = 0.5  # seconds between send starts while intake is 
 
 
 class IntakeRate:
-    """Whether routed results pour in: a window of ``window`` seconds that counted
-    ``HEAVY_PER_SECOND * window`` queued results makes intake heavy for ``hold`` seconds."""
+    """Whether writes pour in: a window of ``window`` seconds that counted
+    ``HEAVY_PER_SECOND * window`` queued writes makes intake heavy for ``hold`` seconds."""
 
     def __init__(self, window: float = WINDOW, hold: float = HEAVY_HOLD) -> None:
         self.window = window
         self.hold = hold
-        self.started = -math.inf  # the current window, and the queued results it counted
+        self.started = -math.inf  # the current window, and the queued writes it counted
         self.count = 0
         self.heavy_until = -math.inf
-        self.batch = -1  # the store batch of the last result, and how many it has had
-        self.in_batch = 0
 
-    def note(self, now: float, batch: int) -> None:
-        """One routed result, stored in the store's batch number ``batch``."""
-        if batch != self.batch:
-            self.batch, self.in_batch = batch, 0
-        self.in_batch += 1
-        if self.in_batch >= QUEUED_BATCH:
-            self._count(now)
-
-    def _count(self, now: float) -> None:
+    def add(self, now: float, queued: int) -> None:
+        """``queued`` more writes waited for the store, seen at ``now``."""
+        if queued <= 0:
+            return
         if now - self.started >= self.window:
             self.started, self.count = now, 0
-        self.count += 1
+        self.count += queued
         if self.count >= HEAVY_PER_SECOND * self.window:
             self.heavy_until = now + self.hold
 
@@ -66,10 +59,9 @@ class Pace(msgspec.Struct, frozen=True):
 
 
 def pace(*, heavy: bool, concurrency: int, in_flight: int, since_last_start: float) -> Pace:
-    if not heavy:
-        return Pace(starts=max(0, concurrency - in_flight))
-    if in_flight >= 1:
-        return Pace(starts=0)
+    free = max(0, concurrency - in_flight)
+    if not heavy or free == 0:
+        return Pace(starts=free)
     wait = HEAVY_SEND_INTERVAL - since_last_start
     if wait > 0:
         return Pace(starts=0, wait=wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from receiver.notify.retry import Outcome
-from receiver.store import ResultDetail
+from receiver.views import ResultDetail
 
 
 class Sender(Protocol):

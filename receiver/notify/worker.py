@@ -1,14 +1,14 @@
 """The delivery worker: claims due deliveries from the outbox, sends them, records each outcome.
 
 It lives in the app's lifespan. It wakes as soon as a result's deliveries are committed (the
-routing hook runs inside the writer's transaction and sets the event; the claim is itself a
-write, queued behind that transaction on the single writer, so it always sees the commit), when
-the earliest retry falls due, or on a slow poll for deliveries another process revived.
+intake and the poller call ``recorded`` after the commit), when the earliest retry falls due,
+or on a slow poll for deliveries another process revived.
 
 A claim moves ``next_attempt_at`` forward by the lease in the same statement that picks the row:
 if the process dies mid-send, the lease expires and the delivery is sent again after restart.
 What was recorded ``sent`` is never claimed again. Sends run concurrently, each under its own
-timeout, so one hanging target holds up nothing else. ``stop()`` waits a grace period for sends in
+timeout, and at most ``[delivery] per_target`` of them to one target, so one hanging target
+holds up nothing else. ``stop()`` waits a grace period for sends in
 flight, then cancels them (their leases expire, they are retried), like saq's worker.
 """
 
@@ -21,13 +21,13 @@ import math
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Final
 
-from sqlite_utils import Database
-
-from receiver import clock, store
+from receiver import clock, views
+from receiver.clock import utc_after
 from receiver.config import Config
 from receiver.logs import get_logger
 from receiver.notify import retry
@@ -36,8 +36,12 @@ from receiver.notify.github import GithubSender
 from receiver.notify.pace import IntakeRate, Pace, pace
 from receiver.notify.retry import Outcome
 from receiver.notify.targets import Sender
-from receiver.results import Result
-from receiver.routing import GITHUB_SCHEME, Router
+from receiver.record import Recorded
+from receiver.routing import GITHUB_SCHEME
+from receiver.store import Store, deliveries
+from receiver.store.deliveries import ClaimedDelivery, DeliveryOutcome
+from receiver.store.tx import Tx
+from receiver.views import ResultDetail
 
 log = get_logger("receiver.notify")
 
@@ -49,8 +53,7 @@ GRACE_SECONDS: Final = 5.0
 class DeliveryWorker:
     def __init__(
         self,
-        database: store.Store,
-        router: Router,
+        database: Store,
         config: Config,
         *,
         concurrency: int = CONCURRENCY,
@@ -58,11 +61,11 @@ class DeliveryWorker:
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.store = database
-        self.router = router
         self.settings = config.delivery
         self.github_settings = config.github
         self.concurrency = concurrency
-        self.intake = IntakeRate()  # whether routed results pour in: sends slow down then
+        self.intake = IntakeRate()  # whether writes pour into the store: sends slow down then
+        self.queued_seen = database.queued_writes
         self.last_start = -math.inf  # monotonic time the last send started
         self.poll_seconds = poll_seconds
         self.draw = draw
@@ -72,39 +75,27 @@ class DeliveryWorker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[None] | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.busy: Counter[str] = Counter()  # sends in flight per target URL
         self.locks: dict[str, asyncio.Lock] = {}
         self.waiting: dict[str, int] = {}
         self.stopping = False
         self.apprise: AppriseSender | None = None
         self.github: GithubSender | None = None
 
-    # -- the hook and the wake-up ----------------------------------------------------------
+    # -- the wake-up ----------------------------------------------------------------------
 
-    def record(self, db: Database, result_id: int, result: Result) -> None:
-        """The poller's ``on_result`` hook: ``record_many`` of one result."""
-        self.record_many(db, [(result_id, result)])
-
-    def record_many(self, db: Database, stored: list[tuple[int, Result]]) -> None:
-        """The intake's ``on_results`` hook: write the outbox rows in the results' transaction."""
-        self._routed(sum(1 for written in self.router.record_many(db, stored) if written))
-
-    def _routed(self, results: int) -> None:
-        """``results`` results of the current batch were given deliveries."""
-        if not results:
-            return
-        now = time.monotonic()
-        # The batch number: the store's count of committed batches, fixed while this one runs.
-        batch = self.store.batches
-        for _ in range(results):
-            self.intake.note(now, batch=batch)
-        # One wake-up is enough until the worker runs; none while no send may start (a
-        # finishing send wakes it). Saves a self-pipe write per callback under load.
-        if not self.event.is_set() and self.pace().starts > 0:
-            self.wake_threadsafe()
+    def recorded(self, recorded: Recorded) -> None:
+        """A result was committed (the intake's and the poller's hook): wake if it has
+        deliveries and a send may start (a finishing send wakes the worker otherwise)."""
+        if recorded.deliveries and not self.event.is_set() and self.pace().starts > 0:
+            self.event.set()
 
     def pace(self) -> Pace:
         """How many sends may start now (see receiver.notify.pace)."""
         now = time.monotonic()
+        queued = self.store.queued_writes
+        self.intake.add(now, queued - self.queued_seen)
+        self.queued_seen = queued
         return pace(
             heavy=self.intake.heavy(now),
             concurrency=self.concurrency,
@@ -114,11 +105,6 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         self.event.set()
-
-    def wake_threadsafe(self) -> None:
-        """From the writer thread: the claim this triggers queues behind the current commit."""
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.event.set)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,9 +154,15 @@ class DeliveryWorker:
         if free <= 0:
             return False  # a finishing send sets the event, or sleep() waits for the pace
         lease = uuid.uuid4().hex
+        busy = dict(self.busy)
         claimed = await self.store.write(
-            lambda db: store.claim_deliveries(
-                db, limit=free, lease=lease, lease_seconds=self.lease_seconds
+            lambda tx: deliveries.claim(
+                tx,
+                limit=free,
+                lease=lease,
+                lease_seconds=self.lease_seconds,
+                per_target=self.settings.per_target,
+                busy=busy,
             )
         )
         if not claimed:
@@ -183,11 +175,15 @@ class DeliveryWorker:
         for delivery, result in zip(claimed, results, strict=True):
             task = asyncio.create_task(self.deliver(delivery, result))
             self.in_flight.add(task)
-            task.add_done_callback(self._finished)
+            self.busy[delivery.target] += 1
+            task.add_done_callback(partial(self._finished, delivery.target))
         return len(claimed) == free
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, target: str, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
+        self.busy[target] -= 1
+        if self.busy[target] <= 0:
+            del self.busy[target]
         self.event.set()
 
     async def sleep(self) -> None:
@@ -203,7 +199,7 @@ class DeliveryWorker:
                 await asyncio.wait_for(self.event.wait(), timeout)
             return
         try:
-            due = await asyncio.to_thread(self.store.read, store.next_due)
+            due = await asyncio.to_thread(self.store.read, deliveries.next_due)
         except Exception:
             log.exception("worker.read_failed")
             due = None
@@ -214,9 +210,7 @@ class DeliveryWorker:
 
     # -- one delivery ----------------------------------------------------------------------
 
-    async def deliver(
-        self, delivery: store.ClaimedDelivery, result: store.ResultDetail | Exception
-    ) -> None:
+    async def deliver(self, delivery: ClaimedDelivery, result: ResultDetail | Exception) -> None:
         try:
             if isinstance(result, Exception):
                 raise result
@@ -231,21 +225,21 @@ class DeliveryWorker:
             max_attempts=self.settings.max_attempts,
             draw=self.draw(),
         )
-        record = store.DeliveryOutcome(
+        record = DeliveryOutcome(
             id=delivery.id,
             lease=delivery.lease,
             state=decision.state,
             last_error=decision.reason,
-            next_attempt_at=store.utc_after(decision.delay) if decision.delay is not None else None,
+            next_attempt_at=utc_after(decision.delay) if decision.delay is not None else None,
         )
         try:
-            kept = await self.store.write(lambda db: store.finish_delivery(db, record))
+            kept = await self.store.write(lambda tx: deliveries.finish(tx, record))
         except Exception:  # not recorded: the lease expires and the delivery is tried again
             log.exception("delivery.record_failed", id=delivery.id, state=decision.state)
             return
         _log(delivery, decision, kept)
 
-    async def attempt(self, delivery: store.ClaimedDelivery, result: store.ResultDetail) -> Outcome:
+    async def attempt(self, delivery: ClaimedDelivery, result: ResultDetail) -> Outcome:
         sender = self.sender(delivery.target)
         key = sender.serial_key(delivery.target, result)
         timeout = self.settings.timeout_seconds
@@ -286,14 +280,12 @@ class DeliveryWorker:
                 del self.waiting[key], self.locks[key]
 
 
-def _results_of(
-    claimed: list[store.ClaimedDelivery], db: Database
-) -> list[store.ResultDetail | Exception]:
+def _results_of(claimed: list[ClaimedDelivery], tx: Tx) -> list[ResultDetail | Exception]:
     """Each delivery's result, or why it could not be read (that delivery alone fails)."""
-    results: list[store.ResultDetail | Exception] = []
+    results: list[ResultDetail | Exception] = []
     for delivery in claimed:
         try:
-            results.append(store.get_result(db, delivery.result_id))
+            results.append(views.result_detail(tx, delivery.result_id))
         except Exception as exc:
             results.append(exc)
     return results
@@ -303,7 +295,7 @@ def _seconds_until(timestamp: str) -> float:
     return (clock.parse(timestamp) - dt.datetime.now(dt.UTC)).total_seconds()
 
 
-def _log(delivery: store.ClaimedDelivery, decision: retry.Decision, kept: bool) -> None:
+def _log(delivery: ClaimedDelivery, decision: retry.Decision, kept: bool) -> None:
     fields = {
         "id": delivery.id,
         "result_id": delivery.result_id,

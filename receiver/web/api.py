@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import PathParameter, QueryParameter
 
-from receiver import store
+from receiver import views
 from receiver.services import services_of
 from receiver.web.params import Cursor, Limit
 
@@ -29,17 +29,17 @@ class ResultsController(Controller):
         provider: Filter = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> store.ResultPage:
-        where = store.ResultFilter(
+    ) -> views.ResultPage:
+        where = views.ResultFilter(
             status=status, branch=branch, provider=provider, limit=limit, before=cursor
         )
-        return services_of(request).store.read(lambda db: store.list_results(db, where))
+        return services_of(request).store.read(lambda tx: views.result_page(tx, where))
 
     @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
     def get_result(
         self, request: Request[Any, Any, Any], result_id: ResultId
-    ) -> store.ResultDetail:
-        return services_of(request).store.read(lambda db: store.get_result(db, result_id))
+    ) -> views.ResultDetail:
+        return services_of(request).store.read(lambda tx: views.result_detail(tx, result_id))
 
 
 class JobsController(Controller):
@@ -49,11 +49,11 @@ class JobsController(Controller):
     @get("/", sync_to_thread=True, summary="Jobs, newest first")
     def list_jobs(
         self, request: Request[Any, Any, Any], limit: Limit = 50, cursor: Cursor = None
-    ) -> store.JobPage:
+    ) -> views.JobPage:
         return services_of(request).store.read(
-            lambda db: store.list_jobs(db, limit=limit, before=cursor)
+            lambda tx: views.job_page(tx, limit=limit, before=cursor)
         )
 
     @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
-    def get_job(self, request: Request[Any, Any, Any], job_id: JobId) -> store.JobView:
-        return services_of(request).store.read(lambda db: store.get_job(db, job_id))
+    def get_job(self, request: Request[Any, Any, Any], job_id: JobId) -> views.JobView:
+        return services_of(request).store.read(lambda tx: views.job_view(tx, job_id))

@@ -11,9 +11,9 @@ from litestar.exceptions import HTTPException, InternalServerException
 from litestar.types import HTTPRequestEvent, Message, Receive, Scope, Send
 
 from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
+from receiver.clock import utcnow
 from receiver.logs import get_logger
 from receiver.services import Services
-from receiver.store import utcnow
 from receiver.web.errors import report_internal
 
 log = get_logger("receiver.callbacks")

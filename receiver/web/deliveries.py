@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get, post
 from litestar.params import PathParameter, QueryParameter
 
-from receiver import store
+from receiver import views
 from receiver.services import services_of
+from receiver.store import deliveries
 from receiver.web.params import Cursor, Limit
 
 State = Annotated[
@@ -33,9 +34,9 @@ class DeliveriesController(Controller):
         wanted: State = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> store.DeliveryPage:
-        where = store.DeliveryFilter(state=wanted, limit=limit, before=cursor)
-        return services_of(request).store.read(lambda db: store.list_deliveries(db, where))
+    ) -> views.DeliveryPage:
+        where = views.DeliveryFilter(state=wanted, limit=limit, before=cursor)
+        return services_of(request).store.read(lambda tx: views.delivery_page(tx, where))
 
     @post(
         "/{delivery_id:int}/retry",
@@ -45,9 +46,9 @@ class DeliveriesController(Controller):
     )
     async def retry(
         self, request: Request[Any, Any, Any], delivery_id: DeliveryId
-    ) -> store.DeliveryView:
+    ) -> views.DeliveryView:
         services = services_of(request)
-        view = await services.store.write(lambda db: store.redeliver(db, delivery_id))
+        view = await services.store.write(lambda tx: deliveries.redeliver(tx, delivery_id))
         if services.worker is not None:
             services.worker.wake()
         return view

@@ -11,14 +11,20 @@ from receiver.services import services_of
 from receiver.web.errors import error_response
 
 
-@get("/health", sync_to_thread=True, tags=["service"], summary="Whether the store answers")
-def health(request: Request[Any, Any, Any]) -> Response[Any]:
+@get(
+    "/health",
+    tags=["service"],
+    summary="Whether the store answers and takes writes",
+    description='200 `{"status": "ok"}`; 503 with the reason when the store cannot '
+    "write (a read-only file, a full disk) or does not answer.",
+)
+async def health(request: Request[Any, Any, Any]) -> Response[Any]:
     try:
-        ok = services_of(request).store.ping()
-    except Exception as exc:
-        return error_response(503, f"The store does not answer: {exc}")
-    if not ok:
-        return error_response(503, "The store's writer is not running")
+        problem = await services_of(request).store.probe()
+    except Exception as exc:  # whatever it is, the load balancer must hear "not ok"
+        problem = f"The store does not answer: {exc}"
+    if problem is not None:
+        return error_response(503, problem)
     return Response({"status": "ok"})
 
 

@@ -1,0 +1,56 @@
+"""One way in for a result: the result, its tests, its job's link and the outbox rows its routes
+ask for, inside the caller's one transaction.
+
+The callback intake and the poller call it the same way, from the function they hand the
+store's writer. Nothing here has an effect outside the transaction (it may run twice, see
+receiver.store.sqlite); what must follow the commit, waking the delivery worker, is the
+caller's, with the ``Recorded`` this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from receiver.results import Result
+from receiver.routing import Router
+from receiver.store import deliveries, jobs, results
+from receiver.store.tx import Tx
+
+
+class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+    result_id: int
+    deliveries: int  # outbox rows written: the worker has work when this is not 0
+
+
+# Called after the commit that holds the result (waking the worker is one).
+RecordedHook = Callable[[Recorded], None]
+
+
+class Recorder:
+    """Stores results and routes them, with the config's routes."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def record(
+        self,
+        tx: Tx,
+        result: Result,
+        *,
+        job_id: int | None,
+        callback_id: int | None = None,
+        result_id: int | None = None,
+        job_has_it: bool = False,
+    ) -> Recorded:
+        """Write ``result`` (under ``result_id`` if reserved) and route it. ``job_has_it``: the
+        job was made for this result and points at it already."""
+        stored_id = results.insert(
+            tx, result, callback_id=callback_id, job_id=job_id, result_id=result_id
+        )
+        if job_id is not None and not job_has_it:
+            jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)
+        wanted = self.router.deliveries(tx, stored_id, result)
+        deliveries.insert_many(tx, wanted)
+        return Recorded(result_id=stored_id, deliveries=len(wanted))

@@ -1,0 +1,22 @@
+"""Route groups: the last status each (route, group) spoke about, for routes with ``on_change``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from receiver.clock import utcnow
+from receiver.store.tx import Tx
+
+SELECT_STATUS: Final = "SELECT status FROM route_groups WHERE route = ? AND group_key = ?"
+UPSERT_STATUS: Final = """
+INSERT INTO route_groups (route, group_key, status, result_id, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (route, group_key) DO UPDATE SET
+    status = excluded.status, result_id = excluded.result_id, updated_at = excluded.updated_at
+"""
+
+
+def swap_status(tx: Tx, *, route: str, group_key: str, status: str, result_id: int) -> str | None:
+    """Record ``status`` as the group's latest and return the one it replaces (None: first)."""
+    row = tx.execute(SELECT_STATUS, [route, group_key]).fetchone()
+    tx.execute(UPSERT_STATUS, [route, group_key, status, result_id, utcnow()])
+    return row[0] if row else None

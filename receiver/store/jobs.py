@@ -1,0 +1,200 @@
+"""Jobs: requests submitted to a provider (or made for a callback that named none).
+
+For the polling providers the jobs table is the poller's queue: a job of a polling provider with
+an external id and no result, in state submitted, pending or running, is asked about once its
+``poll_after`` has passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from receiver.clock import utcnow
+from receiver.store.errors import NotFound
+from receiver.store.tx import Tx, row_as, rows_as
+
+CustomData = dict[str, Any]
+
+
+class NewJob(msgspec.Struct, kw_only=True):
+    provider: str
+    state: str
+    job_key: str | None = None
+    external_id: str | None = None
+    external_kind: str | None = None
+    url: str | None = None
+    request: str | None = None  # the request as sent, secrets masked, JSON
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+    callback_url: str | None = None
+    result_id: int | None = None  # a job made for a result (a bare callback) has it at once
+
+
+class JobRow(msgspec.Struct, kw_only=True):
+    id: int
+    provider: str
+    job_key: str | None
+    external_id: str | None
+    external_kind: str | None
+    state: str
+    url: str | None
+    request: str | None
+    callback_url: str | None
+    error: str | None
+    result_id: int | None
+    created_at: str
+    updated_at: str
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+
+
+class PollJob(msgspec.Struct, kw_only=True):
+    """A job the poller asks about."""
+
+    id: int
+    provider: str
+    external_kind: str
+    external_id: str
+    state: str
+    created_at: str
+    poll_attempts: int
+    poll_errors: int
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+
+
+INSERT: Final = """
+INSERT INTO jobs (provider, job_key, external_id, external_kind, state, url, request, custom_data,
+    callback_url, result_id, poll_after, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING id
+"""
+COLUMNS: Final = (
+    "id, provider, job_key, external_id, external_kind, state, url, request, callback_url, "
+    "custom_data, error, result_id, created_at, updated_at"
+)
+JSON_COLUMNS: Final = ("custom_data",)
+FIND_BY_KEY: Final = "SELECT id FROM jobs WHERE job_key = ?"
+FIND_BY_EXTERNAL_ID: Final = "SELECT id FROM jobs WHERE provider = ? AND external_id = ?"
+SET_RESULT: Final = "UPDATE jobs SET state = ?, result_id = ?, updated_at = ? WHERE id = ?"
+# The provider's id arrives after the job was recorded; its state is left alone, as a fast
+# callback may already have moved it on.
+SET_SENT: Final = """
+UPDATE jobs SET external_id = ?, external_kind = ?, poll_after = ?, updated_at = ? WHERE id = ?
+"""
+SET_ERROR: Final = "UPDATE jobs SET state = 'error', error = ?, updated_at = ? WHERE id = ?"
+SELECT_EXTERNAL_ID: Final = "SELECT external_id FROM jobs WHERE id = ?"
+# A job before its result, as the partial index idx_jobs_open_poll (migration 0001) states it;
+# SQLite uses a partial index only for a query that repeats its condition word for word.
+SELECT_DUE: Final = """
+SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
+    poll_errors
+FROM jobs
+WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
+    AND (poll_after IS NULL OR poll_after <= ?)
+ORDER BY poll_after, id LIMIT ?
+"""  # noqa: E501  (the index's condition, word for word)
+SET_POLL_PROGRESS: Final = """
+UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
+    error = NULL, updated_at = ?
+WHERE id = ? AND state IN ('submitted', 'pending', 'running') AND result_id IS NULL
+"""
+SET_POLL_ERROR: Final = """
+UPDATE jobs SET poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = poll_errors + 1,
+    error = ?, updated_at = ?
+WHERE id = ? AND result_id IS NULL
+"""
+SELECT_OPEN: Final = """
+SELECT 1 FROM jobs WHERE id = ? AND state IN ('submitted', 'pending', 'running')
+    AND result_id IS NULL
+"""
+
+
+def insert(tx: Tx, job: NewJob) -> int:
+    now = utcnow()
+    # A polled job is due at once; the others are never polled.
+    poll_after = now if job.external_kind is not None else None
+    row = tx.execute(
+        INSERT,
+        [
+            job.provider,
+            job.job_key,
+            job.external_id,
+            job.external_kind,
+            job.state,
+            job.url,
+            job.request,
+            msgspec.json.encode(job.custom_data).decode(),
+            job.callback_url,
+            job.result_id,
+            poll_after,
+            now,
+            now,
+        ],
+    ).fetchone()
+    job_id: int = row[0]
+    return job_id
+
+
+def find_id(tx: Tx, *, job_key: str | None, provider: str, external_id: str | None) -> int | None:
+    """The job a callback belongs to: by the key in its path, else by the provider's job id."""
+    if job_key:
+        row = tx.execute(FIND_BY_KEY, [job_key]).fetchone()
+    elif external_id:
+        row = tx.execute(FIND_BY_EXTERNAL_ID, [provider, external_id]).fetchone()
+    else:
+        return None
+    return row[0] if row else None
+
+
+def set_result(tx: Tx, job_id: int, *, result_id: int, status: str) -> None:
+    tx.execute(SET_RESULT, [status, result_id, utcnow(), job_id])
+
+
+def set_sent(tx: Tx, job_id: int, *, external_id: str, external_kind: str | None = None) -> None:
+    """The provider took the job and named it; a polled job (``external_kind``) is due now."""
+    now = utcnow()
+    poll_after = now if external_kind is not None else None
+    tx.execute(SET_SENT, [external_id, external_kind, poll_after, now, job_id])
+
+
+def set_error(tx: Tx, job_id: int, error: str) -> None:
+    tx.execute(SET_ERROR, [error, utcnow(), job_id])
+
+
+def external_id_of(tx: Tx, job_id: int) -> str | None:
+    row = tx.execute(SELECT_EXTERNAL_ID, [job_id]).fetchone()
+    return row[0] if row else None
+
+
+def get(tx: Tx, job_id: int) -> JobRow:
+    cursor = tx.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", [job_id])
+    job = row_as(cursor, JobRow, json=JSON_COLUMNS)
+    if job is None:
+        raise NotFound(f"No job {job_id}")
+    return job
+
+
+def newest(tx: Tx, *, limit: int, before: int | None = None) -> list[JobRow]:
+    """Newest first; ``before`` is the cursor (the last id of the previous page)."""
+    where, params = ("WHERE id < ?", [before]) if before is not None else ("", [])
+    sql = f"SELECT {COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ?"
+    return rows_as(tx.execute(sql, [*params, limit]), JobRow, json=JSON_COLUMNS)
+
+
+def due_for_polling(tx: Tx, provider: str, *, limit: int = 100) -> list[PollJob]:
+    cursor = tx.execute(SELECT_DUE, [provider, utcnow(), limit])
+    return rows_as(cursor, PollJob, json=JSON_COLUMNS)
+
+
+def record_poll(tx: Tx, job_id: int, *, state: str, poll_after: str) -> bool:
+    """The job is still open at the provider; False when it was finished meanwhile."""
+    return tx.execute(SET_POLL_PROGRESS, [state, poll_after, utcnow(), job_id]).rowcount == 1
+
+
+def record_poll_error(tx: Tx, job_id: int, *, error: str, poll_after: str) -> None:
+    tx.execute(SET_POLL_ERROR, [poll_after, error, utcnow(), job_id])
+
+
+def is_open(tx: Tx, job_id: int) -> bool:
+    """No result yet: the one check that keeps a polled result from being stored twice."""
+    return tx.execute(SELECT_OPEN, [job_id]).fetchone() is not None

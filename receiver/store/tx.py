@@ -1,0 +1,71 @@
+"""What a query module is given: one transaction (or read connection), whatever the backend.
+
+Query functions take a ``Tx`` and speak SQL through it with ``?`` placeholders; a backend that
+needs another placeholder style translates. ``dialect`` lets a query pick its backend's variant
+where the SQL must differ (``"sqlite"`` or ``"postgresql"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Protocol, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+SQLITE: Final = "sqlite"
+POSTGRESQL: Final = "postgresql"
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    """A connection inside the transaction the writer opened, or a read connection."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
+
+
+def rows_as(cursor: Cursor, kind: type[T], *, json: tuple[str, ...] = ()) -> list[T]:
+    """Every row of ``cursor`` as a ``kind`` Struct, by column name; the ``json`` columns hold
+    JSON text, decoded (a NULL one is left out: the Struct's default applies)."""
+    names = [column[0] for column in cursor.description]
+    return [_convert(names, row, kind, json) for row in cursor.fetchall()]
+
+
+def row_as(cursor: Cursor, kind: type[T], *, json: tuple[str, ...] = ()) -> T | None:
+    """The first row of ``cursor`` as a ``kind`` Struct (see ``rows_as``), or None."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return _convert([column[0] for column in cursor.description], row, kind, json)
+
+
+def _convert(names: list[str], row: Sequence[Any], kind: type[T], json: tuple[str, ...]) -> T:
+    fields = dict(zip(names, row, strict=True))
+    for name in json:
+        text = fields.pop(name)
+        if text:
+            fields[name] = msgspec.json.decode(text)
+    return msgspec.convert(fields, kind)
+
+
+def marks(values: Sequence[object]) -> str:
+    """One ``?`` per value, for an IN list."""
+    return ", ".join("?" * len(values))
