@@ -14,7 +14,7 @@ import apprise
 import msgspec
 from sqlite_utils import Database
 
-from receiver import store
+from receiver import redact, store
 from receiver.config import Config, ConfigError, Route, When
 from receiver.results import TERMINAL_STATUSES, Result
 
@@ -66,8 +66,9 @@ def parse_target(url: str, route_name: str) -> Target:
 
 
 def mask_url(privacy_url: str) -> str:
-    """Apprise's privacy URL without its query: options there can hold tokens it does not know."""
-    return privacy_url.split("?", 1)[0]
+    """Apprise's privacy URL without its query (options there can hold tokens it does not
+    know), and any password it left in place masked too."""
+    return redact.url(privacy_url.split("?", 1)[0])
 
 
 class Router:
