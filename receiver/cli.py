@@ -16,15 +16,14 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, store
+from receiver import __version__, preflight, redact, store
 from receiver.config import (
     Config,
     ConfigError,
     config_path,
     effective_settings,
     load_config,
-    mask,
-    require_webhook_secret,
+    polling_only,
 )
 from receiver.providers import PROVIDERS, QUALITYMAX
 from receiver.providers.polling import ProviderError
@@ -98,11 +97,11 @@ def serve(host: str, port: int, config_file: str | None) -> None:
     with user_errors():
         path = config_path(config_file, os.environ)
         config = load_config(path)
-        require_webhook_secret(config)
-        Router.from_config(config)  # a wrong route stops here, with its name
-        Store(config.db_path).open().close()  # migrations run, and a bad path fails here
+        preflight.check(config)  # the reasons check-config gives too
+        Store(config.db_path).open().close()  # created and migrated before granian starts
         click.echo(
-            f"receiver {__version__} on http://{host}:{port} (db {config.db_path})", err=True
+            f"receiver {__version__} on http://{host}:{port} (db {redact.url(config.db_path)})",
+            err=True,
         )
         sys.exit(run(path, host=host, port=port))
 
@@ -119,6 +118,8 @@ def serve(host: str, port: int, config_file: str | None) -> None:
 def check_config(config_file: str | None, result_file: Path | None) -> None:
     """Validate the config and print the settings and routes it would use (secrets masked).
 
+    Exits 1, with the same one line, exactly when `receiver serve` would refuse to start.
+
     \b
     Example:
         receiver check-config --config config/receiver.toml
@@ -126,10 +127,10 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     """
     with user_errors():
         config = read_config(config_file)
-        router = Router.from_config(config)
-    if result_file is not None:
-        print_reach(router, result_file)
-        return
+        if result_file is not None:
+            print_reach(Router.from_config(config), result_file)
+            return
+        router = preflight.check(config)
     click.echo(f"config: {config.source}")
     for section, values in effective_settings(config).items():
         click.echo(f"[{section}]")
@@ -139,8 +140,11 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     for route in config.routes:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
         print_route(router, route.name)
-    if not config.qualitymax.webhook_secrets:
-        click.echo("warning: QUALITYMAX_WEBHOOK_SECRET is not set; `serve` will refuse to start")
+    if polling_only(config):
+        click.echo(
+            "note: QUALITYMAX_WEBHOOK_SECRET is not set; the service only polls, and "
+            "/callbacks/qualitymax answers 503"
+        )
     if not config.server.public_url:
         click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
 
@@ -232,8 +236,8 @@ def simulate(
     os.environ.update({name: value for name, value in given.items() if value})
     settings = sim.SimulatorSettings.from_environment(os.environ)
     # Show the dev values (they are not secrets); never show a key or secret the user set.
-    key = settings.api_key if not api_key else mask(api_key)
-    secret = settings.webhook_secret if not webhook_secret else mask(webhook_secret)
+    key = settings.api_key if not api_key else redact.secret(api_key)
+    secret = settings.webhook_secret if not webhook_secret else redact.secret(webhook_secret)
     click.echo(f"QualityMax simulator on http://{host}:{port}", err=True)
     click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
     click.echo(f"  API key {key}, webhook secret {secret}, slug {slug or '(any)'}", err=True)
@@ -362,7 +366,9 @@ def print_reach(router: Router, result_file: Path) -> None:
 
 
 def open_store(config_file: str | None) -> Store:
-    return Store(read_config(config_file).db_path).open()
+    """The service's existing database: reading (or reviving one delivery of) a database that
+    is not there would only create an empty one, so NoDatabase says where to point instead."""
+    return Store(read_config(config_file).db_path).open(create=False)
 
 
 @main.command()

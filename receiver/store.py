@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol, TypeVar
 import msgspec
 from sqlite_utils import Database
 
+from receiver import redact
 from receiver.clock import utc_after as utc_after
 from receiver.clock import utcnow as utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
@@ -47,6 +48,17 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     """No row with that id."""
+
+
+class NoDatabase(StoreError):
+    """``open(create=False)`` found no database file: the path is not the service's."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"No database at {redact.url(path)}: pass --config or set RECEIVER_DB to the service's "
+            "database (it is created by receiver serve)"
+        )
+        self.path = path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,9 +126,13 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def open(self) -> Store:
+    def open(self, *, create: bool = True) -> Store:
+        """Start the writer and migrate. ``create=False``: only an existing database file is
+        opened (NoDatabase otherwise), for commands that must not leave an empty one behind."""
         if self._thread is not None:
             return self
+        if not create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise NoDatabase(self.path)
         if self.path != ":memory:":
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)

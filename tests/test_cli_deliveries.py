@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from receiver.cli import main
 from receiver.config import Config
+from receiver.store import Store
 from tests.conftest import SECRET, callback_body
 from tests.notify_helpers import Harness, all_final, make_config, result, route
 from tests.sinks import HttpSink, always
@@ -102,6 +103,7 @@ def test_redeliver_unknown(outbox: Config) -> None:
 
 def test_empty_outbox(tmp_path: Path) -> None:
     config = make_config(tmp_path, "")
+    Store(config.db_path).open().close()  # as `receiver serve` leaves it before any result
     assert invoke(config, "deliveries") == (0, "no deliveries\n")
 
 
