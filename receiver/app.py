@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 
-from receiver import __version__, routing
+from receiver import __version__, preflight, redact
 from receiver.callbacks import CallbackIntake
-from receiver.config import Config, config_path, load_config, require_webhook_secret
+from receiver.config import Config, config_path, load_config
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
@@ -24,7 +24,7 @@ from receiver.services import Services
 from receiver.store import open_store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
-from receiver.web.callbacks import CallbacksFirst, take_callback
+from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
@@ -35,8 +35,7 @@ log = get_logger("receiver.app")
 
 def create_app(config: Config) -> Litestar:
     """The service for ``config``: the store opens and closes with the app's lifespan."""
-    require_webhook_secret(config)
-    router = routing.Router.from_config(config)  # a wrong route stops start-up here
+    router = preflight.check(config)  # what serve checked; a wrong route stops start-up here
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -61,7 +60,9 @@ def create_app(config: Config) -> Litestar:
         services.poller = start_poller(config, database, recorder, on_recorded=worker.recorded)
         retention = Retention(database, config.retention)
         retention.start()
-        log.info("service.started", db=config.db_path, config=config.source)
+        log.info("service.started", db=redact.url(config.db_path), config=config.source)
+        if not config.qualitymax.webhook_secrets:
+            log.warning("callbacks.not_configured", answer=503, hint=NOT_CONFIGURED)
         try:
             yield
         finally:

@@ -16,15 +16,14 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, views
+from receiver import __version__, preflight, redact, views
 from receiver.config import (
     Config,
     ConfigError,
     config_path,
     effective_settings,
     load_config,
-    mask,
-    require_webhook_secret,
+    polling_only,
 )
 from receiver.providers import PROVIDERS, QUALITYMAX
 from receiver.providers.polling import ProviderError
@@ -99,15 +98,15 @@ def serve(host: str, port: int, config_file: str | None) -> None:
     with user_errors():
         path = config_path(config_file, os.environ)
         config = load_config(path)
-        require_webhook_secret(config)
-        Router.from_config(config)  # a wrong route stops here, with its name
-        database = open_store(config.db_path)  # migrations run, and a bad path fails here
+        preflight.check(config)  # the reasons check-config gives too
+        database = open_store(config.db_path)  # created and migrated before granian starts
         try:
             database.check_writable()  # a read-only file opens quietly
         finally:
             database.close()
         click.echo(
-            f"receiver {__version__} on http://{host}:{port} (db {config.db_path})", err=True
+            f"receiver {__version__} on http://{host}:{port} (db {redact.url(config.db_path)})",
+            err=True,
         )
         sys.exit(run(path, host=host, port=port))
 
@@ -124,6 +123,8 @@ def serve(host: str, port: int, config_file: str | None) -> None:
 def check_config(config_file: str | None, result_file: Path | None) -> None:
     """Validate the config and print the settings and routes it would use (secrets masked).
 
+    Exits 1, with the same one line, exactly when `receiver serve` would refuse to start.
+
     \b
     Example:
         receiver check-config --config config/receiver.toml
@@ -131,10 +132,10 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     """
     with user_errors():
         config = read_config(config_file)
-        router = Router.from_config(config)
-    if result_file is not None:
-        print_reach(router, result_file)
-        return
+        if result_file is not None:
+            print_reach(Router.from_config(config), result_file)
+            return
+        router = preflight.check(config)
     click.echo(f"config: {config.source}")
     for section, values in effective_settings(config).items():
         click.echo(f"[{section}]")
@@ -144,8 +145,11 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     for route in config.routes:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
         print_route(router, route.name)
-    if not config.qualitymax.webhook_secrets:
-        click.echo("warning: QUALITYMAX_WEBHOOK_SECRET is not set; `serve` will refuse to start")
+    if polling_only(config):
+        click.echo(
+            "note: QUALITYMAX_WEBHOOK_SECRET is not set; the service only polls, and "
+            "/callbacks/qualitymax answers 503"
+        )
     if not config.server.public_url:
         click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
 
@@ -237,8 +241,8 @@ def simulate(
     os.environ.update({name: value for name, value in given.items() if value})
     settings = sim.SimulatorSettings.from_environment(os.environ)
     # Show the dev values (they are not secrets); never show a key or secret the user set.
-    key = settings.api_key if not api_key else mask(api_key)
-    secret = settings.webhook_secret if not webhook_secret else mask(webhook_secret)
+    key = settings.api_key if not api_key else redact.secret(api_key)
+    secret = settings.webhook_secret if not webhook_secret else redact.secret(webhook_secret)
     click.echo(f"QualityMax simulator on http://{host}:{port}", err=True)
     click.echo(f"  receiver: QUALITYMAX_BASE_URL=http://{host}:{port}", err=True)
     click.echo(f"  API key {key}, webhook secret {secret}, slug {slug or '(any)'}", err=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from receiver import redact
+
 DEFAULT_CONFIG_PATH = "config/receiver.toml"
 DEFAULT_DB_PATH = "data/receiver.db"
 
@@ -239,13 +241,28 @@ def _check_values(config: Config, path: Path) -> None:
                 )
 
 
+def polling_only(config: Config) -> bool:
+    """QualityMax is not configured at all and a polled provider is: no callback can come."""
+    qualitymax = config.qualitymax
+    if qualitymax.partner_slug or qualitymax.api_key or qualitymax.webhook_secrets:
+        return False
+    return bool(config.qualigate.api_key or config.qualgent.api_key)
+
+
 def require_webhook_secret(config: Config) -> None:
-    """The callback endpoint cannot verify anything without a secret: refuse to start."""
-    if not config.qualitymax.webhook_secrets:
-        raise ConfigError(
-            "QUALITYMAX_WEBHOOK_SECRET is not set: callbacks cannot be verified. Set it in the "
-            f"environment or as [qualitymax] webhook_secret in {config.source}"
+    """The callback endpoint cannot verify anything without a secret: refuse to start, unless
+    the service only polls (then the endpoint answers 503 naming the setting)."""
+    if config.qualitymax.webhook_secrets or polling_only(config):
+        return
+    message = (
+        "QUALITYMAX_WEBHOOK_SECRET is not set: callbacks cannot be verified. Set it in the "
+        f"environment or as [qualitymax] webhook_secret in {config.source}"
+    )
+    if not (config.qualitymax.partner_slug or config.qualitymax.api_key):
+        message += (
+            " (a service that only polls needs QUALIGATE_API_KEY or QUALGENT_API_KEY instead)"
         )
+    raise ConfigError(message)
 
 
 def _describe(exc: msgspec.ValidationError) -> str:
@@ -264,15 +281,9 @@ def _describe(exc: msgspec.ValidationError) -> str:
     return f"[{parts[0]}] {'.'.join(parts[1:])}: {what}"
 
 
-def mask(value: str | None) -> str:
-    """Show that a secret is set without showing it."""
-    if not value:
-        return "(not set)"
-    return f"{value[:3]}… ({len(value)} chars)" if len(value) >= 12 else "****"
-
-
 def effective_settings(config: Config) -> dict[str, dict[str, str]]:
-    """The settings as check-config prints them, secrets masked, section by section."""
+    """The settings as check-config prints them, section by section: secrets as ``set (N
+    chars)``, passwords in URLs masked (see receiver.redact)."""
     sections: dict[str, dict[str, str]] = {}
     for name in (
         "server",
@@ -285,12 +296,15 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
     ):
         values = msgspec.to_builtins(getattr(config, name))
         sections[name] = {
-            key: mask(value) if (name, key) in SECRET_KEYS else _show(value)
+            key: redact.secret(value) if (name, key) in SECRET_KEYS else _show(value)
             for key, value in values.items()
         }
-    sections["store"] = {"db_path": config.db_path, "api_token": mask(config.api_token)}
+    sections["store"] = {
+        "db_path": _show(config.db_path),
+        "api_token": redact.secret(config.api_token),
+    }
     return sections
 
 
 def _show(value: Any) -> str:
-    return "(not set)" if value is None else str(value)
+    return redact.NOT_SET if value is None else redact.url(str(value))

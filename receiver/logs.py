@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line when not on a terminal, readable lines when on one.
 
-Secrets never reach a log line: any key that names one is replaced before rendering.
+Secrets never reach a log line: any key that names one is shown as ``set (N chars)``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Any, BinaryIO, Final
 import msgspec
 import structlog
 
+from receiver import redact
 from receiver.clock import utcnow
-
-SECRET_WORDS: Final = ("secret", "token", "signature", "authorization", "api_key", "password")
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -27,16 +26,11 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     if _HARMLESS_KEYS.issuperset(event):
         return event
     for key in event:
-        if _names_a_secret(key):
-            event[key] = "[redacted]"
+        if redact.names_a_secret(key):
+            event[key] = redact.secret(event[key])
         elif len(_HARMLESS_KEYS) < MAX_HARMLESS_KEYS:
             _HARMLESS_KEYS.add(key)
     return event
-
-
-def _names_a_secret(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in SECRET_WORDS)
 
 
 # Keys known not to name a secret; a key naming one is never added.

@@ -13,6 +13,7 @@ from typing import Final
 import apprise
 import msgspec
 
+from receiver import redact
 from receiver.config import Config, ConfigError, Route, When
 from receiver.results import TERMINAL_STATUSES, Result
 from receiver.store import groups
@@ -67,8 +68,9 @@ def parse_target(url: str, route_name: str) -> Target:
 
 
 def mask_url(privacy_url: str) -> str:
-    """Apprise's privacy URL without its query: options there can hold tokens it does not know."""
-    return privacy_url.split("?", 1)[0]
+    """Apprise's privacy URL without its query (options there can hold tokens it does not
+    know), and any password it left in place masked too."""
+    return redact.url(privacy_url.split("?", 1)[0])
 
 
 class Router:

@@ -111,7 +111,7 @@ def test_a_missing_database_is_refused_not_made(tmp_path: Path) -> None:
     config = make_config(tmp_path, "")
     expected = (
         f"Error: No database at {config.db_path}: pass --config or set RECEIVER_DB to the "
-        "service's database (receiver serve creates it)\n"
+        "service's database (it is created by receiver serve)\n"
     )
     assert invoke(config, "deliveries") == (1, expected)
     assert invoke(config, "redeliver", "1") == (1, expected)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import stamina
 
 from receiver.process import free_port
 from receiver.providers import qualitymax as qm
@@ -20,6 +22,7 @@ from receiver.results import Result
 from receiver.signatures import verify
 from receiver.simulator.process import SimulatorProcess
 from tests.conftest import QM_KEY, QM_SLUG, SECRET
+from tests.sinks import Answer, HttpSink
 
 FAST = qm.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0, timeout=30)
 
@@ -201,9 +204,19 @@ def test_a_wrong_api_key_shows_the_partners_401_detail(simulator: SimulatorProce
 
 
 def test_the_partner_down_is_retried_then_reported() -> None:
-    client = client_for(f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(qm.PartnerUnavailable, match="could not be reached"):
-        asyncio.run(client.submit(request()))
+    """Connection refused: nothing was sent, so the submit is tried FAST.attempts times."""
+    retries: list[int] = []
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([lambda details: retries.append(details.retry_num)])
+    try:
+        client = client_for(f"http://127.0.0.1:{free_port()}")
+        with pytest.raises(qm.PartnerUnavailable) as caught:
+            asyncio.run(client.submit(request()))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(hooks)
+    assert "could not be reached" in str(caught.value)
+    assert str(caught.value).endswith(f"(gave up after {FAST.attempts} attempts)")
+    assert retries == list(range(1, FAST.attempts))
 
 
 def test_a_503_once_then_success(simulator: SimulatorProcess) -> None:
@@ -211,6 +224,16 @@ def test_a_503_once_then_success(simulator: SimulatorProcess) -> None:
     answer = asyncio.run(client_for(simulator.url).submit(request()))
     assert answer.job_id.startswith("pwj_")
     assert counters(simulator)["webhook_requests"] == 2
+
+
+def test_a_503_waits_for_its_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
+    fault(simulator, status=503, count=1, retry_after=1)
+    started = time.monotonic()
+    answer = asyncio.run(client_for(simulator.url).submit(request()))
+    waited = time.monotonic() - started
+    assert answer.accepted
+    assert counters(simulator)["webhook_requests"] == 2
+    assert waited >= 1.0  # FAST alone would have waited 0.01 s
 
 
 def test_a_429_waits_for_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
@@ -229,6 +252,60 @@ def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess)
     assert counters(simulator)["webhook_requests"] == FAST.attempts
 
 
+MAYBE = "QualityMax may or may not have received the job: check it there before submitting again"
+
+
+def test_another_5xx_to_a_submit_is_reported_not_repeated(simulator: SimulatorProcess) -> None:
+    for sent, status in enumerate((500, 502, 504), start=1):
+        fault(simulator, status=status, count=1, detail="upstream trouble")
+        with pytest.raises(qm.MaybeReceived) as caught:
+            asyncio.run(client_for(simulator.url).submit(request()))
+        assert str(caught.value) == (
+            f"QualityMax answered {status} to the submit: upstream trouble; {MAYBE}"
+        )
+        assert counters(simulator)["webhook_requests"] == sent  # this one once, not again
+
+
+@pytest.fixture
+def silent_partner() -> Iterator[HttpSink]:
+    """A QualityMax stand-in that reads each request and never answers it."""
+    sink = HttpSink()
+    sink.default = lambda n, r: Answer(hang=True)
+    yield sink
+    sink.close()
+
+
+def test_a_submit_that_times_out_reading_is_posted_once(silent_partner: HttpSink) -> None:
+    client = qm.QualityMaxClient(
+        base_url=silent_partner.base_url,
+        api_key=QM_KEY,
+        webhook_secret=SECRET,
+        partner_slug=QM_SLUG,
+        timeout=0.3,
+        retry=FAST,
+    )
+    with pytest.raises(qm.MaybeReceived) as caught:
+        asyncio.run(client.submit(request()))
+    assert str(caught.value).startswith(f"POST {silent_partner.base_url}/api/webhooks/{QM_SLUG} ")
+    assert str(caught.value).endswith(MAYBE)
+    assert len(silent_partner.to(f"/api/webhooks/{QM_SLUG}")) == 1
+
+
+def test_a_report_that_times_out_is_asked_again(silent_partner: HttpSink) -> None:
+    """Reads are idempotent GETs: a timeout is retried."""
+    client = qm.QualityMaxClient(
+        base_url=silent_partner.base_url,
+        api_key=QM_KEY,
+        webhook_secret=SECRET,
+        partner_slug=QM_SLUG,
+        timeout=0.3,
+        retry=FAST,
+    )
+    with pytest.raises(qm.PartnerUnavailable, match=r"gave up after 3 attempts\)$"):
+        asyncio.run(client.report("pwj_1"))
+    assert len(silent_partner.to(f"{qm.PARTNER_API_PATH}/jobs/pwj_1/report")) == FAST.attempts
+
+
 # -- pure parts ------------------------------------------------------------------------------------
 
 
@@ -239,6 +316,7 @@ def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess)
         (qm.PartnerUnavailable("429", status_code=429, retry_after=3), 3.0),
         (qm.PartnerUnavailable("429", status_code=429, retry_after=3600), 30.0),
         (qm.PartnerRefused(401, "Invalid API key"), False),
+        (qm.MaybeReceived("POST timed out"), False),
         (qm.RequestInvalid("url", "is required"), False),
         (ValueError("bug"), False),
     ],

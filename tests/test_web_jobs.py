@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -14,11 +15,15 @@ import pytest
 import stamina
 from litestar.testing import TestClient
 
+from receiver import jobs, views
 from receiver.app import create_app
 from receiver.config import load_config
 from receiver.process import ServiceProcess, free_port
+from receiver.providers import qualitymax as qm
 from receiver.simulator.process import SimulatorProcess
 from tests.conftest import TOKEN, callback_body, signed
+from tests.sinks import Answer, HttpSink
+from tests.store_helpers import opened
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JOB = {
@@ -222,3 +227,52 @@ def test_the_login_password_is_sent_but_never_stored(
         ).fetchone()
     assert json.loads(request)["auth"] == {**credentials, "password": "****"}
     assert b"hunter2-pw" not in Path(partner_env["RECEIVER_DB"]).read_bytes()
+
+
+MAYBE = "QualityMax may or may not have received the job: check it there before submitting again"
+
+
+def test_a_500_to_a_submit_is_a_502_and_an_error_job_sent_once(
+    write_config: Callable[[str], Path], app_env: dict[str, str], simulator: SimulatorProcess
+) -> None:
+    httpx.post(f"{simulator.url}/_simulator/faults", json={"status": 500, "count": 3})
+    with client_with(write_config, app_env) as client:
+        answer = client.post("/api/jobs", json=JOB, headers=AUTH)
+        shown = client.get("/api/jobs", headers=AUTH).json()["items"][0]
+    assert answer.status_code == 502
+    assert MAYBE in answer.json()["detail"]
+    assert shown["state"] == "error" and shown["error"].endswith(MAYBE)
+    assert sim_counters(simulator)["webhook_requests"] == 1
+
+
+def test_a_submit_that_times_out_is_recorded_as_error_and_sent_once(
+    write_config: Callable[[str], Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    silent = HttpSink()
+    silent.default = lambda n, r: Answer(hang=True)
+    settings = {**env, "RECEIVER_PUBLIC_URL": "http://127.0.0.1:9"}
+    config = load_config(write_config(""), settings)
+    partner = qm.QualityMaxClient(
+        base_url=silent.base_url,
+        api_key="qm-key",
+        webhook_secret="s",
+        partner_slug="acme",
+        timeout=0.3,
+        retry=qm.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0),
+    )
+
+    async def submit() -> tuple[jobs.SubmitFailed, views.JobView]:
+        with opened(Path(config.db_path)) as database:
+            with pytest.raises(jobs.SubmitFailed) as caught:
+                await jobs.submit(database, config, jobs.JobRequest(**JOB), client=partner)
+            job_id = caught.value.job_id
+            return caught.value, database.read(lambda tx: views.job_view(tx, job_id))
+
+    try:
+        failed, shown = asyncio.run(submit())
+        posted = silent.to("/api/webhooks/acme")
+    finally:
+        silent.close()
+    assert isinstance(failed.cause, qm.MaybeReceived)
+    assert shown.state == "error" and shown.error is not None and shown.error.endswith(MAYBE)
+    assert len(posted) == 1

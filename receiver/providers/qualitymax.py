@@ -12,6 +12,7 @@ import httpx
 import msgspec
 import stamina
 
+from receiver import redact
 from receiver.results import CustomData, Failure, Result, TestCase, normalise_status
 from receiver.signatures import sign
 
@@ -134,8 +135,11 @@ def _ms(value: int | float | None) -> int | None:
 # The partner API client: submit a job (the AI test-generation webhook), read reports, artifacts.
 #
 # Every documented limit is checked before anything is sent, so a refused job never reaches the
-# partner. Transient answers (429, 5xx, no connection) are retried a bounded number of times by
-# stamina; any other refusal surfaces the partner's own ``detail``.
+# partner. A submit may start a paid LLM job, so it is retried (by stamina, a bounded number of
+# times) only where QualityMax cannot have taken it: no connection, 429, 503. A timeout or any
+# other failure once the request was sent is reported as MaybeReceived, never repeated. Reads
+# (report, logs, artifacts) are idempotent and are retried on any transient failure. Any other
+# refusal surfaces the partner's own ``detail``.
 
 API_KEY_HEADER = "X-QualityMax-API-Key"
 PARTNER_SIGNATURE_HEADER = "X-Partner-Signature"
@@ -148,6 +152,8 @@ MAX_CUSTOM_DATA_BYTES = 4096
 ARTIFACT_KINDS = ("screenshot", "video", "logs")
 # Never wait longer than this for one Retry-After, whatever the partner asks for.
 MAX_RETRY_AFTER_SECONDS = 30.0
+# Answers that say the request was not taken: safe to send again, even a submit.
+NOT_TAKEN_STATUSES = (429, 503)
 
 
 class QualityMaxError(Exception):
@@ -173,7 +179,9 @@ class PartnerRefused(QualityMaxError):
 
 
 class PartnerUnavailable(QualityMaxError):
-    """QualityMax could not be reached, or kept answering 429/5xx after every retry."""
+    """QualityMax could not be reached, or kept answering 429/5xx after every retry.
+
+    For a submit, only what proves the job was not taken (no connection, 429, 503)."""
 
     def __init__(
         self, detail: str, *, status_code: int | None = None, retry_after: float | None = None
@@ -182,6 +190,27 @@ class PartnerUnavailable(QualityMaxError):
         self.detail = detail
         self.status_code = status_code
         self.retry_after = retry_after
+
+    def after(self, attempts: int) -> PartnerUnavailable:
+        """The same failure, saying how many attempts were made."""
+        plural = "s" if attempts != 1 else ""
+        return PartnerUnavailable(
+            f"{self.detail} (gave up after {attempts} attempt{plural})",
+            status_code=self.status_code,
+            retry_after=self.retry_after,
+        )
+
+
+class MaybeReceived(QualityMaxError):
+    """A submit was sent but its answer never came or was an error other than 429/503: the job
+    may or may not exist at QualityMax, so it is not sent again (it may start a paid run)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what}; QualityMax may or may not have received the job: check it there "
+            "before submitting again"
+        )
+        self.what = what
 
 
 class Auth(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -307,7 +336,10 @@ class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def _backoff(exc: Exception) -> bool | float:
-    """stamina's hook: retry transient failures, honouring the partner's Retry-After."""
+    """stamina's hook: retry transient failures, honouring the partner's Retry-After.
+
+    MaybeReceived is not among them: ``_once`` raises it instead of PartnerUnavailable for a
+    submit whose request may have been taken."""
     if isinstance(exc, PartnerUnavailable):
         if exc.retry_after is not None:
             return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
@@ -356,12 +388,14 @@ class QualityMaxClient:
             API_KEY_HEADER: self._api_key,
             PARTNER_SIGNATURE_HEADER: sign(body, self._secret),
         }
-        response = await self._send("POST", self.webhook_url, content=body, headers=headers)
+        response = await self._send(
+            "POST", self.webhook_url, content=body, headers=headers, idempotent=False
+        )
         try:
             answer = msgspec.json.decode(response.content, type=WebhookResponse)
-        except msgspec.DecodeError:
-            raise PartnerUnavailable(
-                f"QualityMax answered {response.status_code} with an unreadable body"
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise MaybeReceived(
+                f"QualityMax answered {response.status_code} to the submit with an unreadable body"
             ) from None
         if not answer.accepted:
             raise PartnerRefused(response.status_code, answer.message or "not accepted")
@@ -386,21 +420,40 @@ class QualityMaxClient:
         return {API_KEY_HEADER: self._api_key}
 
     async def _send(
-        self, method: str, url: str, *, headers: dict[str, str], content: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        content: bytes | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         policy = self.retry
+        attempts = 0
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as http:
-            async for attempt in stamina.retry_context(
-                on=_backoff,
-                attempts=policy.attempts,
-                timeout=policy.timeout,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
-                with attempt:
-                    return await _once(http, method, url, headers=headers, content=content)
-        raise PartnerUnavailable(f"QualityMax could not be reached at {url}")  # pragma: no cover
+            try:
+                async for attempt in stamina.retry_context(
+                    on=_backoff,
+                    attempts=policy.attempts,
+                    timeout=policy.timeout,
+                    wait_initial=policy.wait_initial,
+                    wait_max=policy.wait_max,
+                    wait_jitter=policy.wait_jitter,
+                ):
+                    with attempt:
+                        attempts = attempt.num
+                        return await _once(
+                            http,
+                            method,
+                            url,
+                            headers=headers,
+                            content=content,
+                            idempotent=idempotent,
+                        )
+            except PartnerUnavailable as exc:
+                raise exc.after(attempts) from None
+        shown = redact.url(url)
+        raise PartnerUnavailable(f"QualityMax could not be reached at {shown}")  # pragma: no cover
 
 
 async def _once(
@@ -410,24 +463,34 @@ async def _once(
     *,
     headers: dict[str, str],
     content: bytes | None,
+    idempotent: bool,
 ) -> httpx.Response:
+    """One request. Not ``idempotent`` (a submit): a failure once the request may have
+    reached QualityMax raises MaybeReceived, which is never retried."""
+    shown = redact.url(url)
     try:
         response = await http.request(method, url, headers=headers, content=content)
-    except httpx.TransportError as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
         raise PartnerUnavailable(
-            f"QualityMax could not be reached at {url}: {exc or type(exc).__name__}"
+            f"QualityMax could not be reached at {shown}: {exc or type(exc).__name__}"
         ) from None
+    except httpx.TransportError as exc:
+        what = f"{method} {shown} failed after it was sent ({exc or type(exc).__name__})"
+        if not idempotent:
+            raise MaybeReceived(what) from None
+        raise PartnerUnavailable(what) from None
     status = response.status_code
     if status < 400:
         return response
     detail = _detail(response)
-    if status == 429:
+    if status in NOT_TAKEN_STATUSES:
+        what = "is rate limiting (429)" if status == 429 else "answered 503"
         raise PartnerUnavailable(
-            f"QualityMax is rate limiting (429): {detail}",
-            status_code=status,
-            retry_after=_retry_after(response),
+            f"QualityMax {what}: {detail}", status_code=status, retry_after=_retry_after(response)
         )
     if status >= 500:
+        if not idempotent:
+            raise MaybeReceived(f"QualityMax answered {status} to the submit: {detail}")
         raise PartnerUnavailable(f"QualityMax answered {status}: {detail}", status_code=status)
     raise PartnerRefused(status, detail)
 

@@ -124,7 +124,7 @@ class SqliteStore:
         if not create and not Path(self.path).is_file():
             raise NoDatabase(
                 f"No database at {self.path}: pass --config or set RECEIVER_DB to the service's "
-                "database (receiver serve creates it)"
+                "database (it is created by receiver serve)"
             )
         if create:
             self._make_folder()

@@ -19,6 +19,10 @@ from receiver.web.errors import report_internal
 log = get_logger("receiver.callbacks")
 
 CALLBACK_PATH: Final = "/callbacks/qualitymax"
+NOT_CONFIGURED: Final = (
+    "QualityMax callbacks are not configured on this service: set QUALITYMAX_WEBHOOK_SECRET "
+    "(or [qualitymax] webhook_secret) and restart"
+)
 
 
 class ErrorBody(msgspec.Struct):
@@ -108,6 +112,9 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
     answers the same statuses, bodies and headers.
     """
     services: Services = scope["litestar_app"].state.services
+    if not services.intake.secrets:  # a polling-only service: nothing could be verified
+        status, payload = _refused(services, "not_configured", 503, NOT_CONFIGURED)
+        return await _answer(send, status, payload)
     received_at = utcnow()
     headers = _headers(scope)
     body = await _read_body(receive, headers, services.config.server.max_body_bytes)

@@ -1,0 +1,57 @@
+"""Can ``receiver serve`` start with this config? The one answer ``serve`` and ``check-config``
+share, so a deploy gated on ``check-config`` fails exactly when the service would.
+
+Nothing here creates or changes a file: ``check-config`` may run where the service does not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+from receiver.config import Config, require_webhook_secret
+from receiver.redact import url
+from receiver.routing import Router
+from receiver.store import StoreError
+
+SQLITE_HEADER: Final = b"SQLite format 3\x00"
+
+
+def check(config: Config) -> Router:
+    """The routes ``serve`` would use; or the first reason it refuses to start, raised as
+    ConfigError or StoreError (the same order ``serve`` meets them)."""
+    require_webhook_secret(config)
+    router = Router.from_config(config)  # routes valid; GITHUB_TOKEN when a github target exists
+    check_database(config.db_path)
+    return router
+
+
+def check_database(path: str) -> None:
+    """Raise StoreError when the database at ``path`` could not be opened or created."""
+    if path == ":memory:":
+        return
+    target = Path(path)
+    if target.exists():
+        _check_existing(path, target)
+        return
+    folder = next(p for p in target.absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise StoreError(f"Cannot create the folder of {url(path)}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"Cannot create the database {url(path)}: {folder} is not writable")
+
+
+def _check_existing(path: str, target: Path) -> None:
+    if not target.is_file():
+        raise StoreError(f"Cannot open the database {url(path)}: it is not a file")
+    try:
+        with target.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"Cannot open the database {url(path)}: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:  # an empty file is a new database to SQLite
+        raise StoreError(f"Cannot open the database {url(path)}: it is not an SQLite database")
+    writable = os.access(target, os.W_OK) and os.access(target.absolute().parent, os.W_OK)
+    if not writable:
+        raise StoreError(f"Cannot open the database {url(path)}: it or its folder is not writable")
