@@ -146,7 +146,9 @@ class StandIns:
 
     @property
     def chat_url(self) -> str:
-        return f"json://127.0.0.1:{self.chat.port}{CHAT_PATH}"
+        # A json:// target sends plain text unless asked; the demo shows the Markdown a chat
+        # service renders.
+        return f"json://127.0.0.1:{self.chat.port}{CHAT_PATH}?format=markdown"
 
     def delivered(self, jobs: list[JobView]) -> bool:
         """Every job's chat message, PR comment and commit status has arrived."""
@@ -312,7 +314,7 @@ def _forged(url: str) -> None:
 def _show(job: JobView, targets: StandIns) -> None:
     status = job.result.status if job.result else job.state
     click.secho(f"\n━━ job {job.id}: {status} " + "━" * 50, bold=True)
-    click.secho("Chat message, as the json:// webhook received it (any Apprise target):", fg="cyan")
+    click.secho("Chat message, as the json:// webhook received it (as Markdown):", fg="cyan")
     click.echo(_indent(targets.chat_message(job)))
     pr = f"{DEMO_REPOSITORY}#{job.custom_data.get('pr_number')}"
     click.secho(f"Pull-request comment on {pr}, as GitHub holds it (Markdown):", fg="cyan")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 from pathlib import Path
 
 from receiver import views
@@ -70,3 +72,22 @@ def test_mailto_reaches_a_real_smtp_server(tmp_path: Path) -> None:
     text = mail.content.decode()
     assert "Subject: =?utf-8?q?=E2=9D=8C_2_of_3_tests_failed" in text
     assert "<strong>Login</strong>" in text  # Markdown became HTML for email
+
+
+def test_each_target_gets_the_markup_its_service_renders(sink: HttpSink, tmp_path: Path) -> None:
+    value = detail(tmp_path, result("failed"))
+    shot = "https://example.com/s1.png"
+    assert send(sink.url("/plain"), value).ok  # json:// renders plain text by default
+    assert send(sink.url("/hook") + "?format=markdown", value).ok  # unless its URL says otherwise
+    plain = sink.to("/plain")[0].json()["message"]
+    assert f"- Login (4.2s): Expected dashboard, got /login — screenshot: {shot}" in plain
+    marked = sink.to("/hook")[0].json()["message"]
+    assert f"- **Login** (4.2s): Expected dashboard, got /login — [screenshot]({shot})" in marked
+    with smtp_server() as (inbox, port):
+        assert send(mailto(port), value).ok
+        assert inbox.arrived.wait(10)
+    mail = email.message_from_bytes(inbox.messages[0].content, policy=email.policy.default)
+    (page,) = [p.get_content() for p in mail.walk() if p.get_content_type() == "text/html"]
+    assert (
+        f'<strong>Login</strong> (4.2s): Expected dashboard, got /login — <a href="{shot}">' in page
+    )

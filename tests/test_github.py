@@ -173,3 +173,23 @@ def test_github_enterprise_api_under_a_path(tmp_path: Path) -> None:
         assert "✅ 3 of 3 tests passed" in comment.body
     finally:
         enterprise.close()
+
+
+@pytest.mark.parametrize(
+    "report", ["javascript:alert(1)", "data:text/html,<script>", "/relative/report", "//evil/x"]
+)
+def test_commit_status_links_only_an_http_report(
+    github: FakeGithub, tmp_path: Path, report: str
+) -> None:
+    (value,) = results(tmp_path, "failed")
+    value.links.report = report
+    assert send(github.url, "github://commit-status", value) == [Outcome(ok=True)]
+    assert "target_url" not in github.statuses[SHA][0]
+    assert report not in comment_body(value)
+
+
+def test_a_sha_that_is_not_hex_is_shown_escaped_not_in_a_code_span(tmp_path: Path) -> None:
+    (value,) = results(tmp_path, "failed", sha="`</details>`")
+    assert "commit \\`\\<\u200d/details\\>\\`" in comment_body(value)
+    (hexed,) = results(tmp_path, "failed")
+    assert f"commit `{SHA[:12]}`" in comment_body(hexed)

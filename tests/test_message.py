@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apprise.plugins.slack import NotifySlack
 
 from receiver import views
-from receiver.notify.message import duration, message, title
+from receiver.notify import escape
+from receiver.notify.message import HTML, MARKDOWN, PLAIN, SLACK, duration, message, title
 from receiver.results import Failure, Result
 from receiver.results import TestCase as Case
 from tests.notify_helpers import result
@@ -77,3 +79,37 @@ def test_failures_not_tied_to_a_test_are_shown_and_long_lists_cut(tmp_path: Path
 )
 def test_duration(ms: int | None, text: str) -> None:
     assert duration(ms) == text
+
+
+def test_each_markup_links_only_http_and_writes_its_own_syntax(tmp_path: Path) -> None:
+    value = result("failed")
+    value.tests[1].screenshot_url = "javascript:alert(1)"
+    value.tests[1].video_url = "data:text/html,<script>alert(1)</script>"
+    value.tests[1].url = "/relative"
+    detail_ = detail(tmp_path, value)
+    shot = "https://example.com/s1.png"
+    said = "(4.2s): Expected dashboard, got /login —"
+    bodies = {
+        "markdown": (MARKDOWN, f"- **Login** {said} [screenshot]({shot})"),
+        "slack": (SLACK, f"- **Login** {said} [screenshot]({shot})"),
+        "html": (HTML, f'<li><strong>Login</strong> {said} <a href="{shot}">screenshot</a>'),
+        "plain": (PLAIN, f"- Login {said} screenshot: {shot}"),
+    }
+    for name, (markup, line) in bodies.items():
+        text = message(detail_, markup).body
+        assert line in text, name
+        assert "javascript:" not in text and "data:" not in text and "/relative" not in text, name
+        assert "Checkout" in text and "Timeout waiting for #pay" in text, name
+    # What Slack gets once Apprise's Slack plugin made mrkdwn of it.
+    mrkdwn = NotifySlack._commonmark_to_slack(message(detail_, SLACK).body)
+    assert f"- *Login* {said} <{shot}|screenshot>" in mrkdwn
+
+
+def test_partner_text_in_the_title_is_escaped_for_where_it_lands(tmp_path: Path) -> None:
+    value = result("failed", branch="<!here>", deploy_id="@acme/ops", environment="a_b*")
+    detail_ = detail(tmp_path, value)
+    z = "\u200d"
+    assert title(detail_) == f"❌ 2 of 3 tests failed · <{z}!here> · deploy @{z}acme/ops · a_b*"
+    assert title(detail_, escape.markdown) == (
+        f"❌ 2 of 3 tests failed · \\<{z}!here\\> · deploy @{z}acme/ops · a\\_b\\*"
+    )

@@ -16,7 +16,9 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from receiver.notify import escape
 from receiver.notify.message import (
+    MARKDOWN,
     clip,
     duration,
     failure_lines,
@@ -41,6 +43,8 @@ COMMIT_STATES: Final = {
     "running": "pending",
 }
 MAX_TABLE_ROWS: Final = 100
+MAX_TABLE_NAME_CHARS: Final = 120
+SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 API_VERSION: Final = "2022-11-28"
 
 
@@ -136,8 +140,8 @@ class GithubSender:
             "description": status_description(result),
             "context": f"receiver/{result.provider}",
         }
-        if result.links.report:
-            payload["target_url"] = result.links.report
+        if report := escape.link(result.links.report):  # never a javascript: link
+            payload["target_url"] = report
         await self.call("POST", f"/repos/{repository}/statuses/{result.sha}", payload)
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -157,10 +161,12 @@ def status_description(result: ResultDetail) -> str:
 
 
 def comment_body(result: ResultDetail) -> str:
+    """The comment's Markdown: every piece of partner text escaped by ``escape.markdown``, so it
+    can neither mention anyone nor close our ``<details>``."""
     lines = [
         MARKER,
         f"<!-- receiver:result {result.id} -->",
-        f"### {title(result)}",
+        f"### {title(result, escape.markdown)}",
         "",
         f"**{headline(result)}** in {duration(result.duration_ms)}",
     ]
@@ -169,19 +175,27 @@ def comment_body(result: ResultDetail) -> str:
         lines += [_row(t) for t in result.tests[:MAX_TABLE_ROWS]]
         if len(result.tests) > MAX_TABLE_ROWS:
             lines.append(f"| | … {len(result.tests) - MAX_TABLE_ROWS} more in the report | | |")
-    if failures := failure_lines(result):
-        lines += ["", "<details open><summary>Failures</summary>", "", *failures, "", "</details>"]
-    footer = [f"[Full report]({result.links.report})"] if result.links.report else []
+    if failures := failure_lines(result, MARKDOWN):
+        details = ["<details open><summary>Failures</summary>", "", MARKDOWN.bullets(failures)]
+        lines += ["", *details, "", "</details>"]
+    footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
     if result.sha:
-        footer.append(f"commit `{result.sha[:12]}`")
+        footer.append(f"commit {_commit(result.sha)}")
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")
     lines += ["", " · ".join(footer)]
     return "\n".join(lines)
 
 
 def _row(test: TestCase) -> str:
-    cell = clip(test.name, 120).replace("|", "\\|")
+    cell = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS))  # "|" escaped: one cell
     return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links(test)} |"
+
+
+def _commit(sha: str) -> str:
+    """A hex sha in a code span (backslashes would show there), anything else escaped."""
+    if SHA.fullmatch(sha):
+        return f"`{sha[:12]}`"
+    return escape.markdown(clip(sha, 12))
 
 
 def _repository(result: ResultDetail) -> str:

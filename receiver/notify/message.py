@@ -1,15 +1,23 @@
-"""The words of a notification: a title that says it all, a Markdown body worth opening.
+"""The words of a notification: a title that says it all, a body worth opening, in the markup of
+the medium it goes to.
 
-Apprise turns Markdown into HTML for email and keeps it for chat targets that render it; the
-GitHub comment builds on the same pieces.
+The same words are written four ways: Markdown (GitHub comments, Markdown services), Slack (the
+Markdown Apprise's Slack plugin turns into mrkdwn), HTML (email) and plain text (JSON, text
+services); receiver.notify.apprise_target picks one per target. Every piece of partner text goes
+through the medium's escape function and every link through ``escape.link`` (receiver.notify.escape
+says why each is what it is); only our own words are written bare.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Final
 
 import msgspec
 
+from receiver.notify import escape
 from receiver.results import TestCase
 from receiver.views import ResultDetail
 
@@ -25,6 +33,60 @@ ICONS: Final = {
 FAILING: Final = ("failed", "error", "timeout")
 MAX_FAILURES: Final = 10
 MAX_ERROR_CHARS: Final = 400
+MAX_NAME_CHARS: Final = 200
+MAX_CONTEXT_CHARS: Final = 100
+
+
+@dataclass(frozen=True)
+class Markup:
+    """How one medium writes around escaped partner text: emphasis, links, paragraphs, lists."""
+
+    escape: Callable[[str], str]
+    strong: Callable[[str], str]
+    emphasis: Callable[[str], str]
+    anchor: Callable[[str, str], str]  # (escaped label, safe URL)
+    paragraph: Callable[[str], str]
+    bullets: Callable[[list[str]], str]
+    separator: str  # between blocks
+
+    def link(self, label: str, url: str | None) -> str | None:
+        """A link to ``url``, or None when it is not an http(s) URL (it is then left out)."""
+        safe = escape.link(url)
+        return None if safe is None else self.anchor(self.escape(label), safe)
+
+
+def _same(text: str) -> str:
+    return text
+
+
+MARKDOWN: Final = Markup(
+    escape=escape.markdown,
+    strong=lambda text: f"**{text}**",
+    emphasis=lambda text: f"_{text}_",
+    anchor=lambda label, url: f"[{label}]({url})",
+    paragraph=_same,
+    bullets=lambda items: "\n".join(f"- {item}" for item in items),
+    separator="\n\n",
+)
+SLACK: Final = replace(MARKDOWN, escape=escape.slack)
+HTML: Final = Markup(
+    escape=escape.html,
+    strong=lambda text: f"<strong>{text}</strong>",
+    emphasis=lambda text: f"<em>{text}</em>",
+    anchor=lambda label, url: f'<a href="{html.escape(url, quote=True)}">{label}</a>',
+    paragraph=lambda text: f"<p>{text}</p>",
+    bullets=lambda items: "<ul>\n" + "".join(f"<li>{item}</li>\n" for item in items) + "</ul>",
+    separator="\n",
+)
+PLAIN: Final = Markup(
+    escape=escape.plain,
+    strong=_same,
+    emphasis=_same,
+    anchor=lambda label, url: f"{label}: {url}",
+    paragraph=_same,
+    bullets=MARKDOWN.bullets,
+    separator="\n\n",
+)
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -49,21 +111,24 @@ def headline(result: ResultDetail) -> str:
     return f"tests {result.status}"
 
 
-def context(result: ResultDetail) -> list[str]:
-    """Where it happened: branch, deploy, environment (each only when known)."""
-    parts = []
-    if result.branch:
-        parts.append(result.branch)
-    if deploy := result.custom_data.get("deploy_id"):
-        parts.append(f"deploy {deploy}")
-    if environment := result.custom_data.get("environment"):
-        parts.append(str(environment))
-    return parts
+def context(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> list[str]:
+    """Where it happened: branch, deploy, environment (each only when known), escaped by
+    ``text``."""
+    found = [
+        (None, result.branch),
+        ("deploy", result.custom_data.get("deploy_id")),
+        (None, result.custom_data.get("environment")),
+    ]
+    return [
+        (f"{label} " if label else "") + text(clip(str(value), MAX_CONTEXT_CHARS))
+        for label, value in found
+        if value
+    ]
 
 
-def title(result: ResultDetail) -> str:
-    """``❌ 2 of 14 tests failed · feat/login · deploy abc-123``."""
-    return " · ".join([f"{icon(result.status)} {headline(result)}", *context(result)])
+def title(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> str:
+    """``❌ 2 of 14 tests failed · feat/login · deploy abc-123``; plain text unless told."""
+    return " · ".join([f"{icon(result.status)} {headline(result)}", *context(result, text)])
 
 
 def duration(ms: int | None) -> str:
@@ -95,53 +160,62 @@ def failing(result: ResultDetail) -> list[TestCase]:
 
 
 def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """On one line, at most ``limit`` characters; cut before escaping, so no escape is cut."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def links(test: TestCase) -> str:
-    """``[screenshot](…) · [video](…) · [run](…)``, each only when the test has one."""
+def links(test: TestCase, markup: Markup = MARKDOWN) -> str:
+    """``[screenshot](…) · [video](…) · [run](…)``, each only when the test has an http(s) one."""
     found = [("screenshot", test.screenshot_url), ("video", test.video_url), ("run", test.url)]
-    return " · ".join(f"[{label}]({link})" for label, link in found if link)
+    return " · ".join(a for label, url in found if (a := markup.link(label, url)))
 
 
-def failure_lines(result: ResultDetail) -> list[str]:
+def failure_lines(result: ResultDetail, markup: Markup = MARKDOWN) -> list[str]:
+    """One list item per failing test (without the list's bullet), at most ``MAX_FAILURES``."""
     items = failing(result)
     lines = []
     for item in items[:MAX_FAILURES]:
-        line = f"- **{item.name}** ({duration(item.duration_ms)})"
+        name = markup.strong(markup.escape(clip(item.name, MAX_NAME_CHARS)))
+        line = f"{name} ({duration(item.duration_ms)})"
         if item.error:
-            line += f": {clip(item.error)}"
-        if evidence := links(item):
+            line += f": {markup.escape(clip(item.error))}"
+        if evidence := links(item, markup):
             line += f" — {evidence}"
         lines.append(line)
     if len(items) > MAX_FAILURES:
-        lines.append(f"- … and {len(items) - MAX_FAILURES} more in the report")
+        lines.append(f"… and {len(items) - MAX_FAILURES} more in the report")
     return lines
 
 
-def body(result: ResultDetail) -> str:
-    where = ", ".join(context(result))
-    first = f"**{headline(result)}**" + (f" on {where}" if where else "")
+def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
+    where = ", ".join(context(result, markup.escape))
+    first = markup.strong(headline(result)) + (f" on {where}" if where else "")
     first += f" in {duration(result.duration_ms)}" if result.duration_ms is not None else ""
-    lines = [first]
+    blocks = [markup.paragraph(first)]
     if result.summary:
-        lines += ["", clip(result.summary)]
-    if failures := failure_lines(result):
-        lines += ["", "Failing tests:", *failures]
-    evidence = [f"[Full report]({result.links.report})"] if result.links.report else []
+        blocks.append(markup.paragraph(markup.escape(clip(result.summary))))
+    if failures := failure_lines(result, markup):
+        blocks += [markup.paragraph("Failing tests:"), markup.bullets(failures)]
+    evidence = [markup.link("Full report", result.links.report)]
     if not failures:  # the failing lines already link their own evidence
-        evidence += [f"[screenshot]({u})" for u in result.links.screenshots[:3]]
-        evidence += [f"[video]({u})" for u in result.links.videos[:3]]
-    if evidence:
-        lines += ["", " · ".join(evidence)]
-    lines += ["", f"_{result.provider} result #{result.id}_"]
-    return "\n".join(lines)
+        evidence += [markup.link("screenshot", u) for u in result.links.screenshots[:3]]
+        evidence += [markup.link("video", u) for u in result.links.videos[:3]]
+    if shown := [e for e in evidence if e]:
+        blocks.append(markup.paragraph(" · ".join(shown)))
+    blocks.append(markup.paragraph(markup.emphasis(f"{result.provider} result #{result.id}")))
+    return markup.separator.join(blocks)
 
 
 def notify_kind(status: str) -> str:
     return {"passed": "success", "failed": "failure", "error": "failure"}.get(status, "warning")
 
 
-def message(result: ResultDetail) -> Message:
-    return Message(title=title(result), body=body(result), kind=notify_kind(result.status))
+def message(
+    result: ResultDetail, markup: Markup = MARKDOWN, title_text: Callable[[str], str] = escape.plain
+) -> Message:
+    """The message in ``markup``; its title in plain text unless the target writes it into the
+    body (then ``title_text`` is the body's escape)."""
+    return Message(
+        title=title(result, title_text), body=body(result, markup), kind=notify_kind(result.status)
+    )
