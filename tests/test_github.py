@@ -193,3 +193,27 @@ def test_a_sha_that_is_not_hex_is_shown_escaped_not_in_a_code_span(tmp_path: Pat
     assert "commit \\`\\<\u200d/details\\>\\`" in comment_body(value)
     (hexed,) = results(tmp_path, "failed")
     assert f"commit `{SHA[:12]}`" in comment_body(hexed)
+
+
+@pytest.mark.parametrize(
+    ("custom", "error"),
+    [
+        ({"sha": "abc/../../issues/7/comments"}, "it must be a commit's hex SHA"),
+        ({"repository": "../x"}, "it must be owner/name"),
+        ({"repository": "acme/.."}, "it must be owner/name"),
+        ({"repository": "acme/shop/issues"}, "it must be owner/name"),
+    ],
+)
+def test_custom_data_cannot_steer_the_api_path(
+    github: FakeGithub, tmp_path: Path, custom: dict[str, str], error: str
+) -> None:
+    """repository and sha land in the API path with our token: nothing reaches another
+    endpoint, and the refusal is permanent with the reason."""
+    (value,) = results(tmp_path, "failed", **custom)
+    targets = ["github://commit-status"]
+    if "repository" in custom:  # the comment's path holds the repository, not the sha
+        targets.append("github://pr-comment")
+    for target in targets:
+        (outcome,) = send(github.url, target, value)
+        assert not outcome.ok and outcome.permanent and error in (outcome.error or "")
+    assert github.sink.received == [], "nothing may reach GitHub"

@@ -42,6 +42,9 @@ COMMIT_STATES: Final = {
     "pending": "pending",
     "running": "pending",
 }
+# Letters, digits, '-', '_' and '.', but never a path segment of dots only.
+REPOSITORY_PART: Final = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]{1,100}")
+COMMIT_SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 MAX_TABLE_ROWS: Final = 100
 MAX_TABLE_NAME_CHARS: Final = 120
 SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -130,11 +133,7 @@ class GithubSender:
     # -- commit status -------------------------------------------------------------------
 
     async def commit_status(self, result: ResultDetail) -> None:
-        repository = _repository(result)
-        if not result.sha:
-            raise _missing(
-                "sha", "the commit to set the status of (also read: commit_sha, head_sha)"
-            )
+        repository, sha = _repository(result), _sha(result)
         payload: dict[str, Any] = {
             "state": COMMIT_STATES.get(result.status, "error"),
             "description": status_description(result),
@@ -142,7 +141,7 @@ class GithubSender:
         }
         if report := escape.link(result.links.report):  # never a javascript: link
             payload["target_url"] = report
-        await self.call("POST", f"/repos/{repository}/statuses/{result.sha}", payload)
+        await self.call("POST", f"/repos/{repository}/statuses/{sha}", payload)
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -202,15 +201,23 @@ def _repository(result: ResultDetail) -> str:
     repository = result.repository
     if not repository:
         raise _missing("repository", "owner/name of the GitHub repository (also read: repo)")
-    if repository.count("/") != 1 or " " in repository:
-        raise Refused(
-            Outcome(
-                ok=False,
-                permanent=True,
-                error=f"custom_data.repository is {repository!r}; it must be owner/name",
-            )
-        )
+    owner, _, name = repository.partition("/")
+    if not (REPOSITORY_PART.fullmatch(owner) and REPOSITORY_PART.fullmatch(name)):
+        # It lands in the API path with our token: "../" must not reach another endpoint.
+        raise _refused(f"custom_data.repository is {repository!r}; it must be owner/name")
     return repository
+
+
+def _sha(result: ResultDetail) -> str:
+    if not result.sha:
+        raise _missing("sha", "the commit to set the status of (also read: commit_sha, head_sha)")
+    if not COMMIT_SHA.fullmatch(result.sha):
+        raise _refused(f"custom_data.sha is {result.sha[:80]!r}; it must be a commit's hex SHA")
+    return result.sha
+
+
+def _refused(error: str) -> Refused:
+    return Refused(Outcome(ok=False, permanent=True, error=error))
 
 
 def _missing(key: str, meaning: str) -> Refused:
