@@ -13,6 +13,7 @@ from litestar.types import HTTPRequestEvent, Message, Receive, Scope, Send
 from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
 from receiver.clock import utcnow
 from receiver.logs import get_logger
+from receiver.store import NotWritable
 from receiver.services import Services
 from receiver.web.errors import report_internal
 
@@ -136,6 +137,10 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
     except PayloadRejected as exc:
         log.info("callback", id=exc.callback_id, outcome="rejected", reason=exc.detail)
         status, payload = _refused(services, "rejected", 400, exc.detail)
+        return await _answer(send, status, payload)
+    except NotWritable as exc:  # a full disk, a read-only file: the sender may try again later
+        log.error("callback.not_stored", error=str(exc))
+        status, payload = _refused(services, "error", 503, f"Not stored: {exc}")
         return await _answer(send, status, payload)
     elapsed = time.perf_counter() - started
     # Answered first: the client's next callback should not wait for our log line.
