@@ -64,6 +64,7 @@ SELECT id, received_at < ? AND purged_at IS NULL AND (result_id IS NULL
 FROM callbacks WHERE id > ? ORDER BY id LIMIT ?
 """
 DIGEST_WINDOW: Final = "SELECT id, received_at < ? FROM callbacks WHERE id > ? ORDER BY id LIMIT ?"
+INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 EMPTY_BODIES: Final = (
     "UPDATE callbacks SET body = ?, headers = NULL, purged_at = ? WHERE id IN ({ids})"
 )
@@ -123,13 +124,11 @@ def _window(rows: list[tuple[object, ...]], changed: int, *, old: bool | None = 
 
 
 def reclaim(tx: Tx, pages: int) -> int:
-    """Give up to ``pages`` free pages back to the file system; how many were freed."""
+    """Give up to ``pages`` free pages back to the file system; how many free pages are left
+    (0 on a file without incremental auto-vacuum: nothing to do step by step there)."""
     if tx.dialect != SQLITE:
         return 0  # PostgreSQL's autovacuum does it
-    return len(tx.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall())
-
-
-def free_pages(tx: Tx) -> int:
-    if tx.dialect != SQLITE:
+    if tx.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
         return 0
+    tx.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
     return int(tx.execute("PRAGMA freelist_count").fetchone()[0])

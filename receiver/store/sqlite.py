@@ -70,8 +70,8 @@ def connect(path: str, *, readonly: bool = False) -> SqliteConnection:
     if readonly:
         conn.execute("PRAGMA query_only = ON")
         return conn
-    # Free pages go back to the file system in small steps after a purge; only a new file can
-    # take it without a VACUUM (receiver purge --vacuum does that for an older one).
+    # Free pages go back to the file system in small steps after a purge. Only a new file takes
+    # this setting; a file made before it keeps its size and reuses its free pages.
     conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: an acknowledged callback survives power loss, not only a process crash.

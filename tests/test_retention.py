@@ -1,0 +1,190 @@
+"""Retention on a real SQLite file: what is old goes in small batches, digests outlive bodies,
+a result with a pending delivery stays, the file gives its pages back; and `receiver purge`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.cli import main
+from receiver.config import RetentionSettings
+from receiver.retention import cutoffs, purge, purge_now
+from receiver.routing import Router
+from receiver.store import Store
+from tests.conftest import SECRET
+from tests.notify_helpers import make_config, route
+from tests.store_helpers import body_for, intake, opened, take_one
+
+OLD = "2020-01-01T00:00:00.000000Z"  # older than any keep_days
+MIDDLE = "2026-06-01T00:00:00.000000Z"
+
+
+def fill(database: Store, count: int, *, start: int = 0, router: Router | None = None) -> None:
+    async def run() -> None:
+        into = intake(database, router)
+        await asyncio.gather(*(take_one(into, body_for(n)) for n in range(start, start + count)))
+
+    asyncio.run(run())
+
+
+def age(db_path: Path, when: str, *, ids: range | None = None) -> None:
+    """Backdate rows (all, or those with these ids) as if they had come in at ``when``."""
+    conn = sqlite3.connect(db_path)
+    where = f" WHERE id BETWEEN {ids.start} AND {ids.stop - 1}" if ids else ""
+    with conn:
+        conn.execute(f"UPDATE results SET created_at = ?{where}", [when])
+        conn.execute(f"UPDATE jobs SET created_at = ?{where}", [when])
+        conn.execute(f"UPDATE callbacks SET received_at = ?{where}", [when])
+    conn.close()
+
+
+def counts(db_path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db_path)
+    try:
+        found = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("results", "tests", "jobs", "deliveries", "callbacks")
+        }
+        found["bodies"] = conn.execute(
+            "SELECT count(*) FROM callbacks WHERE purged_at IS NULL"
+        ).fetchone()[0]
+        return found
+    finally:
+        conn.close()
+
+
+def checkpointed_size(db_path: Path) -> int:
+    """The file's size once the WAL's pages are in it."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    return os.path.getsize(db_path)
+
+
+SETTINGS = RetentionSettings(keep_days=90, keep_digest_days=400)
+
+
+def test_old_rows_go_their_digests_stay_and_a_replay_is_still_a_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with opened(path) as database:
+        fill(database, 30)
+        age(path, MIDDLE, ids=range(1, 21))  # 20 older than 90 days, younger than 400
+        purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=7, pause=0))
+        assert (purged.results, purged.jobs, purged.bodies, purged.digests) == (20, 20, 20, 0)
+        assert counts(path) == {
+            "results": 10,
+            "tests": 10,  # the seed callback has one test
+            "jobs": 10,
+            "deliveries": 0,
+            "callbacks": 30,
+            "bodies": 10,
+        }
+        replay = asyncio.run(take_one(intake(database), body_for(5)))
+    assert replay.duplicate and replay.result_id == 6 and replay.status is None
+
+
+def test_digests_go_after_keep_digest_days(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with opened(path) as database:
+        fill(database, 12)
+        age(path, OLD, ids=range(1, 5))
+        age(path, MIDDLE, ids=range(5, 9))
+        purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=5, pause=0))
+    assert (purged.results, purged.bodies, purged.digests) == (8, 8, 4)
+    assert counts(path)["callbacks"] == 8
+
+
+def test_a_result_with_a_pending_delivery_is_never_purged(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    config = make_config(tmp_path, route("all", "json://127.0.0.1:9/never"))
+    with opened(path) as database:
+        fill(database, 3, router=Router.from_config(config))  # three pending deliveries
+        database.write_sync(
+            lambda tx: tx.execute("UPDATE deliveries SET state = 'sent' WHERE result_id = 2")
+        )
+        age(path, OLD)
+        purged = asyncio.run(purge(database, cutoffs(SETTINGS), pause=0))
+    assert purged.results == 1  # the one whose delivery was sent
+    assert counts(path)["results"] == 2 and counts(path)["deliveries"] == 2
+
+
+def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with opened(path) as database:
+        fill(database, 400)
+        before = checkpointed_size(path)
+        age(path, OLD)
+        asyncio.run(purge(database, cutoffs(SETTINGS), pause=0))
+        after = checkpointed_size(path)
+        free = database.read(lambda tx: tx.execute("PRAGMA freelist_count").fetchone()[0])
+    assert free == 0
+    assert after < before / 4, (before, after)
+
+
+def test_a_dry_run_counts_exactly_what_a_purge_deletes_and_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.db"
+    with opened(path) as database:
+        fill(database, 10)
+        age(path, OLD, ids=range(1, 7))
+        before = counts(path)
+        would = purge_now(database, cutoffs(SETTINGS), dry_run=True)
+        assert counts(path) == before
+        did = purge_now(database, cutoffs(SETTINGS))
+    assert would == did and did.results == 6 and did.digests == 6
+
+
+def invoke(config_path: Path, db: Path, *args: str) -> tuple[int, str]:
+    env = {"RECEIVER_DB": str(db), "QUALITYMAX_WEBHOOK_SECRET": SECRET}
+    result = CliRunner().invoke(main, ["purge", "--config", str(config_path), *args], env=env)
+    return result.exit_code, result.output
+
+
+def test_receiver_purge_by_hand(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    config = tmp_path / "receiver.toml"
+    config.write_text("[retention]\nkeep_days = 30\n")
+    with opened(path) as database:
+        fill(database, 5)
+    age(path, MIDDLE, ids=range(1, 3))
+    assert invoke(config, path, "--dry-run") == (
+        0,
+        "would purge: 2 results (with their tests and deliveries), 2 jobs, 2 callback bodies, "
+        "0 callback digests\n",
+    )
+    assert counts(path)["results"] == 5
+    code, output = invoke(config, path, "--older-than", "100000")
+    assert (code, output.startswith("purged: 0 results")) == (0, True)
+    code, output = invoke(config, path)
+    assert (code, output.startswith("purged: 2 results")) == (0, True)
+    assert counts(path)["results"] == 3
+
+
+def test_receiver_purge_refuses_a_missing_database(tmp_path: Path) -> None:
+    config = tmp_path / "receiver.toml"
+    config.write_text("")
+    code, output = invoke(config, tmp_path / "nowhere.db")
+    assert code == 1 and output.startswith("Error: No database at")
+    assert not (tmp_path / "nowhere.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[retention]\nkeep_days = 0\n", "keep_days must be greater than 0"),
+        ("[retention]\nkeep_days = 90\nkeep_digest_days = 30\n", "a digest must outlive"),
+    ],
+)
+def test_retention_settings_are_checked(tmp_path: Path, text: str, error: str) -> None:
+    config = tmp_path / "receiver.toml"
+    config.write_text(text)
+    code, output = invoke(config, tmp_path / "r.db")
+    assert code == 1 and error in output
