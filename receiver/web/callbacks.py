@@ -13,8 +13,8 @@ from litestar.types import HTTPRequestEvent, Message, Receive, Scope, Send
 from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
 from receiver.clock import utcnow
 from receiver.logs import get_logger
-from receiver.store import NotWritable
 from receiver.services import Services
+from receiver.store import NotWritable
 from receiver.web.errors import report_internal
 
 log = get_logger("receiver.callbacks")
