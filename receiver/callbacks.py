@@ -102,9 +102,9 @@ class CallbackIntake:
         The result's id is reserved first, so that its callback, and a job made for it, are
         written pointing at it.
         """
-        seen = callbacks.find(tx, record.digest)
-        if seen is not None:
-            return Kept(_repeat(seen))
+        callback_id = callbacks.claim(tx, record)
+        if callback_id is None:
+            return Kept(_repeat(callbacks.find(tx, record.digest)))
         result = decoded.result
         result_id = results.reserve_id(tx) if result is not None else None
         job_id = jobs.find_id(
@@ -116,8 +116,9 @@ class CallbackIntake:
         made_job = job_id is None and record.job_key is None and result is not None
         if made_job and result is not None:
             job_id = jobs.insert(tx, _made_job(record.provider, result, result_id))
-        callback_id = callbacks.insert(
+        callbacks.insert(
             tx,
+            callback_id,
             record,
             job_id=job_id,
             result_id=result_id,

@@ -467,8 +467,8 @@ def _cut(text: str, width: int) -> str:
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing")
 def purge(config_file: str | None, older_than: float | None, dry_run: bool) -> None:
-    """Delete what retention would delete: results, tests, jobs, deliveries and callback
-    bodies older than [retention] keep_days (never a result with a pending delivery), and
+    """Delete what retention would delete: results, tests, jobs, deliveries and callbacks
+    older than [retention] keep_days (never a result with a pending delivery), and
     callback digests older than keep_digest_days. The running service does the same every hour.
 
     \b
@@ -489,5 +489,5 @@ def purge(config_file: str | None, older_than: float | None, dry_run: bool) -> N
     verb = "would purge" if dry_run else "purged"
     click.echo(
         f"{verb}: {purged.results} results (with their tests and deliveries), "
-        f"{purged.jobs} jobs, {purged.bodies} callback bodies, {purged.digests} callback digests"
+        f"{purged.jobs} jobs, {purged.callbacks} callbacks, {purged.digests} callback digests"
     )

@@ -72,7 +72,7 @@ class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 
 class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    keep_days: float = 90  # results, tests, jobs, deliveries and callback bodies
+    keep_days: float = 90  # results, tests, jobs, deliveries and callbacks
     keep_digest_days: float = 400  # a callback's digest: a replay after the purge is a duplicate
 
 

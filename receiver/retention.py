@@ -1,9 +1,9 @@
 """Retention: what is older than ``[retention] keep_days`` goes, a little at a time.
 
-Results, their tests and deliveries, jobs, and callbacks' bodies older than ``keep_days`` are
-deleted (a result never while one of its deliveries is pending); a callback's row, with its
-digest, stays until ``keep_digest_days`` so that an old body replayed after the purge is still a
-duplicate and notifies nobody. Each batch is its own short transaction through the store's
+Results, their tests and deliveries, jobs, and callbacks older than ``keep_days`` are deleted (a
+result never while one of its deliveries is pending); a callback's digest stays until
+``keep_digest_days`` so that an old body replayed after the purge is still a duplicate and
+notifies nobody. Each batch is its own short transaction through the store's
 writer, with a pause between batches, so ingestion never waits long behind a purge. Freed pages
 go back to the file system afterwards, a few at a time.
 

@@ -48,7 +48,7 @@ def stored(db_path: str | Path) -> list[bytes]:
     """Digests of every stored callback, one per row."""
     conn = sqlite3.connect(db_path)
     try:
-        return [bytes(row[0]) for row in conn.execute("SELECT digest FROM callbacks")]
+        return [bytes(row[0]) for row in conn.execute("SELECT digest FROM callback_digests")]
     finally:
         conn.close()
 

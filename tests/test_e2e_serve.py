@@ -21,7 +21,7 @@ def unique_body(n: int) -> bytes:
 
 def stored_digests(db_path: str) -> list[bytes]:
     with sqlite3.connect(db_path) as conn:
-        return [bytes(row[0]) for row in conn.execute("SELECT digest FROM callbacks")]
+        return [bytes(row[0]) for row in conn.execute("SELECT digest FROM callback_digests")]
 
 
 def test_every_acknowledged_callback_survives_sigkill(

@@ -40,6 +40,7 @@ def age(db_path: Path, when: str, *, ids: range | None = None) -> None:
         conn.execute(f"UPDATE results SET created_at = ?{where}", [when])
         conn.execute(f"UPDATE jobs SET created_at = ?{where}", [when])
         conn.execute(f"UPDATE callbacks SET received_at = ?{where}", [when])
+        conn.execute(f"UPDATE callback_digests SET received_at = ?{where}", [when])
     conn.close()
 
 
@@ -50,9 +51,7 @@ def counts(db_path: Path) -> dict[str, int]:
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("results", "tests", "jobs", "deliveries", "callbacks")
         }
-        found["bodies"] = conn.execute(
-            "SELECT count(*) FROM callbacks WHERE purged_at IS NULL"
-        ).fetchone()[0]
+        found["digests"] = conn.execute("SELECT count(*) FROM callback_digests").fetchone()[0]
         return found
     finally:
         conn.close()
@@ -77,17 +76,17 @@ def test_old_rows_go_their_digests_stay_and_a_replay_is_still_a_duplicate(tmp_pa
         fill(database, 30)
         age(path, MIDDLE, ids=range(1, 21))  # 20 older than 90 days, younger than 400
         purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=7, pause=0))
-        assert (purged.results, purged.jobs, purged.bodies, purged.digests) == (20, 20, 20, 0)
+        assert (purged.results, purged.jobs, purged.callbacks, purged.digests) == (20, 20, 20, 0)
         assert counts(path) == {
             "results": 10,
             "tests": 10,  # the seed callback has one test
             "jobs": 10,
             "deliveries": 0,
-            "callbacks": 30,
-            "bodies": 10,
+            "callbacks": 10,
+            "digests": 30,
         }
         replay = asyncio.run(take_one(intake(database), body_for(5)))
-    assert replay.duplicate and replay.result_id == 6 and replay.status is None
+    assert (replay.duplicate, replay.callback_id, replay.result_id) == (True, 6, None)
 
 
 def test_digests_go_after_keep_digest_days(tmp_path: Path) -> None:
@@ -97,8 +96,8 @@ def test_digests_go_after_keep_digest_days(tmp_path: Path) -> None:
         age(path, OLD, ids=range(1, 5))
         age(path, MIDDLE, ids=range(5, 9))
         purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=5, pause=0))
-    assert (purged.results, purged.bodies, purged.digests) == (8, 8, 4)
-    assert counts(path)["callbacks"] == 8
+    assert (purged.results, purged.callbacks, purged.digests) == (8, 8, 4)
+    assert (counts(path)["callbacks"], counts(path)["digests"]) == (4, 8)
 
 
 def test_a_result_with_a_pending_delivery_is_never_purged(tmp_path: Path) -> None:
@@ -157,7 +156,7 @@ def test_receiver_purge_by_hand(tmp_path: Path) -> None:
     age(path, MIDDLE, ids=range(1, 3))
     assert invoke(config, path, "--dry-run") == (
         0,
-        "would purge: 2 results (with their tests and deliveries), 2 jobs, 2 callback bodies, "
+        "would purge: 2 results (with their tests and deliveries), 2 jobs, 2 callbacks, "
         "0 callback digests\n",
     )
     assert counts(path)["results"] == 5

@@ -60,7 +60,9 @@ def test_a_database_of_the_first_releases_is_upgraded_in_place(tmp_path: Path) -
     conn.commit()
     conn.close()
     with opened(path) as database:
-        digest = database.read(lambda tx: tx.execute("SELECT digest FROM callbacks").fetchone()[0])
+        digest = database.read(
+            lambda tx: tx.execute("SELECT digest FROM callback_digests").fetchone()[0]
+        )
         applied = database.read(
             lambda tx: [r[0] for r in tx.execute("SELECT name FROM _migrations")]
         )

@@ -1,4 +1,5 @@
-"""Callbacks: every verified inbound delivery, verbatim (raw body, the headers we keep, digest)."""
+"""Callbacks: every verified inbound delivery, verbatim (raw body, the headers we keep), and
+their digests, which decide what is a repeat and outlive the callbacks (see retention)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Final
 import msgspec
 
 from receiver.store.errors import NotFound
-from receiver.store.tx import Tx
+from receiver.store.tx import POSTGRESQL, SQLITE, Tx
 
 
 class CallbackRecord(msgspec.Struct, kw_only=True):
@@ -32,65 +33,91 @@ class StoredCallback(msgspec.Struct, kw_only=True):
     status: str | None
 
 
-# A repeat is answered like the first delivery, its result's status included (None once purged).
-FIND: Final = """
-SELECT c.id, c.outcome, c.error, c.result_id, c.job_id, r.status
-FROM callbacks c LEFT JOIN results r ON r.id = c.result_id
-WHERE c.digest = ?
-"""
-INSERT: Final = """
-INSERT INTO callbacks (provider, job_key, job_id, result_id, digest, body, headers, outcome, error,
-    received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+# A digest row's id is its callback's: reserved here, so both are written with it.
+RESERVE_ID: Final = {
+    SQLITE: "SELECT coalesce(max(id), 0) + 1 FROM callback_digests",
+    POSTGRESQL: "SELECT nextval(pg_get_serial_sequence('callbacks', 'id'))",
+}
+# The unique digest decides: a body seen before inserts nothing (on PostgreSQL, also when another
+# instance's transaction holding it commits meanwhile).
+CLAIM_DIGEST: Final = """
+INSERT INTO callback_digests (id, digest, received_at) VALUES (?, ?, ?)
+ON CONFLICT (digest) DO NOTHING
 RETURNING id
 """
-SELECT_BODY: Final = "SELECT body, purged_at FROM callbacks WHERE id = ?"
+# A repeat is answered like the first delivery, its result's status included (None once purged).
+FIND: Final = """
+SELECT d.id, c.outcome, c.error, c.result_id, c.job_id, r.status
+FROM callback_digests d
+LEFT JOIN callbacks c ON c.id = d.id
+LEFT JOIN results r ON r.id = c.result_id
+WHERE d.digest = ?
+"""
+INSERT: Final = """
+INSERT INTO callbacks (id, provider, job_key, job_id, result_id, body, headers, outcome, error,
+    received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+SELECT_BODY: Final = "SELECT body FROM callbacks WHERE id = ?"
 COUNT_BY_OUTCOME: Final = "SELECT outcome, count(*) FROM callbacks GROUP BY outcome"
 
 
-def find(tx: Tx, digest: bytes) -> StoredCallback | None:
+def claim(tx: Tx, record: CallbackRecord) -> int | None:
+    """The new callback's id, its digest recorded; None when the body was seen before."""
+    callback_id = int(tx.execute(RESERVE_ID[tx.dialect]).fetchone()[0])
+    row = tx.execute(CLAIM_DIGEST, [callback_id, record.digest, record.received_at]).fetchone()
+    return None if row is None else callback_id
+
+
+def find(tx: Tx, digest: bytes) -> StoredCallback:
+    """The first delivery of a body seen before (outcome ``accepted`` once it was purged)."""
     row = tx.execute(FIND, [digest]).fetchone()
     if row is None:
-        return None
+        raise NotFound("No callback with that digest")
     return StoredCallback(
-        id=row[0], outcome=row[1], error=row[2], result_id=row[3], job_id=row[4], status=row[5]
+        id=row[0],
+        outcome=row[1] or "accepted",
+        error=row[2],
+        result_id=row[3],
+        job_id=row[4],
+        status=row[5],
     )
 
 
 def insert(
     tx: Tx,
+    callback_id: int,
     record: CallbackRecord,
     *,
     job_id: int | None,
     result_id: int | None,
     outcome: str,
     error: str | None,
-) -> int:
-    row = tx.execute(
+) -> None:
+    """Keep the callback under the id ``claim`` gave it."""
+    tx.execute(
         INSERT,
         [
+            callback_id,
             record.provider,
             record.job_key,
             job_id,
             result_id,
-            record.digest,
             record.body,
             msgspec.json.encode(record.headers).decode(),
             outcome,
             error,
             record.received_at,
         ],
-    ).fetchone()
-    callback_id: int = row[0]
-    return callback_id
+    )
 
 
-def body_of(tx: Tx, callback_id: int) -> bytes | None:
-    """The raw body as received; None once retention purged it."""
+def body_of(tx: Tx, callback_id: int) -> bytes:
+    """The raw body as received."""
     row = tx.execute(SELECT_BODY, [callback_id]).fetchone()
     if row is None:
-        raise NotFound(f"No callback {callback_id}")
-    return None if row[1] is not None else bytes(row[0])
+        raise NotFound(f"No callback {callback_id} (retention purges them after keep_days)")
+    return bytes(row[0])
 
 
 def count_by_outcome(tx: Tx) -> dict[str, int]:

@@ -2,9 +2,8 @@
 
 Rows are walked by id in windows of ``batch`` (ids grow with time, so the oldest rows come
 first and no index on the timestamps is needed): a window holding nothing old enough ends a
-step. A result with a delivery still pending is never purged; a callback keeps its row (its
-digest, so a replay is still a duplicate) after its body and headers are emptied, until the
-digest cutoff.
+step. A result with a delivery still pending is never purged; a callback's digest outlives it
+until the digest cutoff, so a replay is still a duplicate.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ from typing import Final
 
 import msgspec
 
-from receiver.clock import utcnow
 from receiver.store.tx import SQLITE, Tx, marks
 
 
 class Cutoffs(msgspec.Struct, frozen=True, kw_only=True):
-    before: str  # results, tests, jobs, deliveries and callback bodies older than this go
-    digests_before: str  # callback rows (their digests) older than this go
+    before: str  # results, tests, jobs, deliveries and callbacks older than this go
+    digests_before: str  # callback digests older than this go
 
 
 class Window(msgspec.Struct, kw_only=True):
@@ -35,7 +33,7 @@ class Window(msgspec.Struct, kw_only=True):
 class Purged(msgspec.Struct, kw_only=True):
     results: int = 0
     jobs: int = 0
-    bodies: int = 0
+    callbacks: int = 0
     digests: int = 0
 
     def add(self, step: str, count: int) -> None:
@@ -43,7 +41,7 @@ class Purged(msgspec.Struct, kw_only=True):
 
     @property
     def total(self) -> int:
-        return self.results + self.jobs + self.bodies + self.digests
+        return self.results + self.jobs + self.callbacks + self.digests
 
 
 Step = Callable[[Tx, Cutoffs, int, int], Window]
@@ -58,16 +56,15 @@ SELECT id, created_at < ? AND (result_id IS NULL
     OR NOT EXISTS (SELECT 1 FROM results r WHERE r.id = jobs.result_id))
 FROM jobs WHERE id > ? ORDER BY id LIMIT ?
 """
-BODY_WINDOW: Final = """
-SELECT id, received_at < ? AND purged_at IS NULL AND (result_id IS NULL
+CALLBACK_WINDOW: Final = """
+SELECT id, received_at < ? AND (result_id IS NULL
     OR NOT EXISTS (SELECT 1 FROM results r WHERE r.id = callbacks.result_id))
 FROM callbacks WHERE id > ? ORDER BY id LIMIT ?
 """
-DIGEST_WINDOW: Final = "SELECT id, received_at < ? FROM callbacks WHERE id > ? ORDER BY id LIMIT ?"
+DIGEST_WINDOW: Final = """
+SELECT id, received_at < ? FROM callback_digests WHERE id > ? ORDER BY id LIMIT ?
+"""
 INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
-EMPTY_BODIES: Final = (
-    "UPDATE callbacks SET body = ?, headers = NULL, purged_at = ? WHERE id IN ({ids})"
-)
 
 
 def purge_results(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
@@ -89,11 +86,11 @@ def purge_jobs(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
     return _window(rows, len(doomed), old=any(row[1] for row in rows))
 
 
-def empty_bodies(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
-    rows = tx.execute(BODY_WINDOW, [cutoffs.before, after, batch]).fetchall()
+def purge_callbacks(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
+    rows = tx.execute(CALLBACK_WINDOW, [cutoffs.before, after, batch]).fetchall()
     doomed = [row[0] for row in rows if row[1]]
     if doomed:
-        tx.execute(EMPTY_BODIES.format(ids=marks(doomed)), [b"", utcnow(), *doomed])
+        tx.execute(f"DELETE FROM callbacks WHERE id IN ({marks(doomed)})", doomed)
     return _window(rows, len(doomed), old=any(row[1] for row in rows))
 
 
@@ -101,15 +98,15 @@ def purge_digests(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
     rows = tx.execute(DIGEST_WINDOW, [cutoffs.digests_before, after, batch]).fetchall()
     doomed = [row[0] for row in rows if row[1]]
     if doomed:
-        tx.execute(f"DELETE FROM callbacks WHERE id IN ({marks(doomed)})", doomed)
+        tx.execute(f"DELETE FROM callback_digests WHERE id IN ({marks(doomed)})", doomed)
     return _window(rows, len(doomed))
 
 
-# In this order: a result goes before its job, a callback's body only once its result is gone.
+# In this order: a result goes before its job, a callback only once its result is gone.
 STEPS: Final[dict[str, Step]] = {
     "results": purge_results,
     "jobs": purge_jobs,
-    "bodies": empty_bodies,
+    "callbacks": purge_callbacks,
     "digests": purge_digests,
 }
 
