@@ -185,7 +185,7 @@ def decode(body: bytes) -> Decoded:
     try:
         callback = qualitymax.decode_callback(body)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
-        if str(exc).startswith("Expected `object`"):
+        if str(exc).startswith("Expected `object`") and " - at `" not in str(exc):
             return Decoded(error="The body is JSON but not an object; send a JSON object")
         return Decoded(error=f"The callback does not match the QualityMax format: {exc}")
     except msgspec.DecodeError as exc:
