@@ -7,6 +7,7 @@ acknowledged before the transaction holding it has committed.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -14,11 +15,16 @@ import msgspec
 from sqlite_utils import Database
 
 from receiver import signatures, store
+from receiver.logs import get_logger
 from receiver.providers import qualitymax
 from receiver.results import Result
 
+log = get_logger("receiver.callbacks")
+
 # What we keep of the request headers; never the signature itself.
 KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-request-id")
+# Failures of the store itself, not of a body's content: those answer 5xx (the sender retries).
+STORE_FAILURES: Final = (store.StoreError, sqlite3.OperationalError, MemoryError)
 
 # Called inside the transaction that stored the intake's results, with them in order (several
 # from ``write_many``): routing writes the outbox there.
@@ -96,10 +102,26 @@ class CallbackIntake:
             headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
             received_at=received_at,
         )
-        outcome = await self.store.write_item(self, Received(record, decode(body)))
+        try:
+            outcome: Kept = await self.store.write_item(self, Received(record, decode(body)))
+        except STORE_FAILURES:
+            raise
+        except Exception as exc:  # content we failed to foresee: keep the body all the same
+            outcome = await self._keep_unforeseen(record, exc)
         if isinstance(outcome, PayloadRejected):
             raise outcome
         return outcome
+
+    async def _keep_unforeseen(self, record: store.CallbackRecord, exc: Exception) -> Kept:
+        """A signed body that broke normalising or storing is kept as rejected, so that no
+        content can make a callback both answered 5xx and lost; the traceback is logged."""
+        log.exception("callback.unforeseen", error=type(exc).__name__, digest=record.digest)
+        error = (
+            f"The callback could not be normalised ({type(exc).__name__}); its raw body is "
+            "kept and the service log has the cause"
+        )
+        rejected = Received(record, Decoded(error=error))
+        return await self.store.write(lambda db: self.write_one(db, rejected))
 
     def write_one(self, db: Database, item: Received) -> Kept:
         """Runs in the writer's transaction: dedupe, then callback + job + result (+ outbox).
