@@ -264,6 +264,9 @@ def validate_request(request: WebhookRequest) -> None:
     _check_url("url", request.url)
     _check_text("feature_description", request.feature_description, MAX_FEATURE_CHARS)
     _check_url("callback_url", request.callback_url)
+    custom_data = limits.custom_data_problem(request.custom_data)
+    if custom_data is not None:
+        raise RequestInvalid(*custom_data)
     size = len(msgspec.json.encode(request.custom_data))
     if size > MAX_CUSTOM_DATA_BYTES:
         raise RequestInvalid(
