@@ -37,8 +37,8 @@ TEST_RUN: Final = "test_run"  # a test case: test_run_id
 SUITE_RUN: Final = "suite_run"  # a suite: suite_run_id
 TEST_RUNS: Final = "test_runs"  # a project: test_run_ids, comma-separated
 
-# A custom viewport side: the document says only "pixels"; no browser window is larger, and a
-# bound here refuses an absurd number before Qualigate is asked.
+# A custom viewport side: the document says only "pixels". 16384 is past any screen a test
+# emulates; the bound refuses an absurd number (2^63, 0) before Qualigate is asked.
 MAX_VIEWPORT_PIXELS: Final = 16384
 Pixels = Annotated[int, msgspec.Meta(ge=1, le=MAX_VIEWPORT_PIXELS)]
 
