@@ -24,6 +24,7 @@ from receiver.services import Services
 from receiver.store import open_store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
+from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
@@ -83,6 +84,7 @@ def create_app(config: Config) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.server.max_body_bytes,
+        request_class=BoundedRequest,
         openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),
         debug=False,
         logging_config=None,

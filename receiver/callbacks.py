@@ -7,6 +7,7 @@ acknowledged before the transaction holding it has committed.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Mapping
 from functools import partial
 from typing import Final
@@ -14,15 +15,20 @@ from typing import Final
 import msgspec
 
 from receiver import signatures
+from receiver.logs import get_logger
 from receiver.providers import qualitymax
 from receiver.record import Recorded, RecordedHook, Recorder
 from receiver.results import Result
-from receiver.store import Store, callbacks, jobs, results
+from receiver.store import Store, StoreError, callbacks, jobs, results
 from receiver.store.callbacks import CallbackRecord, StoredCallback
 from receiver.store.tx import Tx
 
+log = get_logger("receiver.callbacks")
+
 # What we keep of the request headers; never the signature itself.
 KEPT_HEADERS: Final = ("content-type", "content-length", "user-agent", "x-request-id")
+# Failures of the store itself, not of a body's content: those answer 5xx (the sender retries).
+STORE_FAILURES: Final = (StoreError, sqlite3.OperationalError, MemoryError)
 
 
 class SignatureRejected(Exception):
@@ -89,12 +95,27 @@ class CallbackIntake:
             headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
             received_at=received_at,
         )
-        kept = await self.store.write(partial(self.keep, record, decode(body)))
+        try:
+            kept = await self.store.write(partial(self.keep, record, decode(body)))
+        except STORE_FAILURES:
+            raise
+        except Exception as exc:  # content we failed to foresee: keep the body all the same
+            kept = await self._keep_unforeseen(record, exc)
         if kept.recorded is not None and self.on_recorded is not None:
             self.on_recorded(kept.recorded)
         if isinstance(kept.answer, PayloadRejected):
             raise kept.answer
         return kept.answer
+
+    async def _keep_unforeseen(self, record: CallbackRecord, exc: Exception) -> Kept:
+        """A signed body that broke normalising or storing is kept as rejected, so that no
+        content can make a callback both answered 5xx and lost; the traceback is logged."""
+        log.exception("callback.unforeseen", error=type(exc).__name__, digest=record.digest.hex())
+        error = (
+            f"The callback could not be normalised ({type(exc).__name__}); its raw body is "
+            "kept and the service log has the cause"
+        )
+        return await self.store.write(partial(self.keep, record, Decoded(error=error)))
 
     def keep(self, record: CallbackRecord, decoded: Decoded, tx: Tx) -> Kept:
         """In the writer's transaction: dedupe, then the callback, its job and its result.
@@ -152,7 +173,7 @@ def decode(body: bytes) -> Decoded:
     try:
         callback = qualitymax.decode_callback(body)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
-        if str(exc).startswith("Expected `object`"):
+        if str(exc).startswith("Expected `object`") and " - at `" not in str(exc):
             return Decoded(error="The body is JSON but not an object; send a JSON object")
         return Decoded(error=f"The callback does not match the QualityMax format: {exc}")
     except msgspec.DecodeError as exc:

@@ -6,6 +6,8 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
+from receiver.limits import pr_number_of
+
 # Providers hand custom_data back untouched; it is the user's own JSON, so its values stay open.
 CustomData = dict[str, Any]
 
@@ -85,14 +87,8 @@ class Result(msgspec.Struct, kw_only=True):
 
     @property
     def pr_number(self) -> int | None:
-        value = self.custom_data.get("pr_number")
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return None
+        """A number that cannot name a pull request (0, negative, beyond 64 bits) names none."""
+        return pr_number_of(self.custom_data.get("pr_number"))
 
 
 def _text(value: object) -> str | None:

@@ -7,7 +7,7 @@ limited to 30 requests a minute per API key; the client keeps under that by itse
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -36,6 +36,11 @@ RATE_WINDOW: Final = 60.0  # seconds
 TEST_RUN: Final = "test_run"  # a test case: test_run_id
 SUITE_RUN: Final = "suite_run"  # a suite: suite_run_id
 TEST_RUNS: Final = "test_runs"  # a project: test_run_ids, comma-separated
+
+# A custom viewport side: the document says only "pixels". 16384 is past any screen a test
+# emulates; the bound refuses an absurd number (2^63, 0) before Qualigate is asked.
+MAX_VIEWPORT_PIXELS: Final = 16384
+Pixels = Annotated[int, msgspec.Meta(ge=1, le=MAX_VIEWPORT_PIXELS)]
 
 # The context's keys and where in custom_data they come from (DESIGN.md's conventions).
 CONTEXT_KEYS: Final = {
@@ -71,8 +76,8 @@ class TriggerRequest(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_un
     project_id: str | None = None
     browserType: str | None = None  # the API's own camelCase names
     viewportPreset: str | None = None
-    viewportWidth: int | None = None
-    viewportHeight: int | None = None
+    viewportWidth: Pixels | None = None
+    viewportHeight: Pixels | None = None
     context: Context | None = None
 
 

@@ -12,7 +12,7 @@ import httpx
 import msgspec
 import stamina
 
-from receiver import redact
+from receiver import limits, redact
 from receiver.results import CustomData, Failure, Result, TestCase, normalise_status
 from receiver.signatures import sign
 
@@ -42,9 +42,10 @@ class CallbackFailure(msgspec.Struct, kw_only=True):
 
 class CallbackResults(msgspec.Struct, kw_only=True):
     status: str | None = None
-    total_tests: int | None = None
-    passed: int | None = None
-    failed: int | None = None
+    # Bounded while decoding: a count SQLite cannot hold is refused with its path named.
+    total_tests: limits.Count | None = None
+    passed: limits.Count | None = None
+    failed: limits.Count | None = None
     duration_ms: int | float | None = None
     report_app_url: str | None = None
     report_url: str | None = None
@@ -62,8 +63,21 @@ class Callback(msgspec.Struct, kw_only=True):
 
 
 def decode_callback(body: bytes) -> Callback:
-    """Decode a callback body; raises msgspec.DecodeError / ValidationError on bad input."""
-    return msgspec.json.decode(body, type=Callback)
+    """Decode a callback body; raises msgspec.DecodeError / ValidationError on bad input,
+    nesting too deep included (anywhere, or in custom_data beyond MAX_CUSTOM_DATA_DEPTH)."""
+    try:
+        callback = msgspec.json.decode(body, type=Callback)
+    except RecursionError:  # nested beyond Python's stack, even in a field that is skipped
+        depth, field = limits.nesting(body)
+        raise msgspec.ValidationError(
+            f"Nested {depth} levels deep, too deep to decode - at `$.{field or '...'}`"
+        ) from None
+    if limits.too_deep(callback.custom_data, limits.MAX_CUSTOM_DATA_DEPTH):
+        raise msgspec.ValidationError(
+            f"Nested deeper than {limits.MAX_CUSTOM_DATA_DEPTH} levels, the most custom_data "
+            "may have - at `$.custom_data`"
+        )
+    return callback
 
 
 def to_result(callback: Callback) -> Result | None:
@@ -82,7 +96,7 @@ def to_result(callback: Callback) -> Result | None:
         total=results.total_tests if results.total_tests is not None else len(tests),
         passed=passed,
         failed=failed,
-        duration_ms=_ms(results.duration_ms),
+        duration_ms=limits.duration_ms(results.duration_ms),
         report_url=results.report_app_url or results.report_url,
         summary=callback.workflow_summary,
         external_job_id=callback.job_id,
@@ -96,7 +110,7 @@ def _test_case(test: CallbackTest) -> TestCase:
     return TestCase(
         name=test.test or test.name or "(unnamed test)",
         status=normalise_status(test.status) if test.status else "error",
-        duration_ms=_ms(test.duration_ms),
+        duration_ms=limits.duration_ms(test.duration_ms),
         error=test.error or test.error_message,
         screenshot_url=test.screenshot_url,
         video_url=test.video_url,
@@ -125,10 +139,6 @@ def _failure(failure: str | CallbackFailure) -> Failure:
 
 def _count(tests: list[TestCase], status: str) -> int:
     return sum(1 for t in tests if t.status == status)
-
-
-def _ms(value: int | float | None) -> int | None:
-    return None if value is None else int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +292,9 @@ def validate_request(request: WebhookRequest) -> None:
     _check_url("url", request.url)
     _check_text("feature_description", request.feature_description, MAX_FEATURE_CHARS)
     _check_url("callback_url", request.callback_url)
+    custom_data = limits.custom_data_problem(request.custom_data)
+    if custom_data is not None:
+        raise RequestInvalid(*custom_data)
     size = len(msgspec.json.encode(request.custom_data))
     if size > MAX_CUSTOM_DATA_BYTES:
         raise RequestInvalid(

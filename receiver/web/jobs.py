@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.spec import Example
 from litestar.params import Body
 
-from receiver import jobs
+from receiver import jobs, limits
 from receiver.logs import get_logger
 from receiver.poller import SubmittedJob
 from receiver.providers import POLLING_PROVIDERS, PROVIDERS, polling
@@ -147,6 +147,9 @@ async def submit_polling(services: Services, data: dict[str, Any]) -> SubmittedJ
     """Trigger the run and hand it to the poller; the rest of the body is the provider's
     request, decoded (unknown fields refused) by the provider's own Struct."""
     envelope = decode(data, PollingJob)  # only its two fields are read; the rest stays in data
+    problem = limits.custom_data_problem(envelope.custom_data)
+    if problem is not None:  # refused before the provider hears of it: see receiver.limits
+        raise HTTPException(status_code=400, detail=": ".join(problem))
     fields = {k: v for k, v in data.items() if k not in PollingJob.__struct_fields__}
     if services.poller is None:
         raise HTTPException(
