@@ -12,15 +12,17 @@ from litestar.openapi import OpenAPIConfig
 from receiver import __version__, preflight, redact
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config
+from receiver.jobs import Submission
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import start_poller
+from receiver.providers import configured
 from receiver.record import Recorder
 from receiver.retention import Retention
 from receiver.server import die_with_parent
-from receiver.services import Services
+from receiver.services import DEPENDENCIES, Services
 from receiver.store import open_store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
@@ -29,7 +31,7 @@ from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
-from receiver.web.jobs import SubmitController
+from receiver.web.jobs import submit_handler
 
 log = get_logger("receiver.app")
 
@@ -44,21 +46,26 @@ def create_app(config: Config) -> Litestar:
         database.check_writable()  # a read-only file opens quietly: refuse it here
         recorder = Recorder(router)
         worker = DeliveryWorker(database, config)
+        providers = configured(config)
+        submission = Submission(database, config, providers)
         services = app.state.services = Services(
             config=config,
             store=database,
             intake=CallbackIntake(
-                database,
-                config.qualitymax.webhook_secrets,
-                recorder,
-                on_recorded=worker.recorded,
+                database, config.qualitymax.webhook_secrets, recorder, on_recorded=worker.recorded
             ),
             metrics=Metrics(),
             worker=worker,
+            submission=submission,
+            providers=providers,
         )
         await worker.start()
-        # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
-        services.poller = start_poller(config, database, recorder, on_recorded=worker.recorded)
+        # Jobs of providers that do not call back: polled until they end.
+        services.poller = start_poller(
+            providers.values(), database, recorder, on_recorded=worker.recorded
+        )
+        if services.poller is not None:
+            submission.on_polled = services.poller.wake
         retention = Retention(database, config.retention)
         retention.start()
         log.info("service.started", db=redact.url(config.db_path), config=config.source)
@@ -71,16 +78,19 @@ def create_app(config: Config) -> Litestar:
             if services.poller is not None:
                 await services.poller.stop()
             await worker.stop()
+            for provider in providers.values():
+                await provider.aclose()
             database.close()
             log.info("service.stopped")
 
     api = Router(
         "/",
-        route_handlers=[ResultsController, JobsController, SubmitController, DeliveriesController],
+        route_handlers=[ResultsController, JobsController, submit_handler(), DeliveriesController],
         guards=[bearer_guard],
     )
     return Litestar(
         route_handlers=[take_callback, api, health, metrics],
+        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.server.max_body_bytes,

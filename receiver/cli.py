@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, preflight, redact, views
+from receiver import __version__, preflight, providers, redact, views
 from receiver.config import (
     Config,
     ConfigError,
@@ -25,8 +25,7 @@ from receiver.config import (
     load_config,
     polling_only,
 )
-from receiver.providers import PROVIDERS, QUALITYMAX
-from receiver.providers.polling import ProviderError
+from receiver.providers.errors import ProviderError
 from receiver.routing import Router
 from receiver.store import Store, StoreError, open_store
 from receiver.store import deliveries as outbox
@@ -59,8 +58,8 @@ def config_option(fn: F) -> F:
 def provider_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--provider",
-        type=click.Choice(PROVIDERS),
-        default=QUALITYMAX,
+        type=click.Choice(providers.names()),
+        default=providers.DEFAULT,
         show_default=True,
         help=help_text,
     )

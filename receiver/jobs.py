@@ -1,154 +1,120 @@
-"""Submitting a job: record it, give it an unguessable key, build its callback URL, send it.
+"""Submitting a job to any provider: check it, record it, send it, record the provider's answer.
 
-The order matters: the job row exists (with its ``job_key``) before the partner hears of it, so
-even a callback that arrives before the partner's answer is linked to its job.
+The order is the design. Nothing is recorded before the request passes the provider's own
+checks. The job is recorded (for a provider that calls back, with an unguessable key in its
+callback URL) before the provider hears of it: a callback that arrives before the provider's
+answer is linked to its job, and a crash in between leaves a job receiver knows of, never a run
+at the provider that receiver never hears of.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Mapping
 
 import msgspec
 
 from receiver.config import Config
-from receiver.providers import qualitymax as qm
-from receiver.results import CustomData
+from receiver.logs import get_logger
+from receiver.providers.base import JobBody, Outgoing, Provider, Sent
+from receiver.providers.errors import NotConfigured, ProviderError
 from receiver.store import Store
-from receiver.store import jobs as stored_jobs
+from receiver.store import jobs as stored
+
+log = get_logger("receiver.jobs")
 
 
-class JobRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``POST /api/jobs`` for QualityMax (web/jobs.py sends only its provider's bodies here):
-    QualityMax's webhook request, ``callback_url`` filled in by receiver."""
+class JobSubmitted(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What POST /api/jobs answers, whichever the provider."""
 
-    provider: str = qm.NAME
-    url: str = ""
-    feature_description: str = ""
-    custom_data: CustomData = msgspec.field(default_factory=dict)
-    auth: qm.Auth | None = None
-    options: qm.Options | None = None
-    callback_url: str | None = None
-
-
-class JobSubmitted(msgspec.Struct, kw_only=True):
     id: int
     provider: str
     state: str
-    callback_url: str
     external_id: str | None
+    external_kind: str | None = None  # a polled provider's: what the poller asks about
+    callback_url: str | None = None  # a provider that calls back: where it will post
 
 
-class SubmitRefused(Exception):
-    """The request cannot be submitted as it is; nothing was recorded or sent."""
+class Submission:
+    """Submits jobs with the service's providers (shared, so their rate windows are too)."""
 
+    def __init__(
+        self,
+        database: Store,
+        config: Config,
+        providers: Mapping[str, Provider],
+        *,
+        on_polled: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = database
+        self.config = config
+        self.providers = providers
+        self.on_polled = on_polled  # the poller's wake-up: a polled job was sent
 
-class NotConfigured(Exception):
-    """The service lacks a setting submitting needs; the message names it."""
+    async def submit(self, request: JobBody) -> JobSubmitted:
+        """Check, record, send, record the answer; a ProviderError names what went wrong."""
+        provider = self.provider(type(request).__struct_config__.tag)
+        job_key = secrets.token_urlsafe(24) if provider.calls_back else None
+        callback = self._callback_url(job_key) if job_key else None
+        outgoing = provider.prepare(request, callback)
+        new = stored.NewJob(
+            provider=provider.name,
+            state="submitted",
+            job_key=job_key,
+            url=outgoing.url,
+            request=outgoing.kept,
+            custom_data=request.custom_data,
+            callback_url=callback,
+        )
+        job_id = await self.store.write(lambda tx: stored.insert(tx, new))
+        sent = await self._send(provider, outgoing, job_id)
+        if sent.external_kind is not None and self.on_polled is not None:
+            self.on_polled()
+        log.info("job.submitted", id=job_id, provider=provider.name, external=sent.external_id)
+        return JobSubmitted(
+            id=job_id,
+            provider=provider.name,
+            state=sent.state,
+            external_id=sent.external_id,
+            external_kind=sent.external_kind,
+            callback_url=callback,
+        )
 
-
-class SubmitFailed(Exception):
-    """The partner refused the job or could not be reached; the job is recorded as ``error``."""
-
-    def __init__(self, job_id: int, cause: qm.QualityMaxError) -> None:
-        super().__init__(str(cause))
-        self.job_id = job_id
-        self.cause = cause
-
-
-def client_for(config: Config) -> qm.QualityMaxClient:
-    settings = config.qualitymax
-    api_key, slug, secrets_ = settings.api_key, settings.partner_slug, settings.webhook_secrets
-    if not (api_key and slug and secrets_):
-        missing = [
-            name
-            for name, value in (
-                ("QUALITYMAX_API_KEY ([qualitymax] api_key)", api_key),
-                ("QUALITYMAX_PARTNER_SLUG ([qualitymax] partner_slug)", slug),
-                ("QUALITYMAX_WEBHOOK_SECRET ([qualitymax] webhook_secret)", secrets_),
+    async def _send(self, provider: Provider, outgoing: Outgoing, job_id: int) -> Sent:
+        try:
+            sent = await provider.send(outgoing)
+        except ProviderError as exc:
+            reason = str(exc)  # the job's own error: without "job N recorded as error"
+            exc.job_id = job_id
+            await self.store.write(lambda tx: stored.set_error(tx, job_id, reason))
+            log.warning("job.refused", id=job_id, provider=provider.name, reason=reason)
+            raise
+        await self.store.write(
+            lambda tx: stored.set_sent(
+                tx, job_id, external_id=sent.external_id, external_kind=sent.external_kind
             )
-            if not value
-        ]
-        raise NotConfigured(
-            f"Submitting jobs needs {', '.join(missing)}: set it on the service and restart"
         )
-    return qm.QualityMaxClient(
-        base_url=settings.base_url, api_key=api_key, webhook_secret=secrets_[0], partner_slug=slug
-    )
+        return sent
 
+    def provider(self, name: str | int | None) -> Provider:
+        """The configured provider of that name; NotConfigured names the setting it lacks."""
+        provider = self.providers.get(str(name))
+        if provider is None:
+            setting = f"{str(name).upper()}_API_KEY ([{name}] api_key)"
+            raise NotConfigured(
+                str(name),
+                f"provider: {name} is not configured on this service: set {setting} and restart",
+            )
+        return provider
 
-def callback_url(config: Config, job_key: str) -> str:
-    public_url = (config.server.public_url or "").rstrip("/")
-    if not public_url:
-        raise NotConfigured(
-            "RECEIVER_PUBLIC_URL is not set: the service cannot tell QualityMax where to post "
-            f"results. Set it (or [server] public_url in {config.source}) to the URL at which "
-            "QualityMax reaches this service, and restart"
-        )
-    return f"{public_url}/callbacks/{qm.NAME}/{job_key}"
-
-
-def webhook_request(job: JobRequest, callback: str) -> qm.WebhookRequest:
-    """The partner's request; raise SubmitRefused naming the field when a limit is broken."""
-    if job.callback_url is not None:
-        raise SubmitRefused(
-            "callback_url: receiver fills it in (so the result is linked to the job); remove it"
-        )
-    request = qm.WebhookRequest(
-        url=job.url,
-        feature_description=job.feature_description,
-        callback_url=callback,
-        auth=job.auth,
-        custom_data=job.custom_data,
-        options=job.options,
-    )
-    try:
-        qm.validate_request(request)
-    except qm.RequestInvalid as exc:
-        raise SubmitRefused(str(exc)) from None
-    return request
-
-
-def _kept_request(request: qm.WebhookRequest) -> str:
-    """The request as stored: the login password never reaches the database."""
-    auth = request.auth
-    if auth is not None and auth.password:
-        request = msgspec.structs.replace(
-            request, auth=msgspec.structs.replace(auth, password="****")
-        )
-    return msgspec.json.encode(request).decode()
-
-
-async def submit(
-    database: Store,
-    config: Config,
-    job: JobRequest,
-    client: qm.QualityMaxClient | None = None,
-) -> JobSubmitted:
-    """Validate, record, send, record the partner's id; raise a typed error on each failure."""
-    job_key = secrets.token_urlsafe(24)
-    request = webhook_request(job, callback_url(config, job_key))
-    partner = client or client_for(config)
-    new = stored_jobs.NewJob(
-        provider=job.provider,
-        state="submitted",
-        job_key=job_key,
-        url=request.url,
-        request=_kept_request(request),
-        custom_data=request.custom_data,
-        callback_url=request.callback_url,
-    )
-    job_id = await database.write(lambda tx: stored_jobs.insert(tx, new))
-    try:
-        answer = await partner.submit(request)
-    except qm.QualityMaxError as exc:
-        reason = str(exc)
-        await database.write(lambda tx: stored_jobs.set_error(tx, job_id, reason))
-        raise SubmitFailed(job_id, exc) from None
-    await database.write(lambda tx: stored_jobs.set_sent(tx, job_id, external_id=answer.job_id))
-    return JobSubmitted(
-        id=job_id,
-        provider=job.provider,
-        state="submitted",
-        callback_url=request.callback_url,
-        external_id=answer.job_id,
-    )
+    def _callback_url(self, job_key: str) -> str:
+        public_url = (self.config.server.public_url or "").rstrip("/")
+        if not public_url:
+            raise NotConfigured(
+                "receiver",
+                "RECEIVER_PUBLIC_URL is not set: the service cannot tell the provider where to "
+                "post results. Set it (or [server] public_url in "
+                f"{self.config.source}) to the URL at which providers reach this service, and "
+                "restart",
+            )
+        return f"{public_url}/callbacks/qualitymax/{job_key}"

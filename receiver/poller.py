@@ -13,24 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import partial
-from typing import Any, Final
-
-import msgspec
+from typing import Final
 
 from receiver import clock
 from receiver.clock import utc_after
-from receiver.config import Config
 from receiver.logs import get_logger
-from receiver.providers.polling import (
-    PollingProvider,
-    ProviderError,
-    RequestRejected,
-    UnknownTarget,
-)
+from receiver.providers import polled
+from receiver.providers.base import Provider
+from receiver.providers.errors import ProviderError, UnknownTarget
 from receiver.record import Recorded, RecordedHook, Recorder
-from receiver.results import CustomData, Result
+from receiver.results import Result
 from receiver.store import Store, jobs
 from receiver.store.jobs import PollJob
 from receiver.store.tx import Tx
@@ -41,64 +35,13 @@ MAX_ERROR_BACKOFF: Final = 300.0  # a provider down for long is asked every 5 mi
 MAX_TICK: Final = 1.0
 
 
-class SubmittedJob(msgspec.Struct, kw_only=True):
-    """What POST /api/jobs answers for a polling provider."""
-
-    id: int
-    provider: str
-    state: str
-    external_id: str
-    external_kind: str
-
-
-async def submit_polling_job(
-    database: Store,
-    provider: PollingProvider,
-    request: msgspec.Struct | Mapping[str, Any],
-    custom_data: CustomData,
-) -> SubmittedJob:
-    """Trigger a run at the provider, then record its job (state ``submitted``) for the poller.
-
-    ``request`` is the provider's ``request_type`` or a mapping of its fields (POST /api/jobs'
-    body without ``provider`` and ``custom_data``). Raises the provider's typed errors.
-    """
-    typed = _request(provider, request)
-    triggered = await provider.trigger(typed, custom_data)
-    job = jobs.NewJob(
-        provider=provider.name,
-        state=triggered.state,
-        external_id=triggered.external_id,
-        external_kind=triggered.external_kind,
-        request=msgspec.json.encode(typed).decode(),
-        custom_data=custom_data,
-    )
-    job_id = await database.write(lambda tx: jobs.insert(tx, job))
-    log.info("poll.submitted", job_id=job_id, provider=provider.name, external=job.external_id)
-    return SubmittedJob(
-        id=job_id,
-        provider=provider.name,
-        state=triggered.state,
-        external_id=triggered.external_id,
-        external_kind=triggered.external_kind,
-    )
-
-
-def _request(provider: PollingProvider, request: msgspec.Struct | Mapping[str, Any]) -> Any:
-    if isinstance(request, provider.request_type):
-        return request
-    try:
-        return msgspec.convert(request, provider.request_type)
-    except msgspec.ValidationError as exc:
-        raise RequestRejected(provider.name, f"Not a {provider.name} run request: {exc}") from None
-
-
 class Poller:
     """Polls every open job of its providers; ``start()`` and ``stop()`` live in the lifespan."""
 
     def __init__(
         self,
         database: Store,
-        providers: Iterable[PollingProvider],
+        providers: Iterable[Provider],
         recorder: Recorder,
         *,
         on_recorded: RecordedHook | None = None,
@@ -119,20 +62,6 @@ class Poller:
         seconds = [p.settings.poll_seconds for p in self.providers.values()]
         return min([MAX_TICK, *seconds])
 
-    async def submit(
-        self, provider: str, request: msgspec.Struct | Mapping[str, Any], custom_data: CustomData
-    ) -> SubmittedJob:
-        """submit_polling_job with this poller's client (and its rate windows), then wake."""
-        if provider not in self.providers:
-            raise RequestRejected(
-                provider,
-                f"{provider} is not configured: set {provider.upper()}_API_KEY "
-                f"(or [{provider}] api_key in the config)",
-            )
-        job = await submit_polling_job(self.store, self.providers[provider], request, custom_data)
-        self.wake()
-        return job
-
     def wake(self) -> None:
         self._wake.set()
 
@@ -145,7 +74,7 @@ class Poller:
         log.info("poll.started", providers=sorted(self.providers))
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Let polls in flight finish for ``grace`` seconds, then cancel; close the clients."""
+        """Let polls in flight finish for ``grace`` seconds, then cancel them."""
         self._stopping = True
         self.wake()
         if self._loop is not None:
@@ -156,8 +85,6 @@ class Poller:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for provider in self.providers.values():
-            await provider.api.aclose()
         log.info("poll.stopped")
 
     async def _run(self) -> None:
@@ -192,7 +119,7 @@ class Poller:
         await asyncio.gather(*tasks)
         return len(tasks)
 
-    async def _guarded(self, provider: PollingProvider, job: PollJob) -> None:
+    async def _guarded(self, provider: Provider, job: PollJob) -> None:
         async with self._slots:
             try:
                 await self.poll_job(provider, job)
@@ -200,7 +127,7 @@ class Poller:
                 log.exception("poll.failed", job_id=job.id, provider=provider.name)
                 await self._defer(provider, job, f"{type(exc).__name__}: {exc}")
 
-    async def poll_job(self, provider: PollingProvider, job: PollJob) -> None:
+    async def poll_job(self, provider: Provider, job: PollJob) -> None:
         settings = provider.settings
         if _age(job.created_at) >= settings.timeout_seconds:
             await self.finish(job, timeout_result(provider.name, job, settings.timeout_seconds))
@@ -225,7 +152,7 @@ class Poller:
         self._wake_in(settings.poll_seconds)
         log.debug("poll.progress", job_id=job.id, state=progress.state, raw=progress.raw_status)
 
-    async def _defer(self, provider: PollingProvider, job: PollJob, error: str) -> None:
+    async def _defer(self, provider: Provider, job: PollJob, error: str) -> None:
         wait = min(MAX_ERROR_BACKOFF, max(provider.settings.poll_seconds, 2.0**job.poll_errors))
         poll_after = utc_after(wait)
 
@@ -282,27 +209,15 @@ def _age(created_at: str) -> float:
     return (dt.datetime.now(dt.UTC) - clock.parse(created_at)).total_seconds()
 
 
-def polling_providers(config: Config) -> list[PollingProvider]:
-    """A client for each polling provider that has an API key; none configured, no poller."""
-    from receiver.providers.qualgent import Qualgent
-    from receiver.providers.qualigate import Qualigate
-
-    providers: list[PollingProvider] = []
-    if config.qualigate.api_key:
-        providers.append(Qualigate(config.qualigate))
-    if config.qualgent.api_key:
-        providers.append(Qualgent(config.qualgent))
-    return providers
-
-
 def start_poller(
-    config: Config,
+    providers: Iterable[Provider],
     database: Store,
     recorder: Recorder,
     on_recorded: RecordedHook | None = None,
 ) -> Poller | None:
-    """For the app's lifespan: a running poller, or None when no polling provider is set."""
-    providers = polling_providers(config)
+    """For the app's lifespan: a running poller of the providers that do not call back, or None
+    when there is none."""
+    providers = polled(providers)
     if not providers:
         return None
     poller = Poller(database, providers, recorder, on_recorded=on_recorded)

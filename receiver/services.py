@@ -1,17 +1,21 @@
-"""What a running service holds: built in the app's lifespan, kept on ``app.state.services``."""
+"""What a running service holds: built in the app's lifespan, kept on ``app.state.services``,
+and handed to handlers by Litestar's dependency injection (``DEPENDENCIES``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Final
 
-from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
 
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
+from receiver.jobs import Submission
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import Poller
+from receiver.providers.base import Provider
 from receiver.store import Store
 
 
@@ -21,10 +25,41 @@ class Services:
     store: Store
     intake: CallbackIntake
     metrics: Metrics
-    worker: DeliveryWorker | None = None
-    poller: Poller | None = None  # Qualigate/QualGent jobs; None when neither is configured
+    worker: DeliveryWorker
+    submission: Submission
+    providers: dict[str, Provider] = field(default_factory=dict)
+    poller: Poller | None = None  # None when no configured provider is polled
 
 
-def services_of(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state.services
+def _services(state: State) -> Services:
+    services: Services = state.services
     return services
+
+
+def _store(state: State) -> Store:
+    return _services(state).store
+
+
+def _config(state: State) -> Config:
+    return _services(state).config
+
+
+def _metrics(state: State) -> Metrics:
+    return _services(state).metrics
+
+
+def _worker(state: State) -> DeliveryWorker:
+    return _services(state).worker
+
+
+def _submission(state: State) -> Submission:
+    return _services(state).submission
+
+
+DEPENDENCIES: Final = {
+    "store": Provide(_store, sync_to_thread=False),
+    "config": Provide(_config, sync_to_thread=False),
+    "metrics": Provide(_metrics, sync_to_thread=False),
+    "worker": Provide(_worker, sync_to_thread=False),
+    "submission": Provide(_submission, sync_to_thread=False),
+}

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from receiver.providers.polling import PollingProvider
-from receiver.results import CustomData, Result
+from receiver.providers.base import JobBody, Provider
+from receiver.results import Result
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
@@ -51,17 +51,23 @@ def fault(served: Served, status: int, count: int, retry_after: float | None = N
     assert httpx.post(f"{served.url}/_sim/faults", json=body).status_code == 204
 
 
-def run_to_end(api: PollingProvider, request: Any, custom_data: CustomData | None = None) -> Result:
-    """Trigger a run and poll it (at once, again and again) until it has its result."""
+def run_to_end(provider: Provider, request: JobBody) -> Result:
+    """Check, send, and poll a run (at once, again and again) until it has its result."""
 
     async def go() -> Result:
-        triggered = await api.trigger(request, custom_data or {})
-        for _ in range(10):
-            progress = await api.poll(triggered.external_kind, triggered.external_id, {})
-            if progress.result is not None:
-                return progress.result
-            assert progress.state in ("pending", "running")
-        raise AssertionError("the run did not end")
+        try:
+            sent = await provider.send(provider.prepare(request, None))
+            assert sent.external_kind is not None
+            for _ in range(10):
+                progress = await provider.poll(
+                    sent.external_kind, sent.external_id, request.custom_data
+                )
+                if progress.result is not None:
+                    return progress.result
+                assert progress.state in ("pending", "running")
+            raise AssertionError("the run did not end")
+        finally:
+            await provider.aclose()
 
     return asyncio.run(go())
 

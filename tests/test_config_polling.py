@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from receiver.config import ConfigError, effective_settings, load_config
-from receiver.poller import polling_providers
+from receiver.providers import configured, polled
 
 REPO_CONFIG = Path(__file__).parent.parent / "config" / "receiver.toml"
 
@@ -20,7 +20,7 @@ def test_defaults_leave_polling_off(write_config: Callable[[str], Path]) -> None
         10,
     )
     assert config.qualgent.base_url == "http://api.qualgent.ai"
-    assert polling_providers(config) == []
+    assert polled(configured(config).values()) == []
 
 
 def test_keys_come_from_the_environment(write_config: Callable[[str], Path]) -> None:
@@ -30,7 +30,7 @@ def test_keys_come_from_the_environment(write_config: Callable[[str], Path]) -> 
     assert config.qualigate.api_key == "qg_from_file_var"
     assert config.qualigate.poll_seconds == 5
     assert config.qualgent.api_key == "qg_env_only_key"
-    assert [p.name for p in polling_providers(config)] == ["qualigate", "qualgent"]
+    assert [p.name for p in polled(configured(config).values())] == ["qualigate", "qualgent"]
     shown = effective_settings(config)
     assert shown["qualgent"]["api_key"] == "set (15 chars)"
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
-from receiver.config import QualgentSettings, QualigateSettings
-from receiver.poller import submit_polling_job
+from receiver.config import QualgentSettings, QualigateSettings, load_config
+from receiver.jobs import Submission
 from receiver.process import ServiceProcess
-from receiver.providers.polling import PollingProvider
+from receiver.providers import job_body_type
+from receiver.providers.base import Provider
 from receiver.providers.qualgent import Qualgent
 from receiver.providers.qualigate import Qualigate
 from receiver.simulator import qualgent as gent_sim
@@ -44,16 +46,21 @@ def polling_service(
     process.kill()
 
 
-def submit(db_path: str, provider: PollingProvider, request: dict[str, Any]) -> int:
-    """What POST /api/jobs will do, from outside the service: trigger, then record the job."""
+def submit(db_path: str, provider: Provider, request: dict[str, Any]) -> int:
+    """What POST /api/jobs does, from outside the service: record, send, record what was sent;
+    the service's poller finds the job in the database."""
+    body = msgspec.convert(
+        {"provider": provider.name, **request, "custom_data": PR}, job_body_type()
+    )
 
     async def go() -> int:
         database = open_store(db_path)
+        config = load_config(Path("/dev/null"), {})
         try:
-            job = await submit_polling_job(database, provider, request, PR)
+            job = await Submission(database, config, {provider.name: provider}).submit(body)
         finally:
             database.close()
-        await provider.api.aclose()
+            await provider.aclose()
         return job.id
 
     return asyncio.run(go())

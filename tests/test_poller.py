@@ -8,14 +8,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from receiver import views
 from receiver.clock import utcnow
-from receiver.config import QualgentSettings, QualigateSettings
-from receiver.poller import Poller, submit_polling_job
+from receiver.config import QualgentSettings, QualigateSettings, load_config
+from receiver.jobs import Submission
+from receiver.poller import Poller
 from receiver.process import free_port
-from receiver.providers.polling import PollingProvider, RequestRejected
+from receiver.providers import job_body_type
+from receiver.providers.base import Provider
+from receiver.providers.errors import NotConfigured, RequestRejected
+from receiver.providers.http import RetryPolicy
 from receiver.providers.qualgent import Qualgent
 from receiver.providers.qualigate import Qualigate
 from receiver.record import Recorded, Recorder
@@ -75,7 +80,7 @@ class Hook:
         self.calls.append((recorded.result_id, status))
 
 
-def polling(database: Store, providers: list[PollingProvider], hook: Hook | None = None) -> Poller:
+def polling(database: Store, providers: list[Provider], hook: Hook | None = None) -> Poller:
     return Poller(database, providers, Recorder(Router([])), on_recorded=hook)
 
 
@@ -104,31 +109,49 @@ def run_poller(
 
     async def go() -> list[int]:
         poller.start()
+        submission = submitting(poller)
         try:
-            ids = [(await poller.submit(p, r, PR)).id for p, r in submits]
+            ids = [(await submission.submit(body(p, r))).id for p, r in submits]
             await until(lambda: done(ids))
             return ids
         finally:
             await poller.stop()
+            for provider in poller.providers.values():
+                await provider.aclose()
 
     return asyncio.run(go())
+
+
+def submitting(poller: Poller) -> Submission:
+    """How the service submits: record, send, then wake the poller."""
+    config = load_config(Path("/dev/null"), {})
+    return Submission(poller.store, config, poller.providers, on_polled=poller.wake)
+
+
+def body(provider: str, request: dict[str, Any], custom_data: dict[str, Any] = PR) -> Any:
+    """POST /api/jobs' body, decoded as the service decodes it."""
+    fields = {"provider": provider, **request, "custom_data": custom_data}
+    return msgspec.convert(fields, job_body_type())
 
 
 def test_suite_and_mobile_runs_go_from_submit_to_one_stored_result(
     database: Store, gate_sim_fast: Served, gent_sim_fast: Served
 ) -> None:
     hook = Hook(database)
-    providers: list[PollingProvider] = [qualigate(gate_sim_fast.url), qualgent(gent_sim_fast.url)]
+    providers: list[Provider] = [qualigate(gate_sim_fast.url), qualgent(gent_sim_fast.url)]
     poller = polling(database, providers, hook)
     ids: list[int] = []
 
     async def go() -> None:
         poller.start()
-        suite = await poller.submit("qualigate", {"test_suite_id": gate_sim.MIXED_SUITE}, PR)
-        mobile = await poller.submit(
-            "qualgent",
-            {"run_all": True, "app_file_id": gent_sim.APP_ID, "device": gent_sim.DEVICE},
-            {"branch": "main"},
+        submission = submitting(poller)
+        suite = await submission.submit(body("qualigate", {"test_suite_id": gate_sim.MIXED_SUITE}))
+        mobile = await submission.submit(
+            body(
+                "qualgent",
+                {"run_all": True, "app_file_id": gent_sim.APP_ID, "device": gent_sim.DEVICE},
+                {"branch": "main"},
+            )
         )
         assert (suite.state, suite.external_kind) == ("submitted", "suite_run")
         ids.extend([suite.id, mobile.id])
@@ -182,8 +205,9 @@ def test_polling_resumes_from_the_store_after_a_restart(
         before = polling(first, [qualigate(gate_sim_fast.url)])
 
         async def submit_and_poll_once() -> int:
-            submitted = await before.submit(
-                "qualigate", {"test_case_id": gate_sim.FAILING_CASE}, PR
+            submission = submitting(before)
+            submitted = await submission.submit(
+                body("qualigate", {"test_case_id": gate_sim.FAILING_CASE})
             )
             await before.run_once()
             await before.stop()
@@ -221,7 +245,10 @@ def test_a_result_is_never_stored_twice(database: Store, gate_sim_fast: Served) 
     poller = polling(database, [qualigate(gate_sim_fast.url)], hook)
 
     async def go() -> tuple[int | None, int | None]:
-        submitted = await poller.submit("qualigate", {"test_case_id": gate_sim.PASSING_CASE}, {})
+        submission = submitting(poller)
+        submitted = await submission.submit(
+            body("qualigate", {"test_case_id": gate_sim.PASSING_CASE}, {})
+        )
         [due] = database.read(lambda tx: jobs.due_for_polling(tx, "qualigate"))
         result = Result(provider="qualigate", event="test_results", status="passed")
         both = await asyncio.gather(poller.finish(due, result), poller.finish(due, result))
@@ -253,7 +280,7 @@ def test_a_run_the_provider_does_not_know_ends_as_error(
 def test_an_unreachable_provider_defers_the_job(database: Store) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     config = QualigateSettings(base_url=url, api_key="qg_x", poll_seconds=0.01)
-    provider = Qualigate(config, attempts=1)
+    provider = Qualigate(config, policy=RetryPolicy(attempts=1))
     waiting = jobs.NewJob(
         provider="qualigate", state="running", external_id="r1", external_kind="test_run"
     )
@@ -276,18 +303,21 @@ def test_an_unreachable_provider_defers_the_job(database: Store) -> None:
     assert row[0] == 1 and row[1] > utcnow()  # asked again later, not now
 
 
-def test_submit_refuses_a_request_of_the_wrong_shape(
+def test_a_request_is_refused_before_anything_is_recorded_or_sent(
     database: Store, gate_sim_fast: Served
 ) -> None:
-    provider = qualigate(gate_sim_fast.url)
-    with pytest.raises(RequestRejected, match=r"Not a qualigate run request: .*test_case"):
-        asyncio.run(submit_polling_job(database, provider, {"test_case": "x"}, {}))
+    poller = polling(database, [qualigate(gate_sim_fast.url)])
+    with pytest.raises(msgspec.ValidationError, match="Object contains unknown field `test_case`"):
+        body("qualigate", {"test_case": "x"})
     with pytest.raises(RequestRejected, match="exactly one of"):
-        asyncio.run(submit_polling_job(database, provider, {}, {}))
+        asyncio.run(submitting(poller).submit(body("qualigate", {})))
     assert database.read(lambda tx: views.job_page(tx, limit=50).items) == []
+    assert stats(gate_sim_fast)["admitted"].get("trigger_post", 0) == 0
 
 
 def test_submit_to_an_unconfigured_provider_says_what_to_set(database: Store) -> None:
-    poller = polling(database, [])
-    with pytest.raises(RequestRejected, match="qualgent is not configured: set QUALGENT_API_KEY"):
-        asyncio.run(poller.submit("qualgent", {}, {}))
+    submission = submitting(polling(database, []))
+    with pytest.raises(
+        NotConfigured, match="qualgent is not configured on this service: set QUALGENT_API_KEY"
+    ):
+        asyncio.run(submission.submit(body("qualgent", {"test_case_id": "t"})))

@@ -9,8 +9,8 @@ import pytest
 
 from receiver.config import QualgentSettings
 from receiver.providers import qualgent
-from receiver.providers.polling import AuthRejected, RequestRejected, UnknownTarget
-from receiver.providers.qualgent import Device, JobRequest, Qualgent
+from receiver.providers.errors import AuthRejected, RequestRejected, UnknownTarget
+from receiver.providers.qualgent import Device, Qualgent, QualgentJob
 from receiver.results import Result
 from receiver.simulator import qualgent as sim
 from receiver.simulator.common import Served
@@ -23,10 +23,12 @@ PIXEL = Device(**sim.DEVICE)
 
 
 def client(url: str, key: str = sim.API_KEY) -> Qualgent:
-    return Qualgent(QualgentSettings(base_url=url, api_key=key), sleep=FakeTime().sleep)
+    time = FakeTime()
+    settings = QualgentSettings(base_url=url, api_key=key)
+    return Qualgent(settings, sleep=time.sleep, clock=time.clock)
 
 
-def run_to_end(served: Served, request: JobRequest) -> Result:
+def run_to_end(served: Served, request: QualgentJob) -> Result:
     return sims.run_to_end(client(served.url), request)
 
 
@@ -36,9 +38,10 @@ def test_wrong_key_shows_qualgents_message(qualgent_sim: Served) -> None:
 
 
 def test_unknown_test_case(qualgent_sim: Served) -> None:
-    request = JobRequest(test_case_id="tc_nope", app_file_id=sim.APP_ID, device=PIXEL)
+    request = QualgentJob(test_case_id="tc_nope", app_file_id=sim.APP_ID, device=PIXEL)
+    api = client(qualgent_sim.url)
     with pytest.raises(UnknownTarget, match="404: Test case tc_nope not found"):
-        asyncio.run(client(qualgent_sim.url).trigger(request, {}))
+        asyncio.run(api.send(api.prepare(request, None)))
 
 
 def test_unknown_test_run(qualgent_sim: Served) -> None:
@@ -55,16 +58,16 @@ def test_a_body_qualgent_cannot_read_shows_its_422(qualgent_sim: Served) -> None
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (JobRequest(), "needs test_case_id, or run_all"),
-        (JobRequest(test_case_id="tc_pass"), "needs app_file_id and device"),
-        (JobRequest(run_all=True, device=PIXEL), "run_all needs app_file_id and device"),
-        (JobRequest(run_all=True, test_case_id="tc_pass"), "not both"),
+        (QualgentJob(), "needs test_case_id, or run_all"),
+        (QualgentJob(test_case_id="tc_pass"), "needs app_file_id and device"),
+        (QualgentJob(run_all=True, device=PIXEL), "run_all needs app_file_id and device"),
+        (QualgentJob(run_all=True, test_case_id="tc_pass"), "not both"),
     ],
 )
-def test_requests_are_checked_before_sending(request_: JobRequest, message: str) -> None:
+def test_requests_are_checked_before_sending(request_: QualgentJob, message: str) -> None:
     api = client("http://127.0.0.1:9")
     with pytest.raises(RequestRejected, match=message):
-        asyncio.run(api.trigger(request_, {}))
+        api.prepare(request_, None)
     assert api.api.requests == 0
 
 
@@ -80,7 +83,7 @@ def test_requests_are_checked_before_sending(request_: JobRequest, message: str)
 def test_a_test_case_run_ends_normalised(
     qualgent_sim: Served, case: str, status: str, raw: str
 ) -> None:
-    request = JobRequest(test_case_id=case, app_file_id=sim.APP_ID, device=PIXEL)
+    request = QualgentJob(test_case_id=case, app_file_id=sim.APP_ID, device=PIXEL)
     result = run_to_end(qualgent_sim, request)
     assert (result.status, result.raw_status, result.total) == (status, raw, 1)
     [test] = result.tests
@@ -92,7 +95,7 @@ def test_a_test_case_run_ends_normalised(
 
 
 def test_run_all_by_category(qualgent_sim: Served) -> None:
-    request = JobRequest(
+    request = QualgentJob(
         run_all=True, app_file_id=sim.APP_ID, device=PIXEL, category_id="cat_smoke"
     )
     result = run_to_end(qualgent_sim, request)
@@ -117,8 +120,8 @@ def test_upload_then_run_on_it(qualgent_sim: Served, tmp_path: Path) -> None:
         latest = await api.get_app("latest")
         assert latest.name == "MyApp v1.2.0"
         assert latest.id in [a.id for a in await api.list_apps()]
-        job = JobRequest(test_case_id="tc_pass", app_file_id=latest.id, device=PIXEL)
-        triggered = await api.trigger(job, {})
+        job = QualgentJob(test_case_id="tc_pass", app_file_id=latest.id, device=PIXEL)
+        triggered = await api.send(api.prepare(job, None))
         status = await api.job_status(triggered.external_id)
         listed = await api.list_jobs()
         assert [r.id for r in listed.test_runs] == [triggered.external_id]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 
 from receiver.config import QualigateSettings
 from receiver.providers import qualigate
-from receiver.providers.polling import AuthRejected, RequestRejected, UnknownTarget
-from receiver.providers.qualigate import Qualigate, TriggerRequest
+from receiver.providers.errors import AuthRejected, RequestRejected, UnknownTarget
+from receiver.providers.qualigate import Qualigate, QualigateJob, TriggerRequest
 from receiver.results import Result
 from receiver.simulator import qualigate as sim
 from receiver.simulator.common import Served
@@ -23,11 +22,12 @@ __all__ = ["qualigate_sim"]
 
 def client(url: str, key: str = sim.API_KEY) -> Qualigate:
     time = FakeTime()
-    return Qualigate(QualigateSettings(base_url=url, api_key=key), sleep=time.sleep)
+    settings = QualigateSettings(base_url=url, api_key=key)
+    return Qualigate(settings, sleep=time.sleep, clock=time.clock)
 
 
-def run_to_end(served: Served, request: TriggerRequest, custom_data: Any = None) -> Result:
-    return sims.run_to_end(client(served.url), request, custom_data)
+def run_to_end(served: Served, request: QualigateJob) -> Result:
+    return sims.run_to_end(client(served.url), request)
 
 
 def test_wrong_key_shows_qualigates_message(qualigate_sim: Served) -> None:
@@ -60,13 +60,13 @@ def test_not_a_uuid_is_a_validation_error(qualigate_sim: Served) -> None:
 
 @pytest.mark.parametrize(
     "request_",
-    [TriggerRequest(), TriggerRequest(test_case_id="a", project_id="b")],
+    [QualigateJob(), QualigateJob(test_case_id="a", project_id="b")],
     ids=["none", "two"],
 )
-def test_exactly_one_target_is_checked_before_sending(request_: TriggerRequest) -> None:
+def test_exactly_one_target_is_checked_before_sending(request_: QualigateJob) -> None:
     api = client("http://127.0.0.1:9")
     with pytest.raises(RequestRejected, match="exactly one of test_case_id"):
-        asyncio.run(api.trigger_run(request_))
+        api.prepare(request_, None)
     assert api.api.requests == 0
 
 
@@ -100,7 +100,9 @@ def test_context_given_by_hand_wins() -> None:
 def test_a_test_case_run_ends_normalised(
     qualigate_sim: Served, case: str, status: str, error: str | None
 ) -> None:
-    result = run_to_end(qualigate_sim, TriggerRequest(test_case_id=case), {"branch": "main"})
+    result = run_to_end(
+        qualigate_sim, QualigateJob(test_case_id=case, custom_data={"branch": "main"})
+    )
     assert (result.status, result.total, result.passed) == (status, 1, int(status == "passed"))
     [test] = result.tests
     assert test.name == sim.CASES[case].name
@@ -123,7 +125,7 @@ def test_a_test_case_run_ends_normalised(
 def test_a_suite_run_ends_by_its_counts(
     qualigate_sim: Served, suite: str, status: str, raw: str, passed: int, failed: int
 ) -> None:
-    result = run_to_end(qualigate_sim, TriggerRequest(test_suite_id=suite))
+    result = run_to_end(qualigate_sim, QualigateJob(test_suite_id=suite))
     assert (result.status, result.raw_status) == (status, raw)
     assert (result.total, result.passed, result.failed) == (2, passed, failed)
     assert [t.status for t in result.tests] == ["passed", "passed" if failed == 0 else "failed"]
@@ -133,7 +135,7 @@ def test_a_suite_run_ends_by_its_counts(
 
 
 def test_a_project_run_is_polled_through_results(qualigate_sim: Served) -> None:
-    result = run_to_end(qualigate_sim, TriggerRequest(project_id=sim.PROJECT))
+    result = run_to_end(qualigate_sim, QualigateJob(project_id=sim.PROJECT))
     assert (result.status, result.total, result.passed, result.failed) == ("failed", 3, 2, 1)
     assert len(result.external_job_id.split(",")) == 3  # type: ignore[union-attr]
 

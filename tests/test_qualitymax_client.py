@@ -16,15 +16,24 @@ import msgspec
 import pytest
 import stamina
 
+from receiver.config import QualityMaxSettings
 from receiver.process import free_port
+from receiver.providers import http
 from receiver.providers import qualitymax as qm
-from receiver.results import Result
+from receiver.providers.base import Outgoing
+from receiver.providers.errors import (
+    AuthRejected,
+    MaybeReceived,
+    ProviderUnavailable,
+    RequestRejected,
+    UnknownTarget,
+)
 from receiver.signatures import verify
 from receiver.simulator.process import SimulatorProcess
 from tests.conftest import QM_KEY, QM_SLUG, SECRET
 from tests.sinks import Answer, HttpSink
 
-FAST = qm.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0, timeout=30)
+FAST = http.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0, timeout=30)
 
 
 class Capture:
@@ -62,11 +71,24 @@ def capture() -> Iterator[Capture]:
 
 
 def client_for(
-    base_url: str, *, key: str = QM_KEY, policy: qm.RetryPolicy = FAST
-) -> qm.QualityMaxClient:
-    return qm.QualityMaxClient(
-        base_url=base_url, api_key=key, webhook_secret=SECRET, partner_slug=QM_SLUG, retry=policy
+    base_url: str, *, key: str = QM_KEY, policy: http.RetryPolicy = FAST, timeout: float = 30
+) -> qm.QualityMax:
+    settings = QualityMaxSettings(
+        base_url=base_url, api_key=key, webhook_secret=SECRET, partner_slug=QM_SLUG
     )
+    return qm.QualityMax(settings, policy=policy, timeout=timeout)
+
+
+def submit(client: qm.QualityMax, wire: qm.WebhookRequest) -> str:
+    """Send an already built request; the partner's job id."""
+
+    async def go() -> str:
+        try:
+            return (await client.send(Outgoing(wire=wire, kept=""))).external_id
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
 
 
 def request(
@@ -118,9 +140,8 @@ def custom_data_of(size: int) -> dict[str, str]:
     ],
 )
 def test_a_limit_just_over_its_edge_names_the_field(changes: dict[str, Any], field: str) -> None:
-    with pytest.raises(qm.RequestInvalid) as caught:
+    with pytest.raises(RequestRejected) as caught:
         qm.validate_request(request(**changes))
-    assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
 
 
@@ -143,11 +164,19 @@ def test_custom_data_helper_is_exact() -> None:
     assert len(msgspec.json.encode(custom_data_of(4096))) == 4096
 
 
-def test_an_invalid_request_sends_nothing(simulator: SimulatorProcess) -> None:
+def test_an_invalid_request_is_refused_before_sending(simulator: SimulatorProcess) -> None:
     client = client_for(simulator.url)
-    with pytest.raises(qm.RequestInvalid, match=r"^feature_description: is 8001 characters"):
-        asyncio.run(client.submit(request(feature_description="f" * 8001)))
+    job = qm.QualityMaxJob(url="https://preview.example.com", feature_description="f" * 8001)
+    with pytest.raises(RequestRejected, match=r"^feature_description: is 8001 characters"):
+        client.prepare(job, "https://receiver.example.com/cb")
     assert counters(simulator)["webhook_requests"] == 0
+
+
+def test_auth_is_sent_whole_with_its_type() -> None:
+    """The document's request carries auth.type; leaving the default out dropped it."""
+    wire = request(auth=qm.Auth(username="qa@example.com", password="pw"))
+    sent = json.loads(qm.encode_request(wire))
+    assert sent["auth"] == {"type": "user_login", "username": "qa@example.com", "password": "pw"}
 
 
 # -- talking to the partner ----------------------------------------------------------------------
@@ -157,11 +186,11 @@ def test_submit_is_accepted_and_the_signed_callback_follows(
     simulator: SimulatorProcess, capture: Capture
 ) -> None:
     custom = {"branch": "feat/login", "pr_number": 42, "simulate": "failed"}
-    answer = asyncio.run(client_for(simulator.url).submit(request(capture.url, custom_data=custom)))
-    assert answer.accepted and answer.job_id.startswith("pwj_")
+    job_id = submit(client_for(simulator.url), request(capture.url, custom_data=custom))
+    assert job_id.startswith("pwj_")
     _headers, callback = capture.next()
     assert callback["event"] == "test_results"
-    assert callback["job_id"] == answer.job_id
+    assert callback["job_id"] == job_id
     assert callback["custom_data"] == custom
     results = callback["results"]
     assert (results["status"], results["total_tests"], results["failed"]) == ("failed", 3, 1)
@@ -172,34 +201,41 @@ def test_submit_is_accepted_and_the_signed_callback_follows(
 def test_report_logs_and_artifacts_of_a_finished_job(
     simulator: SimulatorProcess, capture: Capture
 ) -> None:
-    client = client_for(simulator.url)
-    job_id = asyncio.run(client.submit(request(capture.url))).job_id
+    job_id = submit(client_for(simulator.url), request(capture.url))
     _, callback = capture.next()
-    report = asyncio.run(client.report(job_id))
+    execution_id = callback["results"]["tests"][0]["execution_id"]
+
+    async def read() -> tuple[qm.JobReport, qm.ExecutionLogs, str]:
+        client = client_for(simulator.url)  # one client, one event loop: its pooled connections
+        try:
+            report = await client.report(job_id)
+            logs = await client.logs(execution_id)
+            return report, logs, await client.artifact_location(execution_id, "screenshot")
+        finally:
+            await client.aclose()
+
+    report, logs, location = asyncio.run(read())
     assert report.job.id == job_id and report.job.tests_generated == 3
     assert report.job.status == "callback_sent"
-    execution_id = callback["results"]["tests"][0]["execution_id"]
-    logs = asyncio.run(client.logs(execution_id))
     assert "PASS" in (logs.test_output or "")
-    location = asyncio.run(client.artifact_location(execution_id, "screenshot"))
     assert location == callback["results"]["tests"][0]["screenshot_url"]
     image = httpx.get(location)
     assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
 
 
 def test_an_unknown_report_surfaces_the_partners_404_detail(simulator: SimulatorProcess) -> None:
-    with pytest.raises(qm.PartnerRefused) as caught:
+    with pytest.raises(UnknownTarget) as caught:
         asyncio.run(client_for(simulator.url).report("pwj_nope"))
     assert caught.value.status_code == 404
-    assert caught.value.detail == "Job pwj_nope not found"
+    assert str(caught.value) == "QualityMax answered 404: Job pwj_nope not found"
 
 
 def test_a_wrong_api_key_shows_the_partners_401_detail(simulator: SimulatorProcess) -> None:
     client = client_for(simulator.url, key="qm-wrong-key")
-    with pytest.raises(qm.PartnerRefused) as caught:
-        asyncio.run(client.submit(request()))
+    with pytest.raises(AuthRejected) as caught:
+        submit(client, request())
     assert caught.value.status_code == 401
-    assert str(caught.value) == "QualityMax refused the request (401): Invalid API key"
+    assert str(caught.value) == "QualityMax answered 401: Invalid API key"
     assert counters(simulator)["webhook_requests"] == 1  # a 4xx is not retried
 
 
@@ -210,43 +246,40 @@ def test_the_partner_down_is_retried_then_reported() -> None:
     stamina.instrumentation.set_on_retry_hooks([lambda details: retries.append(details.retry_num)])
     try:
         client = client_for(f"http://127.0.0.1:{free_port()}")
-        with pytest.raises(qm.PartnerUnavailable) as caught:
-            asyncio.run(client.submit(request()))
+        with pytest.raises(ProviderUnavailable) as caught:
+            submit(client, request())
     finally:
         stamina.instrumentation.set_on_retry_hooks(hooks)
-    assert "could not be reached" in str(caught.value)
-    assert str(caught.value).endswith(f"(gave up after {FAST.attempts} attempts)")
+    assert "QualityMax is unreachable" in str(caught.value)
+    assert f"(gave up after {FAST.attempts} attempts; try again later)" in str(caught.value)
     assert retries == list(range(1, FAST.attempts))
 
 
 def test_a_503_once_then_success(simulator: SimulatorProcess) -> None:
     fault(simulator, status=503, count=1)
-    answer = asyncio.run(client_for(simulator.url).submit(request()))
-    assert answer.job_id.startswith("pwj_")
+    assert submit(client_for(simulator.url), request()).startswith("pwj_")
     assert counters(simulator)["webhook_requests"] == 2
 
 
 def test_a_503_waits_for_its_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
     fault(simulator, status=503, count=1, retry_after=1)
     started = time.monotonic()
-    answer = asyncio.run(client_for(simulator.url).submit(request()))
+    submit(client_for(simulator.url), request())
     waited = time.monotonic() - started
-    assert answer.accepted
     assert counters(simulator)["webhook_requests"] == 2
     assert waited >= 1.0  # FAST alone would have waited 0.01 s
 
 
 def test_a_429_waits_for_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
     fault(simulator, status=429, count=1, retry_after=1, detail="Rate limit exceeded")
-    answer = asyncio.run(client_for(simulator.url).submit(request()))
-    assert answer.accepted
+    submit(client_for(simulator.url), request())
     assert counters(simulator)["webhook_requests"] == 2
 
 
 def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess) -> None:
     fault(simulator, status=503, count=10)
-    with pytest.raises(qm.PartnerUnavailable) as caught:
-        asyncio.run(client_for(simulator.url).submit(request()))
+    with pytest.raises(ProviderUnavailable) as caught:
+        submit(client_for(simulator.url), request())
     assert caught.value.status_code == 503
     assert "Service unavailable -- try again later" in str(caught.value)
     assert counters(simulator)["webhook_requests"] == FAST.attempts
@@ -258,11 +291,9 @@ MAYBE = "QualityMax may or may not have received the job: check it there before 
 def test_another_5xx_to_a_submit_is_reported_not_repeated(simulator: SimulatorProcess) -> None:
     for sent, status in enumerate((500, 502, 504), start=1):
         fault(simulator, status=status, count=1, detail="upstream trouble")
-        with pytest.raises(qm.MaybeReceived) as caught:
-            asyncio.run(client_for(simulator.url).submit(request()))
-        assert str(caught.value) == (
-            f"QualityMax answered {status} to the submit: upstream trouble; {MAYBE}"
-        )
+        with pytest.raises(MaybeReceived) as caught:
+            submit(client_for(simulator.url), request())
+        assert str(caught.value) == f"QualityMax answered {status}: upstream trouble; {MAYBE}"
         assert counters(simulator)["webhook_requests"] == sent  # this one once, not again
 
 
@@ -276,32 +307,20 @@ def silent_partner() -> Iterator[HttpSink]:
 
 
 def test_a_submit_that_times_out_reading_is_posted_once(silent_partner: HttpSink) -> None:
-    client = qm.QualityMaxClient(
-        base_url=silent_partner.base_url,
-        api_key=QM_KEY,
-        webhook_secret=SECRET,
-        partner_slug=QM_SLUG,
-        timeout=0.3,
-        retry=FAST,
+    client = client_for(silent_partner.base_url, timeout=0.3)
+    with pytest.raises(MaybeReceived) as caught:
+        submit(client, request())
+    assert str(caught.value).startswith(
+        f"QualityMax is unreachable at {silent_partner.base_url}/api/webhooks/{QM_SLUG} "
     )
-    with pytest.raises(qm.MaybeReceived) as caught:
-        asyncio.run(client.submit(request()))
-    assert str(caught.value).startswith(f"POST {silent_partner.base_url}/api/webhooks/{QM_SLUG} ")
     assert str(caught.value).endswith(MAYBE)
     assert len(silent_partner.to(f"/api/webhooks/{QM_SLUG}")) == 1
 
 
 def test_a_report_that_times_out_is_asked_again(silent_partner: HttpSink) -> None:
     """Reads are idempotent GETs: a timeout is retried."""
-    client = qm.QualityMaxClient(
-        base_url=silent_partner.base_url,
-        api_key=QM_KEY,
-        webhook_secret=SECRET,
-        partner_slug=QM_SLUG,
-        timeout=0.3,
-        retry=FAST,
-    )
-    with pytest.raises(qm.PartnerUnavailable, match=r"gave up after 3 attempts\)$"):
+    client = client_for(silent_partner.base_url, timeout=0.3)
+    with pytest.raises(ProviderUnavailable, match=r"gave up after 3 attempts; try again later\)$"):
         asyncio.run(client.report("pwj_1"))
     assert len(silent_partner.to(f"{qm.PARTNER_API_PATH}/jobs/pwj_1/report")) == FAST.attempts
 
@@ -312,28 +331,21 @@ def test_a_report_that_times_out_is_asked_again(silent_partner: HttpSink) -> Non
 @pytest.mark.parametrize(
     ("error", "decision"),
     [
-        (qm.PartnerUnavailable("down"), True),
-        (qm.PartnerUnavailable("429", status_code=429, retry_after=3), 3.0),
-        (qm.PartnerUnavailable("429", status_code=429, retry_after=3600), 30.0),
-        (qm.PartnerRefused(401, "Invalid API key"), False),
-        (qm.MaybeReceived("POST timed out"), False),
-        (qm.RequestInvalid("url", "is required"), False),
+        (http._NotNow(ProviderUnavailable("QualityMax", "down")), True),
+        (http._NotNow(ProviderUnavailable("QualityMax", "429", retry_after=3)), 3.0),
+        (http._NotNow(ProviderUnavailable("QualityMax", "429", retry_after=3600)), 3600.0),
+        (AuthRejected("QualityMax", "Invalid API key"), False),
+        (MaybeReceived("QualityMax", "POST timed out"), False),
+        (RequestRejected("QualityMax", "url: is required"), False),
         (ValueError("bug"), False),
     ],
 )
 def test_retry_decisions(error: Exception, decision: bool | float) -> None:
-    assert qm._backoff(error) == decision
+    """Retry-After is obeyed in full, whatever its length (the window may be long)."""
+    assert http._wait(error) == decision
 
 
 def test_the_signature_covers_exactly_the_bytes_sent() -> None:
     body = qm.encode_request(request())
     assert json.loads(body)["callback_url"] == "https://receiver.example.com/cb"
     assert b"options" not in body  # unset options are left to the partner's defaults
-
-
-def test_enrich_fills_only_a_missing_report_link() -> None:
-    bare = Result(provider="qualitymax", event="test_results", status="error")
-    linked = qm.enrich(bare, report_url="https://qm/report")
-    assert linked.report_url == "https://qm/report"
-    assert qm.enrich(linked, report_url="https://other").report_url == "https://qm/report"
-    assert qm.enrich(bare, report_url=None).report_url is None

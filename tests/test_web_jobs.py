@@ -17,9 +17,11 @@ from litestar.testing import TestClient
 
 from receiver import jobs, views
 from receiver.app import create_app
-from receiver.config import load_config
+from receiver.config import QualityMaxSettings, load_config
 from receiver.process import ServiceProcess, free_port
 from receiver.providers import qualitymax as qm
+from receiver.providers.errors import MaybeReceived
+from receiver.providers.http import RetryPolicy
 from receiver.simulator.process import SimulatorProcess
 from tests.conftest import TOKEN, callback_body, signed
 from tests.sinks import Answer, HttpSink
@@ -114,7 +116,6 @@ def test_an_invalid_job_is_refused_and_nothing_is_recorded_or_sent(
     ("changes", "detail"),
     [
         ({"callback_url": "https://x.com/cb"}, "callback_url: receiver fills it in"),
-        ({"provider": "qualigate"}, "provider: qualigate is not configured on this service"),
         ({"provider": "qualimax"}, "provider: 'qualimax' is unknown; use qualitymax, qualigate"),
         ({"feature_description": ""}, "feature_description: is required"),
         ({"options": {"browser": "safari"}}, "options.browser: 'safari' is not one of"),
@@ -128,6 +129,18 @@ def test_bad_job_bodies_say_which_field(
     answer = api.post("/api/jobs", json=job(**changes))
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith(detail)
+
+
+def test_a_provider_the_service_has_no_settings_for_is_a_409_naming_them(
+    api: httpx.Client,
+) -> None:
+    """Said before its fields are judged: the fix is the service's setting, not the body."""
+    answer = api.post("/api/jobs", json=job(provider="qualigate"))
+    assert answer.status_code == 409
+    assert answer.json()["detail"] == (
+        "provider: qualigate is not configured on this service: set QUALIGATE_API_KEY "
+        "([qualigate] api_key) and restart"
+    )
 
 
 def test_the_api_is_closed_without_the_token(linked_service: ServiceProcess) -> None:
@@ -167,7 +180,7 @@ def test_a_wrong_partner_key_is_a_502_with_the_partners_detail_and_an_error_job(
         answer = client.post("/api/jobs", json=JOB, headers=AUTH)
         assert answer.status_code == 502
         detail = answer.json()["detail"]
-        assert detail.startswith("QualityMax refused the request (401): Invalid API key")
+        assert detail.startswith("QualityMax answered 401: Invalid API key")
         shown = client.get("/api/jobs", headers=AUTH).json()["items"][0]
     assert shown["state"] == "error"
     assert "Invalid API key" in shown["error"]
@@ -180,7 +193,7 @@ def test_the_partner_down_is_a_502_and_an_error_job(
     with stamina.set_testing(True, attempts=2), client_with(write_config, down) as client:
         answer = client.post("/api/jobs", json=JOB, headers=AUTH)
         assert answer.status_code == 502
-        assert "QualityMax could not be reached" in answer.json()["detail"]
+        assert "QualityMax is unreachable" in answer.json()["detail"]
         assert client.get("/api/jobs", headers=AUTH).json()["items"][0]["state"] == "error"
 
 
@@ -252,20 +265,19 @@ def test_a_submit_that_times_out_is_recorded_as_error_and_sent_once(
     silent.default = lambda n, r: Answer(hang=True)
     settings = {**env, "RECEIVER_PUBLIC_URL": "http://127.0.0.1:9"}
     config = load_config(write_config(""), settings)
-    partner = qm.QualityMaxClient(
-        base_url=silent.base_url,
-        api_key="qm-key",
-        webhook_secret="s",
-        partner_slug="acme",
-        timeout=0.3,
-        retry=qm.RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0),
+    settings = QualityMaxSettings(
+        base_url=silent.base_url, api_key="qm-key", webhook_secret="s", partner_slug="acme"
     )
+    policy = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0)
+    partner = qm.QualityMax(settings, timeout=0.3, policy=policy)
 
-    async def submit() -> tuple[jobs.SubmitFailed, views.JobView]:
+    async def submit() -> tuple[MaybeReceived, views.JobView]:
         with opened(Path(config.db_path)) as database:
-            with pytest.raises(jobs.SubmitFailed) as caught:
-                await jobs.submit(database, config, jobs.JobRequest(**JOB), client=partner)
+            submission = jobs.Submission(database, config, {"qualitymax": partner})
+            with pytest.raises(MaybeReceived) as caught:
+                await submission.submit(qm.QualityMaxJob(**JOB))
             job_id = caught.value.job_id
+            assert job_id is not None
             return caught.value, database.read(lambda tx: views.job_view(tx, job_id))
 
     try:
@@ -273,6 +285,6 @@ def test_a_submit_that_times_out_is_recorded_as_error_and_sent_once(
         posted = silent.to("/api/webhooks/acme")
     finally:
         silent.close()
-    assert isinstance(failed.cause, qm.MaybeReceived)
+    assert str(failed).endswith(f"(job {shown.id} recorded as error)")
     assert shown.state == "error" and shown.error is not None and shown.error.endswith(MAYBE)
     assert len(posted) == 1

@@ -8,18 +8,18 @@ under both.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from receiver.config import QualgentSettings
-from receiver.providers.polling import (
-    Client,
-    Progress,
-    RequestRejected,
-    Triggered,
-)
+from receiver.config import Config, QualgentSettings
+from receiver.providers.base import JobBody, Outgoing, Progress, Sent, check_custom_data, kept
+from receiver.providers.errors import RequestRejected
+from receiver.providers.http import Api, RetryPolicy
+from receiver.providers.window import Clock, Sleep, SlidingWindow
 from receiver.results import TERMINAL_STATUSES, CustomData, Failure, Result, TestCase
 
 NAME: Final = "qualgent"
@@ -84,7 +84,7 @@ class RunResponse(msgspec.Struct, kw_only=True):
     jobs: list[JobLink] = msgspec.field(default_factory=list)
 
 
-class JobRequest(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+class QualgentJob(JobBody, tag=NAME, omit_defaults=True):
     """What POST /api/jobs takes for QualGent: one test case, or ``run_all`` (by category)."""
 
     test_case_id: str | None = None
@@ -166,46 +166,69 @@ class TestCaseInfo(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualgent(Client[QualgentSettings]):
+class Qualgent:
     """QualGent's API for one key; one instance per service, so the rate window is shared."""
 
     name = NAME
-    request_type = JobRequest
     label = "QualGent"
-    groups = ("all",)
-    rate_limit = RATE_LIMIT
-    rate_window = RATE_WINDOW
+    request_type = QualgentJob
+    calls_back = False
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"X-Api-Key": api_key}
+    def __init__(
+        self,
+        settings: QualgentSettings,
+        *,
+        rate_limit: int = RATE_LIMIT,
+        rate_window: float = RATE_WINDOW,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.api = Api(
+            provider=self.label,
+            base_url=settings.base_url,
+            headers={"X-Api-Key": settings.api_key or ""},
+            windows={"all": SlidingWindow(rate_limit, rate_window, clock=clock)},
+            policy=policy,
+            sleep=sleep,
+        )
+
+    @classmethod
+    def from_config(cls, config: Config) -> Qualgent | None:
+        """Polled only when its key is set."""
+        return cls(config.qualgent) if config.qualgent.api_key else None
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     async def upload_app(
         self, path: Path, *, app_name: str, version: str, os: str | None = None
     ) -> UploadResponse:
         data = {"app_name": app_name, "version": version, **({"os": os} if os else {})}
         with path.open("rb") as file:
-            body = await self.api.call(
+            response = await self.api.call(
                 "POST",
                 "/v1/apps/upload",
                 window="all",
                 data=data,
                 files={"file": (path.name, file.read())},
             )
-        return msgspec.json.decode(body, type=UploadResponse)
+        return msgspec.json.decode(response.content, type=UploadResponse)
 
     async def list_apps(self) -> list[App]:
-        body = await self.api.call("GET", "/v1/apps", window="all")
-        return msgspec.json.decode(body, type=list[App])
+        response = await self.api.call("GET", "/v1/apps", window="all")
+        return msgspec.json.decode(response.content, type=list[App])
 
     async def get_app(self, app_id: str = LATEST_APP) -> App:
         """One app, or with ``latest`` the newest upload (the upload answer has no id)."""
-        body = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
-        return msgspec.json.decode(body, type=App)
+        response = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
+        return msgspec.json.decode(response.content, type=App)
 
     async def list_test_cases(self, category: str | None = None) -> list[TestCaseInfo]:
         params = {"category": category} if category else {}
-        body = await self.api.call("GET", "/v1/test-cases/list", window="all", params=params)
-        return msgspec.json.decode(body, type=list[TestCaseInfo])
+        response = await self.api.call("GET", "/v1/test-cases/list", window="all", params=params)
+        return msgspec.json.decode(response.content, type=list[TestCaseInfo])
 
     async def run(self, request: RunRequest) -> RunResponse:
         return await self._post("/v1/test-cases/run", request)
@@ -214,40 +237,53 @@ class Qualgent(Client[QualgentSettings]):
         return await self._post("/v1/test-cases/run-all", request)
 
     async def list_jobs(self) -> JobsList:
-        body = await self.api.call("GET", "/v1/jobs/list", window="all")
-        return msgspec.json.decode(body, type=JobsList)
+        response = await self.api.call("GET", "/v1/jobs/list", window="all")
+        return msgspec.json.decode(response.content, type=JobsList)
 
     async def job_status(self, test_run_id: str) -> TestRun:
-        body = await self.api.call("GET", f"/v1/jobs/status/{test_run_id}", window="all")
-        return msgspec.json.decode(body, type=TestRun)
+        response = await self.api.call("GET", f"/v1/jobs/status/{test_run_id}", window="all")
+        return msgspec.json.decode(response.content, type=TestRun)
 
     async def _post(self, path: str, request: msgspec.Struct) -> RunResponse:
-        body = await self.api.call(
+        response = await self.api.call(
             "POST",
             path,
             window="all",
             content=msgspec.json.encode(request),
             headers={"Content-Type": "application/json"},
         )
-        return msgspec.json.decode(body, type=RunResponse)
+        return msgspec.json.decode(response.content, type=RunResponse)
 
-    # -- the poller's side ---------------------------------------------------------------------
+    # -- as a Provider -------------------------------------------------------------------------
 
-    async def trigger(self, request: JobRequest, custom_data: CustomData) -> Triggered:
-        if request.app_file_id == LATEST_APP:  # run on the newest upload, named by its id
-            latest = await self.get_app(LATEST_APP)
-            request = msgspec.structs.replace(request, app_file_id=latest.id)
-        answer = await (
-            self.run_all(run_all_request(request))
-            if request.run_all
-            else self.run(run_request(request))
-        )
+    def prepare(self, request: QualgentJob, callback_url: str | None) -> Outgoing:
+        check_custom_data(self.label, request.custom_data)
+        wire = run_all_request(request) if request.run_all else run_request(request)
+        return Outgoing(wire=wire, kept=kept(request))
+
+    async def send(self, outgoing: Outgoing) -> Sent:
+        wire = outgoing.wire
+        if _uses_latest_app(wire):  # run on the newest upload, named by its id
+            wire = await self._on_latest_app(wire)
+        answer = await (self.run_all(wire) if isinstance(wire, RunAllRequest) else self.run(wire))
         ids = [i for i in (run_id(j) for j in answer.jobs) if i]
         if not ids:
             raise RequestRejected(
-                "QualGent", "QualGent queued no test run (its answer had no link)"
+                self.label, "QualGent queued no test run (its answer had no link)"
             )
-        return Triggered(external_kind=TEST_RUNS, external_id=",".join(ids))
+        return Sent(external_kind=TEST_RUNS, external_id=",".join(ids))
+
+    async def _on_latest_app(self, wire: RunRequest | RunAllRequest) -> RunRequest | RunAllRequest:
+        latest = (await self.get_app(LATEST_APP)).id
+        if isinstance(wire, RunAllRequest):
+            return msgspec.structs.replace(wire, app_file_id=latest)
+        jobs = [
+            msgspec.structs.replace(job, app_file_id=latest)
+            if job.app_file_id == LATEST_APP
+            else job
+            for job in wire.jobs
+        ]
+        return msgspec.structs.replace(wire, jobs=jobs)
 
     async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
         runs = [await self.job_status(i) for i in external_id.split(",")]
@@ -262,7 +298,13 @@ class Qualgent(Client[QualgentSettings]):
         return Progress(state="ended", result=to_result(runs, external_id, custom_data))
 
 
-def run_request(request: JobRequest) -> RunRequest:
+def _uses_latest_app(wire: RunRequest | RunAllRequest) -> bool:
+    if isinstance(wire, RunAllRequest):
+        return wire.app_file_id == LATEST_APP
+    return any(job.app_file_id == LATEST_APP for job in wire.jobs)
+
+
+def run_request(request: QualgentJob) -> RunRequest:
     if not request.test_case_id:
         raise RequestRejected(
             "QualGent", "A QualGent run needs test_case_id, or run_all: true to run every test"
@@ -280,7 +322,7 @@ def run_request(request: JobRequest) -> RunRequest:
     return RunRequest(jobs=[job])
 
 
-def run_all_request(request: JobRequest) -> RunAllRequest:
+def run_all_request(request: QualgentJob) -> RunAllRequest:
     if request.test_case_id:
         raise RequestRejected("QualGent", "Give test_case_id or run_all, not both")
     if not request.app_file_id or request.device is None:

@@ -7,17 +7,17 @@ limited to 30 requests a minute per API key; the client keeps under that by itse
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Final
 
 import msgspec
 
-from receiver.config import QualigateSettings
-from receiver.providers.polling import (
-    Client,
-    Progress,
-    RequestRejected,
-    Triggered,
-)
+from receiver.config import Config, QualigateSettings
+from receiver.providers.base import JobBody, Outgoing, Progress, Sent, check_custom_data, kept
+from receiver.providers.errors import RequestRejected
+from receiver.providers.http import Api, RetryPolicy
+from receiver.providers.window import Clock, Sleep, SlidingWindow
 from receiver.results import (
     TERMINAL_STATUSES,
     CustomData,
@@ -69,12 +69,26 @@ class Context(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class TriggerRequest(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    """``POST /api/v1/trigger``: exactly one of the three ids. Also the body of POST /api/jobs."""
+    """``POST /api/v1/trigger``: exactly one of the three ids."""
 
     test_case_id: str | None = None
     test_suite_id: str | None = None
     project_id: str | None = None
     browserType: str | None = None  # the API's own camelCase names
+    viewportPreset: str | None = None
+    viewportWidth: Pixels | None = None
+    viewportHeight: Pixels | None = None
+    context: Context | None = None
+
+
+class QualigateJob(JobBody, tag=NAME, omit_defaults=True):
+    """``POST /api/jobs`` for Qualigate: its trigger request; ``context`` is filled from
+    custom_data (fields given by hand win)."""
+
+    test_case_id: str | None = None
+    test_suite_id: str | None = None
+    project_id: str | None = None
+    browserType: str | None = None
     viewportPreset: str | None = None
     viewportWidth: Pixels | None = None
     viewportHeight: Pixels | None = None
@@ -148,36 +162,65 @@ class CiConfig(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualigate(Client[QualigateSettings]):
+class Qualigate:
     """Qualigate's API for one key; one instance per service, so the rate windows are shared."""
 
     name = NAME
-    request_type = TriggerRequest
     label = "Qualigate"
-    groups = ("trigger_post", "trigger_get", "results")
-    rate_limit = RATE_LIMIT
-    rate_window = RATE_WINDOW
+    request_type = QualigateJob
+    calls_back = False
+    # Each endpoint of the three is limited on its own.
+    WINDOWS: Final = ("trigger_post", "trigger_get", "results")
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"}
+    def __init__(
+        self,
+        settings: QualigateSettings,
+        *,
+        rate_limit: int = RATE_LIMIT,
+        rate_window: float = RATE_WINDOW,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        windows = {
+            name: SlidingWindow(rate_limit, rate_window, clock=clock) for name in self.WINDOWS
+        }
+        self.api = Api(
+            provider=self.label,
+            base_url=settings.base_url,
+            headers={"Authorization": f"Bearer {settings.api_key or ''}"},
+            windows=windows,
+            policy=policy,
+            sleep=sleep,
+        )
+
+    @classmethod
+    def from_config(cls, config: Config) -> Qualigate | None:
+        """Polled only when its key is set."""
+        return cls(config.qualigate) if config.qualigate.api_key else None
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     async def trigger_run(self, request: TriggerRequest) -> TriggerResponse:
-        check_request(request)
-        body = await self.api.call(
+        response = await self.api.call(
             "POST",
             "/api/v1/trigger",
             window="trigger_post",
             content=msgspec.json.encode(request),
             headers={"Content-Type": "application/json"},
         )
-        return msgspec.json.decode(body, type=TriggerResponse)
+        return msgspec.json.decode(response.content, type=TriggerResponse)
 
     async def run_status(
         self, *, test_run_id: str | None = None, suite_run_id: str | None = None
     ) -> RunStatus:
         params = {"test_run_id": test_run_id} if test_run_id else {"suite_run_id": suite_run_id}
-        body = await self.api.call("GET", "/api/v1/trigger", window="trigger_get", params=params)
-        return msgspec.json.decode(body, type=RunStatus)
+        response = await self.api.call(
+            "GET", "/api/v1/trigger", window="trigger_get", params=params
+        )
+        return msgspec.json.decode(response.content, type=RunStatus)
 
     async def results(
         self, *, test_run_ids: list[str] | None = None, suite_run_id: str | None = None
@@ -187,27 +230,35 @@ class Qualigate(Client[QualigateSettings]):
             if suite_run_id
             else {"test_run_ids": ",".join(test_run_ids or [])}
         )
-        body = await self.api.call("GET", "/api/v1/results", window="results", params=params)
-        return msgspec.json.decode(body, type=Results)
+        response = await self.api.call("GET", "/api/v1/results", window="results", params=params)
+        return msgspec.json.decode(response.content, type=Results)
 
     async def ci_config(self, project_id: str) -> CiConfig:
-        body = await self.api.call(
-            "GET", "/api/v1/ci-config", window=None, params={"project_id": project_id}
+        response = await self.api.call(
+            "GET", "/api/v1/ci-config", params={"project_id": project_id}
         )
-        return msgspec.json.decode(body, type=CiConfig)
+        return msgspec.json.decode(response.content, type=CiConfig)
 
-    # -- the poller's side ---------------------------------------------------------------------
+    # -- as a Provider -------------------------------------------------------------------------
 
-    async def trigger(self, request: TriggerRequest, custom_data: CustomData) -> Triggered:
-        answer = await self.trigger_run(with_context(request, custom_data))
+    def prepare(self, request: QualigateJob, callback_url: str | None) -> Outgoing:
+        check_custom_data(self.label, request.custom_data)
+        fields = msgspec.structs.asdict(request)
+        del fields["custom_data"]
+        wire = with_context(TriggerRequest(**fields), request.custom_data)
+        check_request(wire)
+        return Outgoing(wire=wire, kept=kept(wire))
+
+    async def send(self, outgoing: Outgoing) -> Sent:
+        answer = await self.trigger_run(outgoing.wire)
         if answer.suite_run_id:
-            return Triggered(external_kind=SUITE_RUN, external_id=answer.suite_run_id)
+            return Sent(external_kind=SUITE_RUN, external_id=answer.suite_run_id)
         if answer.test_run_id:
-            return Triggered(external_kind=TEST_RUN, external_id=answer.test_run_id)
+            return Sent(external_kind=TEST_RUN, external_id=answer.test_run_id)
         if answer.test_run_ids:
-            return Triggered(external_kind=TEST_RUNS, external_id=",".join(answer.test_run_ids))
+            return Sent(external_kind=TEST_RUNS, external_id=",".join(answer.test_run_ids))
         raise RequestRejected(
-            "Qualigate", f"Qualigate queued nothing: {answer.message or 'no run id in its answer'}"
+            self.label, f"Qualigate queued nothing: {answer.message or 'no run id in its answer'}"
         )
 
     async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
-import stamina
 
-from receiver import limits, redact
+from receiver import limits
+from receiver.config import Config, QualityMaxSettings
+from receiver.providers.base import CallsBack, JobBody, Outgoing, Sent
+from receiver.providers.errors import MaybeReceived, NotConfigured, RequestRejected
+from receiver.providers.http import Api, RetryPolicy
 from receiver.results import CustomData, Failure, Result, TestCase, normalise_status
 from receiver.signatures import sign
 
@@ -142,88 +144,32 @@ def _count(tests: list[TestCase], status: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The partner API client: submit a job (the AI test-generation webhook), read reports, artifacts.
+# The partner API: submit a job (the AI test-generation webhook), read reports and artifacts.
 #
 # Every documented limit is checked before anything is sent, so a refused job never reaches the
-# partner. A submit may start a paid LLM job, so it is retried (by stamina, a bounded number of
-# times) only where QualityMax cannot have taken it: no connection, 429, 503. A timeout or any
-# other failure once the request was sent is reported as MaybeReceived, never repeated. Reads
-# (report, logs, artifacts) are idempotent and are retried on any transient failure. Any other
-# refusal surfaces the partner's own ``detail``.
+# partner. The shared client (receiver.providers.http) retries a submit only where QualityMax
+# cannot have taken it (no connection, 429, 503): a submit may start a paid LLM job.
 
 API_KEY_HEADER = "X-QualityMax-API-Key"
 PARTNER_SIGNATURE_HEADER = "X-Partner-Signature"
 PARTNER_API_PATH = "/api/v1/partner"
+LABEL = "QualityMax"
 BROWSERS = ("chromium", "firefox", "webkit")
 AUTH_TYPES = ("user_login",)
 MAX_URL_CHARS = 2048
 MAX_FEATURE_CHARS = 8000
 MAX_CUSTOM_DATA_BYTES = 4096
 ARTIFACT_KINDS = ("screenshot", "video", "logs")
-# Never wait longer than this for one Retry-After, whatever the partner asks for.
-MAX_RETRY_AFTER_SECONDS = 30.0
-# Answers that say the request was not taken: safe to send again, even a submit.
-NOT_TAKEN_STATUSES = (429, 503)
+# The caller of POST /api/jobs waits meanwhile: a few quick tries, then say so.
+SUBMIT_POLICY = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=10.0, timeout=60.0)
+MAYBE_RECEIVED = (
+    "; QualityMax may or may not have received the job: check it there before submitting again"
+)
 
 
-class QualityMaxError(Exception):
-    """A job could not be submitted or a report read; the message says why."""
+class Auth(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Sent whole: the document's request carries ``type`` too."""
 
-
-class RequestInvalid(QualityMaxError):
-    """The request breaks a documented limit; nothing was sent. ``field`` names the culprit."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
-class PartnerRefused(QualityMaxError):
-    """QualityMax answered with a 4xx other than 429: its ``detail`` says why."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(f"QualityMax refused the request ({status_code}): {detail}")
-        self.status_code = status_code
-        self.detail = detail
-
-
-class PartnerUnavailable(QualityMaxError):
-    """QualityMax could not be reached, or kept answering 429/5xx after every retry.
-
-    For a submit, only what proves the job was not taken (no connection, 429, 503)."""
-
-    def __init__(
-        self, detail: str, *, status_code: int | None = None, retry_after: float | None = None
-    ):
-        super().__init__(detail)
-        self.detail = detail
-        self.status_code = status_code
-        self.retry_after = retry_after
-
-    def after(self, attempts: int) -> PartnerUnavailable:
-        """The same failure, saying how many attempts were made."""
-        plural = "s" if attempts != 1 else ""
-        return PartnerUnavailable(
-            f"{self.detail} (gave up after {attempts} attempt{plural})",
-            status_code=self.status_code,
-            retry_after=self.retry_after,
-        )
-
-
-class MaybeReceived(QualityMaxError):
-    """A submit was sent but its answer never came or was an error other than 429/503: the job
-    may or may not exist at QualityMax, so it is not sent again (it may start a paid run)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what}; QualityMax may or may not have received the job: check it there "
-            "before submitting again"
-        )
-        self.what = what
-
-
-class Auth(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     type: str = "user_login"
     username: str | None = None
     password: str | None = None
@@ -283,39 +229,33 @@ class ExecutionLogs(msgspec.Struct, kw_only=True):
     error_message: str | None = None
 
 
-class ErrorBody(msgspec.Struct):
-    detail: str | None = None
-
-
 def validate_request(request: WebhookRequest) -> None:
-    """Raise RequestInvalid naming the first field that breaks a documented limit."""
+    """Raise RequestRejected naming the first field that breaks a documented limit."""
     _check_url("url", request.url)
     _check_text("feature_description", request.feature_description, MAX_FEATURE_CHARS)
     _check_url("callback_url", request.callback_url)
     custom_data = limits.custom_data_problem(request.custom_data)
     if custom_data is not None:
-        raise RequestInvalid(*custom_data)
+        raise _invalid(*custom_data)
     size = len(msgspec.json.encode(request.custom_data))
     if size > MAX_CUSTOM_DATA_BYTES:
-        raise RequestInvalid(
+        raise _invalid(
             "custom_data", f"is {size} bytes serialised; the limit is {MAX_CUSTOM_DATA_BYTES}"
         )
     auth = request.auth
     if auth is not None:
         if auth.type not in AUTH_TYPES:
-            raise RequestInvalid(
-                "auth.type", f"{auth.type!r} is not one of {', '.join(AUTH_TYPES)}"
-            )
+            raise _invalid("auth.type", f"{auth.type!r} is not one of {', '.join(AUTH_TYPES)}")
         if not (auth.username and auth.password):
-            raise RequestInvalid("auth", "user_login needs both username and password")
+            raise _invalid("auth", "user_login needs both username and password")
     options = request.options
     if options is not None:
         if options.browser not in BROWSERS:
-            raise RequestInvalid(
+            raise _invalid(
                 "options.browser", f"{options.browser!r} is not one of {', '.join(BROWSERS)}"
             )
         if not 0 <= options.quality_threshold <= 100:
-            raise RequestInvalid(
+            raise _invalid(
                 "options.quality_threshold",
                 f"{options.quality_threshold} is outside 0-100",
             )
@@ -323,209 +263,165 @@ def validate_request(request: WebhookRequest) -> None:
 
 def _check_text(field: str, value: str, limit: int) -> None:
     if not value.strip():
-        raise RequestInvalid(field, "is required")
+        raise _invalid(field, "is required")
     if len(value) > limit:
-        raise RequestInvalid(field, f"is {len(value)} characters; the limit is {limit}")
+        raise _invalid(field, f"is {len(value)} characters; the limit is {limit}")
 
 
 def _check_url(field: str, value: str) -> None:
     _check_text(field, value, MAX_URL_CHARS)
     if not value.startswith(("http://", "https://")):
-        raise RequestInvalid(field, f"must be an http:// or https:// URL, not {value[:60]!r}")
+        raise _invalid(field, f"must be an http:// or https:// URL, not {value[:60]!r}")
 
 
 def encode_request(request: WebhookRequest) -> bytes:
     return msgspec.json.encode(request)
 
 
-class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True):
-    """How stubbornly to retry transient failures (stamina's parameters)."""
+class QualityMaxJob(JobBody, tag=NAME):
+    """``POST /api/jobs`` for QualityMax (the default provider): its webhook request, with
+    ``callback_url`` filled in by receiver so that the result is linked to the job."""
 
-    attempts: int = 4
-    wait_initial: float = 0.5
-    wait_max: float = 10.0
-    wait_jitter: float = 0.5
-    timeout: float = 60.0  # in all: the caller waits on POST /api/jobs meanwhile
-
-
-def _backoff(exc: Exception) -> bool | float:
-    """stamina's hook: retry transient failures, honouring the partner's Retry-After.
-
-    MaybeReceived is not among them: ``_once`` raises it instead of PartnerUnavailable for a
-    submit whose request may have been taken."""
-    if isinstance(exc, PartnerUnavailable):
-        if exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-        return True
-    return False
+    url: str = ""
+    feature_description: str = ""
+    auth: Auth | None = None
+    options: Options | None = None
+    callback_url: str | None = None
 
 
-class QualityMaxClient:
+class QualityMax(CallsBack):
     """One partner account: base URL, slug, API key and the webhook secret that signs requests."""
+
+    name = NAME
+    label = LABEL
+    request_type = QualityMaxJob
+    calls_back = True
 
     def __init__(
         self,
+        settings: QualityMaxSettings,
         *,
-        base_url: str,
-        api_key: str,
-        webhook_secret: str,
-        partner_slug: str,
         timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
+        policy: RetryPolicy = SUBMIT_POLICY,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.partner_slug = partner_slug
-        self._api_key = api_key
-        self._secret = webhook_secret
-        self._timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self.settings = settings
+        self.api = Api(
+            provider=LABEL,
+            base_url=settings.base_url,
+            headers={API_KEY_HEADER: settings.api_key or ""},
+            policy=policy,
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_config(cls, config: Config) -> QualityMax | None:
+        """Configured when anything of it is set; submitting then needs all of it."""
+        settings = config.qualitymax
+        if not (settings.api_key or settings.partner_slug):
+            return None
+        return cls(settings)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     @property
-    def webhook_url(self) -> str:
-        return f"{self.base_url}/api/webhooks/{self.partner_slug}"
+    def webhook_path(self) -> str:
+        return f"/api/webhooks/{self.settings.partner_slug}"
 
-    def report_url(self, job_id: str) -> str:
-        return f"{self.base_url}{PARTNER_API_PATH}/jobs/{job_id}/report"
-
-    def artifact_url(self, execution_id: str, kind: str) -> str:
-        if kind not in ARTIFACT_KINDS:
-            raise ValueError(f"kind must be one of {ARTIFACT_KINDS}")
-        return f"{self.base_url}{PARTNER_API_PATH}/artifacts/{execution_id}/{kind}"
-
-    async def submit(self, request: WebhookRequest) -> WebhookResponse:
-        """Validate, sign exactly the bytes sent, post; retry what is transient."""
-        validate_request(request)
-        body = encode_request(request)
-        headers = {
-            "Content-Type": "application/json",
-            API_KEY_HEADER: self._api_key,
-            PARTNER_SIGNATURE_HEADER: sign(body, self._secret),
-        }
-        response = await self._send(
-            "POST", self.webhook_url, content=body, headers=headers, idempotent=False
+    def prepare(self, request: QualityMaxJob, callback_url: str | None) -> Outgoing:
+        self._require_settings()
+        if request.callback_url is not None:
+            raise _invalid(
+                "callback_url",
+                "receiver fills it in (so the result is linked to the job); remove it",
+            )
+        if callback_url is None:  # pragma: no cover - the submission always makes one
+            raise _invalid("callback_url", "is required")
+        wire = WebhookRequest(
+            url=request.url,
+            feature_description=request.feature_description,
+            callback_url=callback_url,
+            auth=request.auth,
+            custom_data=request.custom_data,
+            options=request.options,
         )
+        validate_request(wire)
+        return Outgoing(wire=wire, kept=_kept(wire), url=wire.url)
+
+    def _require_settings(self) -> None:
+        settings = self.settings
+        missing = [
+            name
+            for name, value in (
+                ("QUALITYMAX_API_KEY ([qualitymax] api_key)", settings.api_key),
+                ("QUALITYMAX_PARTNER_SLUG ([qualitymax] partner_slug)", settings.partner_slug),
+                (
+                    "QUALITYMAX_WEBHOOK_SECRET ([qualitymax] webhook_secret)",
+                    settings.webhook_secrets,
+                ),
+            )
+            if not value
+        ]
+        if missing:
+            raise NotConfigured(
+                LABEL,
+                f"Submitting jobs needs {', '.join(missing)}: set it on the service and restart",
+            )
+
+    async def send(self, outgoing: Outgoing) -> Sent:
+        """Sign exactly the bytes sent, post; only what was not taken is retried."""
+        body = encode_request(outgoing.wire)
+        secret = self.settings.webhook_secrets[0]
+        headers = {"Content-Type": "application/json", PARTNER_SIGNATURE_HEADER: sign(body, secret)}
+        try:
+            response = await self.api.call("POST", self.webhook_path, content=body, headers=headers)
+        except MaybeReceived as exc:
+            raise MaybeReceived(
+                LABEL, f"{exc}{MAYBE_RECEIVED}", status_code=exc.status_code
+            ) from None
         try:
             answer = msgspec.json.decode(response.content, type=WebhookResponse)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except msgspec.DecodeError:
             raise MaybeReceived(
-                f"QualityMax answered {response.status_code} to the submit with an unreadable body"
+                LABEL,
+                f"QualityMax answered {response.status_code} to the submit with an unreadable "
+                f"body{MAYBE_RECEIVED}",
             ) from None
         if not answer.accepted:
-            raise PartnerRefused(response.status_code, answer.message or "not accepted")
-        return answer
+            raise RequestRejected(
+                LABEL, f"QualityMax refused the job: {answer.message or 'not accepted'}"
+            )
+        return Sent(external_id=answer.job_id)
 
     async def report(self, job_id: str) -> JobReport:
-        response = await self._send("GET", self.report_url(job_id), headers=self._key())
+        response = await self.api.call("GET", f"{PARTNER_API_PATH}/jobs/{job_id}/report")
         return msgspec.json.decode(response.content, type=JobReport)
 
     async def logs(self, execution_id: str) -> ExecutionLogs:
-        url = self.artifact_url(execution_id, "logs")
-        response = await self._send("GET", url, headers=self._key())
+        response = await self.api.call("GET", _artifact_path(execution_id, "logs"))
         return msgspec.json.decode(response.content, type=ExecutionLogs)
 
     async def artifact_location(self, execution_id: str, kind: str) -> str:
         """Where a screenshot or video lives: the target of the partner's 302."""
-        url = self.artifact_url(execution_id, kind)
-        response = await self._send("GET", url, headers=self._key())
-        return response.headers.get("location") or url
-
-    def _key(self) -> dict[str, str]:
-        return {API_KEY_HEADER: self._api_key}
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        content: bytes | None = None,
-        idempotent: bool = True,
-    ) -> httpx.Response:
-        policy = self.retry
-        attempts = 0
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as http:
-            try:
-                async for attempt in stamina.retry_context(
-                    on=_backoff,
-                    attempts=policy.attempts,
-                    timeout=policy.timeout,
-                    wait_initial=policy.wait_initial,
-                    wait_max=policy.wait_max,
-                    wait_jitter=policy.wait_jitter,
-                ):
-                    with attempt:
-                        attempts = attempt.num
-                        return await _once(
-                            http,
-                            method,
-                            url,
-                            headers=headers,
-                            content=content,
-                            idempotent=idempotent,
-                        )
-            except PartnerUnavailable as exc:
-                raise exc.after(attempts) from None
-        shown = redact.url(url)
-        raise PartnerUnavailable(f"QualityMax could not be reached at {shown}")  # pragma: no cover
+        path = _artifact_path(execution_id, kind)
+        response = await self.api.call("GET", path)
+        return response.headers.get("location") or f"{self.settings.base_url.rstrip('/')}{path}"
 
 
-async def _once(
-    http: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    headers: dict[str, str],
-    content: bytes | None,
-    idempotent: bool,
-) -> httpx.Response:
-    """One request. Not ``idempotent`` (a submit): a failure once the request may have
-    reached QualityMax raises MaybeReceived, which is never retried."""
-    shown = redact.url(url)
-    try:
-        response = await http.request(method, url, headers=headers, content=content)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
-        raise PartnerUnavailable(
-            f"QualityMax could not be reached at {shown}: {exc or type(exc).__name__}"
-        ) from None
-    except httpx.TransportError as exc:
-        what = f"{method} {shown} failed after it was sent ({exc or type(exc).__name__})"
-        if not idempotent:
-            raise MaybeReceived(what) from None
-        raise PartnerUnavailable(what) from None
-    status = response.status_code
-    if status < 400:
-        return response
-    detail = _detail(response)
-    if status in NOT_TAKEN_STATUSES:
-        what = "is rate limiting (429)" if status == 429 else "answered 503"
-        raise PartnerUnavailable(
-            f"QualityMax {what}: {detail}", status_code=status, retry_after=_retry_after(response)
-        )
-    if status >= 500:
-        if not idempotent:
-            raise MaybeReceived(f"QualityMax answered {status} to the submit: {detail}")
-        raise PartnerUnavailable(f"QualityMax answered {status}: {detail}", status_code=status)
-    raise PartnerRefused(status, detail)
+def _artifact_path(execution_id: str, kind: str) -> str:
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"kind must be one of {ARTIFACT_KINDS}")
+    return f"{PARTNER_API_PATH}/artifacts/{execution_id}/{kind}"
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = msgspec.json.decode(response.content, type=ErrorBody).detail
-    except msgspec.DecodeError:
-        detail = None
-    return detail or response.reason_phrase or f"HTTP {response.status_code}"
+def _invalid(field: str, problem: str) -> RequestRejected:
+    return RequestRejected(LABEL, f"{field}: {problem}")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def enrich(result: Result, *, report_url: str | None) -> Result:
-    """Fill a missing report link with the partner's job report (the callback lacked one)."""
-    if result.report_url or not report_url:
-        return result
-    return msgspec.structs.replace(result, report_url=report_url)
+def _kept(request: WebhookRequest) -> str:
+    """The request as stored: the login password never reaches the database."""
+    auth = request.auth
+    if auth is not None and auth.password:
+        masked = msgspec.structs.replace(auth, password="****")
+        request = msgspec.structs.replace(request, auth=masked)
+    return msgspec.json.encode(request).decode()

@@ -34,6 +34,7 @@ from litestar.response import Redirect
 
 from receiver.logs import get_logger
 from receiver.providers import qualitymax as qm
+from receiver.providers.errors import RequestRejected
 from receiver.signatures import sign, verify
 
 log = get_logger("receiver.simulator")
@@ -191,7 +192,7 @@ async def webhook(request: Request[Any, Any, Any], slug: PathText) -> Response[A
     try:
         job_request = msgspec.json.decode(body, type=qm.WebhookRequest)
         qm.validate_request(job_request)
-    except (msgspec.DecodeError, qm.RequestInvalid) as exc:
+    except (msgspec.DecodeError, RequestRejected) as exc:
         return _error(400, f"Invalid request: {exc}")
     job = _new_job(state, job_request, str(request.base_url).rstrip("/"))
     task = asyncio.create_task(_run_job(state, job))

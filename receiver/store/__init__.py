@@ -11,7 +11,7 @@ store hands a function, and return plain Structs. Schema changes are numbered SQ
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from receiver.store.errors import NoDatabase, NotFound, NotWritable, StoreError
 from receiver.store.sqlite import SqliteStore
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 
+@runtime_checkable  # Litestar checks what a dependency provides against its annotation
 class Store(Protocol):
     """What the service and the CLI need of a database, whichever backend holds it."""
 

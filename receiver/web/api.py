@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from receiver import views
-from receiver.services import services_of
+from receiver.store import Store
 from receiver.web.params import Cursor, Limit
 
 Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
@@ -23,7 +24,7 @@ class ResultsController(Controller):
     @get("/", sync_to_thread=True, summary="Results, newest first")
     def list_results(
         self,
-        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
         status: Filter = None,
         branch: Filter = None,
         provider: Filter = None,
@@ -33,13 +34,11 @@ class ResultsController(Controller):
         where = views.ResultFilter(
             status=status, branch=branch, provider=provider, limit=limit, before=cursor
         )
-        return services_of(request).store.read(lambda tx: views.result_page(tx, where))
+        return store.read(lambda tx: views.result_page(tx, where))
 
     @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
-    def get_result(
-        self, request: Request[Any, Any, Any], result_id: ResultId
-    ) -> views.ResultDetail:
-        return services_of(request).store.read(lambda tx: views.result_detail(tx, result_id))
+    def get_result(self, store: NamedDependency[Store], result_id: ResultId) -> views.ResultDetail:
+        return store.read(lambda tx: views.result_detail(tx, result_id))
 
 
 class JobsController(Controller):
@@ -48,12 +47,10 @@ class JobsController(Controller):
 
     @get("/", sync_to_thread=True, summary="Jobs, newest first")
     def list_jobs(
-        self, request: Request[Any, Any, Any], limit: Limit = 50, cursor: Cursor = None
+        self, store: NamedDependency[Store], limit: Limit = 50, cursor: Cursor = None
     ) -> views.JobPage:
-        return services_of(request).store.read(
-            lambda tx: views.job_page(tx, limit=limit, before=cursor)
-        )
+        return store.read(lambda tx: views.job_page(tx, limit=limit, before=cursor))
 
     @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
-    def get_job(self, request: Request[Any, Any, Any], job_id: JobId) -> views.JobView:
-        return services_of(request).store.read(lambda tx: views.job_view(tx, job_id))
+    def get_job(self, store: NamedDependency[Store], job_id: JobId) -> views.JobView:
+        return store.read(lambda tx: views.job_view(tx, job_id))

@@ -5,14 +5,15 @@ Targets are shown masked: the full URL can hold a secret and never leaves the st
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from receiver import views
-from receiver.services import services_of
-from receiver.store import deliveries
+from receiver.notify.worker import DeliveryWorker
+from receiver.store import Store, deliveries
 from receiver.web.params import Cursor, Limit
 
 State = Annotated[
@@ -30,13 +31,13 @@ class DeliveriesController(Controller):
     @get("/", sync_to_thread=True, summary="Deliveries, newest first")
     def list_deliveries(
         self,
-        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
         wanted: State = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> views.DeliveryPage:
         where = views.DeliveryFilter(state=wanted, limit=limit, before=cursor)
-        return services_of(request).store.read(lambda tx: views.delivery_page(tx, where))
+        return store.read(lambda tx: views.delivery_page(tx, where))
 
     @post(
         "/{delivery_id:int}/retry",
@@ -45,10 +46,11 @@ class DeliveriesController(Controller):
         description="Back to pending, due now, with a fresh attempt budget (sent or dead alike).",
     )
     async def retry(
-        self, request: Request[Any, Any, Any], delivery_id: DeliveryId
+        self,
+        store: NamedDependency[Store],
+        worker: NamedDependency[DeliveryWorker],
+        delivery_id: DeliveryId,
     ) -> views.DeliveryView:
-        services = services_of(request)
-        view = await services.store.write(lambda tx: deliveries.redeliver(tx, delivery_id))
-        if services.worker is not None:
-            services.worker.wake()
+        view = await store.write(lambda tx: deliveries.redeliver(tx, delivery_id))
+        worker.wake()
         return view

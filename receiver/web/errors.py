@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from receiver.logs import get_logger
+from receiver.providers.errors import ProviderError
 from receiver.store import NotFound
 
 log = get_logger("receiver.web")
@@ -29,6 +30,14 @@ def http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[An
 
 def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
     return error_response(404, str(exc))
+
+
+def provider_error(_: Request[Any, Any, Any], exc: ProviderError) -> Response[Any]:
+    """A provider's refusal or failure, with the status its kind says; 503 says when to retry."""
+    headers = None
+    if exc.http_status == 503:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after or 60)))}
+    return error_response(exc.http_status, str(exc), headers)
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -57,5 +66,6 @@ def _describe_extra(extra: Any) -> str:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: http_exception,
     NotFound: not_found,
+    ProviderError: provider_error,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
 }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import NamedDependency
 
-from receiver.metrics import CONTENT_TYPE
-from receiver.services import services_of
+from receiver.metrics import CONTENT_TYPE, Metrics
+from receiver.store import Store
 from receiver.web.errors import error_response
 
 
@@ -18,9 +19,9 @@ from receiver.web.errors import error_response
     description='200 `{"status": "ok"}`; 503 with the reason when the store cannot '
     "write (a read-only file, a full disk) or does not answer.",
 )
-async def health(request: Request[Any, Any, Any]) -> Response[Any]:
+async def health(store: NamedDependency[Store]) -> Response[Any]:
     try:
-        problem = await services_of(request).store.probe()
+        problem = await store.probe()
     except Exception as exc:  # whatever it is, the load balancer must hear "not ok"
         problem = f"The store does not answer: {exc}"
     if problem is not None:
@@ -29,8 +30,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @get("/metrics", sync_to_thread=False, tags=["service"], summary="Prometheus text")
-def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
-    services.metrics.write_batches.set(services.store.batches)
-    services.metrics.batched_writes.set(services.store.batched_writes)
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+def metrics(store: NamedDependency[Store], metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    metrics.write_batches.set(store.batches)
+    metrics.batched_writes.set(store.batched_writes)
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -1,14 +1,21 @@
-"""The shared client machinery: rate windows, waiting as told on 429, backoff on 5xx and outages."""
+"""The one retrying HTTP client (receiver.providers.http) against the simulators: waiting as
+told on 429, backoff on 5xx and outages, never resending what may have been received, and the
+providers' rate windows keeping under their limits."""
 
 from __future__ import annotations
 
 import asyncio
+import socketserver
+import threading
+from collections.abc import Iterator
 
 import pytest
+import stamina
 
 from receiver.config import QualgentSettings, QualigateSettings
 from receiver.process import free_port
-from receiver.providers.polling import ProviderUnavailable, SlidingWindow
+from receiver.providers.errors import MaybeReceived, ProviderUnavailable
+from receiver.providers.http import RetryPolicy
 from receiver.providers.qualgent import Qualgent
 from receiver.providers.qualigate import Qualigate, TriggerRequest
 from receiver.simulator import qualgent as gent_sim
@@ -18,9 +25,22 @@ from tests.sims import FakeTime, fault, qualgent_sim, qualigate_sim, stats
 
 __all__ = ["qualgent_sim", "qualigate_sim"]  # fixtures
 
+# Real waits, a hundred times shorter than the service's: the test sees each one stamina took.
+QUICK = RetryPolicy(attempts=6, wait_initial=0.01, wait_max=0.3, wait_jitter=0, timeout=30)
+
+
+@pytest.fixture
+def waits() -> Iterator[list[float]]:
+    """The wait before each retry, as stamina reports it."""
+    found: list[float] = []
+    stamina.instrumentation.set_on_retry_hooks([lambda details: found.append(details.wait_for)])
+    yield found
+    stamina.instrumentation.set_on_retry_hooks(None)
+
 
 def gate(url: str, time: FakeTime | None = None, **kwargs: object) -> Qualigate:
     settings = QualigateSettings(base_url=url, api_key=gate_sim.API_KEY)
+    kwargs.setdefault("policy", QUICK)
     if time is None:
         return Qualigate(settings, **kwargs)  # type: ignore[arg-type]
     return Qualigate(settings, sleep=time.sleep, clock=time.clock, **kwargs)  # type: ignore[arg-type]
@@ -28,88 +48,64 @@ def gate(url: str, time: FakeTime | None = None, **kwargs: object) -> Qualigate:
 
 def gent(url: str, time: FakeTime | None = None, **kwargs: object) -> Qualgent:
     settings = QualgentSettings(base_url=url, api_key=gent_sim.API_KEY)
+    kwargs.setdefault("policy", QUICK)
     if time is None:
         return Qualgent(settings, **kwargs)  # type: ignore[arg-type]
     return Qualgent(settings, sleep=time.sleep, clock=time.clock, **kwargs)  # type: ignore[arg-type]
 
 
-def test_window_lets_limit_through_then_waits_for_the_oldest() -> None:
-    time = FakeTime()
-    window = SlidingWindow(3, 10, clock=time.clock)
-
-    async def go() -> None:
-        for _ in range(3):
-            await window.acquire(time.sleep)
-            time.now += 1
-            window.release()
-        await window.acquire(time.sleep)
-
-    asyncio.run(go())
-    # Three answers arrived at 1001, 1002, 1003; the fourth may go once the first is 10 s old.
-    assert time.sleeps == [8.0]
-
-
-def test_window_counts_requests_in_flight() -> None:
-    time = FakeTime()
-    window = SlidingWindow(2, 10, clock=time.clock)
-
-    async def go() -> None:
-        await window.acquire(time.sleep)
-        await window.acquire(time.sleep)
-
-    asyncio.run(go())
-    assert window.delay() == 5.0  # both slots held by requests without an answer yet
-
-
-def test_hold_obeys_the_providers_reset() -> None:
-    time = FakeTime()
-    window = SlidingWindow(10, 1, clock=time.clock)
-    window.hold(2.5)
-    assert window.delay() == 2.5
-
-
-def test_5xx_backs_off_from_one_second_doubling(qualigate_sim: Served) -> None:
-    time = FakeTime()
+def test_5xx_on_a_read_backs_off_doubling(qualigate_sim: Served, waits: list[float]) -> None:
     fault(qualigate_sim, 500, 3)
-    client = gate(qualigate_sim.url, time)
-    config = asyncio.run(client.ci_config(gate_sim.PROJECT))
+    config = asyncio.run(gate(qualigate_sim.url).ci_config(gate_sim.PROJECT))
     assert config.project_name == "E-commerce Site"
-    assert time.sleeps == [1.0, 2.0, 4.0]
+    assert waits == pytest.approx([0.01, 0.02, 0.04])
 
 
-def test_5xx_backoff_is_capped_at_30_seconds_then_gives_up(qualigate_sim: Served) -> None:
-    time = FakeTime()
+def test_the_backoff_is_capped_then_it_gives_up(qualigate_sim: Served, waits: list[float]) -> None:
     fault(qualigate_sim, 503, 20)
-    client = gate(qualigate_sim.url, time, attempts=8)
+    policy = RetryPolicy(attempts=8, wait_initial=0.01, wait_max=0.05, wait_jitter=0)
+    client = gate(qualigate_sim.url, policy=policy)
     with pytest.raises(ProviderUnavailable, match=r"Internal Server Error.*gave up after 8"):
         asyncio.run(client.ci_config(gate_sim.PROJECT))
-    assert time.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert waits == pytest.approx([0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.05])
 
 
-def test_429_storm_waits_retry_after_from_the_body(qualigate_sim: Served) -> None:
-    time = FakeTime()
-    fault(qualigate_sim, 429, 4, retry_after=60)
-    client = gate(qualigate_sim.url, time)
-    config = asyncio.run(client.ci_config(gate_sim.PROJECT))
+def test_a_429_waits_retry_after_from_the_body(qualigate_sim: Served, waits: list[float]) -> None:
+    fault(qualigate_sim, 429, 2, retry_after=0.2)
+    config = asyncio.run(gate(qualigate_sim.url).ci_config(gate_sim.PROJECT))
     assert config.project_id == gate_sim.PROJECT
-    assert time.sleeps == [60.0, 60.0, 60.0, 60.0]
+    assert waits == [0.2, 0.2]
 
 
-def test_429_waits_retry_after_header(qualgent_sim: Served) -> None:
-    time = FakeTime()
-    fault(qualgent_sim, 429, 2, retry_after=3)
-    client = gent(qualgent_sim.url, time)
-    cases = asyncio.run(client.list_test_cases())
+def test_a_429_waits_retry_after_from_the_header(qualgent_sim: Served, waits: list[float]) -> None:
+    fault(qualgent_sim, 429, 2, retry_after=0.2)
+    cases = asyncio.run(gent(qualgent_sim.url).list_test_cases())
     assert [c.id for c in cases][:2] == ["tc_pass", "tc_fail"]
-    assert time.sleeps == [3.0, 3.0]
+    assert waits == [0.2, 0.2]
 
 
-def test_unreachable_provider_is_retried_then_reported() -> None:
-    time = FakeTime()
-    client = gate(f"http://127.0.0.1:{free_port()}", time)
+def test_unreachable_provider_is_retried_then_reported(waits: list[float]) -> None:
+    client = gate(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ProviderUnavailable, match=r"Qualigate is unreachable.*try again later"):
         asyncio.run(client.ci_config(gate_sim.PROJECT))
-    assert time.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert waits == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.16])
+
+
+def test_a_5xx_to_a_trigger_is_not_sent_again(qualigate_sim: Served, waits: list[float]) -> None:
+    """A POST answered 500 may have started the run: reported, never repeated."""
+    fault(qualigate_sim, 500, 1)
+    client = gate(qualigate_sim.url)
+    with pytest.raises(MaybeReceived, match="500"):
+        asyncio.run(client.trigger_run(TriggerRequest(test_case_id=gate_sim.PASSING_CASE)))
+    assert (client.api.requests, waits) == (1, [])
+
+
+def test_a_503_to_a_trigger_is_sent_again(qualigate_sim: Served, waits: list[float]) -> None:
+    """503 says the provider did not act: safe to send again, after its Retry-After."""
+    fault(qualigate_sim, 503, 1)
+    client = gate(qualigate_sim.url)
+    answer = asyncio.run(client.trigger_run(TriggerRequest(test_case_id=gate_sim.PASSING_CASE)))
+    assert answer.test_run_id and client.api.requests == 2 and len(waits) == 1
 
 
 async def _calls(n: int, fn: object) -> None:
@@ -160,8 +156,6 @@ def test_qualgent_obeys_ratelimit_headers_before_a_429() -> None:
 
 def test_a_trigger_lost_in_flight_is_not_sent_twice() -> None:
     """The host took the request and hung up: the run may exist, so no second POST."""
-    import socketserver
-    import threading
 
     class HangUp(socketserver.BaseRequestHandler):
         def handle(self) -> None:
@@ -169,9 +163,8 @@ def test_a_trigger_lost_in_flight_is_not_sent_twice() -> None:
 
     with socketserver.TCPServer(("127.0.0.1", 0), HangUp) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        time = FakeTime()
-        client = gate(f"http://127.0.0.1:{server.server_address[1]}", time)
-        with pytest.raises(ProviderUnavailable, match="not retried"):
+        client = gate(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(MaybeReceived, match="after the request was sent"):
             asyncio.run(client.trigger_run(TriggerRequest(test_case_id=gate_sim.PASSING_CASE)))
         server.shutdown()
-    assert client.api.requests == 1 and time.sleeps == []
+    assert client.api.requests == 1

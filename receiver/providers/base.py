@@ -1,0 +1,99 @@
+"""What every provider is to the rest of receiver: one protocol, and the shapes it speaks in.
+
+A provider takes its own job request (a ``JobBody`` tagged with its name, as ``POST /api/jobs``
+decodes it), checks it (``prepare``, before anything is recorded), sends it (``send``, once the
+job is recorded), and, if it does not call back, is asked about the run until it ends (``poll``).
+Its module holds its payload structs, its client and how its results normalise; the registry
+(receiver.providers) lists it once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+from receiver import limits
+from receiver.providers.errors import RequestRejected, UnknownTarget
+from receiver.results import CustomData, Result
+
+
+class JobBody(msgspec.Struct, tag_field="provider", kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/jobs``: ``provider`` picks which provider's fields follow; ``custom_data``
+    comes back with the result. Each provider subclasses it with ``tag=<its name>``."""
+
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+
+
+class Outgoing(msgspec.Struct, kw_only=True):
+    """A request checked and ready to send: ``wire`` is the provider's own request, ``kept`` the
+    JSON the job row keeps (secrets masked), ``url`` the page under test when there is one."""
+
+    wire: Any
+    kept: str
+    url: str | None = None
+
+
+class Sent(msgspec.Struct, kw_only=True):
+    """The provider took the request: how to find the run again."""
+
+    external_id: str
+    external_kind: str | None = None  # what the poller asks about; None: the provider calls back
+    state: str = "submitted"
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    """One poll's answer: still open (``state`` pending/running) or ended with ``result``."""
+
+    state: str
+    raw_status: str | None = None
+    result: Result | None = None
+
+
+class ProviderSettings(Protocol):
+    @property
+    def poll_seconds(self) -> float: ...
+
+    @property
+    def timeout_seconds(self) -> float: ...
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+    label: ClassVar[str]  # how it names itself in messages: "Qualigate"
+    request_type: ClassVar[type[JobBody]]
+    calls_back: ClassVar[bool]  # results arrive as signed callbacks (a callback URL is made)
+
+    @property
+    def settings(self) -> ProviderSettings: ...
+
+    def prepare(self, request: Any, callback_url: str | None) -> Outgoing:
+        """Check ``request`` against the provider's documented limits; RequestRejected names
+        the field. Nothing is recorded or sent before this passes."""
+        ...
+
+    async def send(self, outgoing: Outgoing) -> Sent: ...
+
+    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_custom_data(provider: str, custom_data: CustomData) -> None:
+    """What every provider refuses in custom_data before sending (see receiver.limits)."""
+    problem = limits.custom_data_problem(custom_data)
+    if problem is not None:
+        raise RequestRejected(provider, ": ".join(problem))
+
+
+def kept(request: msgspec.Struct) -> str:
+    return msgspec.json.encode(request).decode()
+
+
+class CallsBack:
+    """For a provider that calls back: there is nothing to poll."""
+
+    label: ClassVar[str]
+
+    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+        raise UnknownTarget(self.label, f"{self.label} calls back; it is not polled ({kind})")
