@@ -24,6 +24,7 @@ from receiver import clock, store
 from receiver.config import Config
 from receiver.logs import get_logger
 from receiver.providers.polling import (
+    NotConfigured,
     PollingProvider,
     ProviderError,
     RequestRejected,
@@ -122,7 +123,7 @@ class Poller:
     ) -> SubmittedJob:
         """submit_polling_job with this poller's client (and its rate windows), then wake."""
         if provider not in self.providers:
-            raise RequestRejected(
+            raise NotConfigured(
                 provider,
                 f"{provider} is not configured: set {provider.upper()}_API_KEY "
                 f"(or [{provider}] api_key in the config)",

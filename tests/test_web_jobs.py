@@ -107,7 +107,6 @@ def test_an_invalid_job_is_refused_and_nothing_is_recorded_or_sent(
     ("changes", "detail"),
     [
         ({"callback_url": "https://x.com/cb"}, "callback_url: receiver fills it in"),
-        ({"provider": "qualigate"}, "provider: qualigate is not configured on this service"),
         ({"provider": "qualimax"}, "provider: 'qualimax' is unknown; use qualitymax, qualigate"),
         ({"feature_description": ""}, "feature_description: is required"),
         ({"options": {"browser": "safari"}}, "options.browser: 'safari' is not one of"),

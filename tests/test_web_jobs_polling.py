@@ -124,9 +124,25 @@ def test_a_provider_that_stays_rate_limited_is_a_503(
 def test_no_polling_provider_configured_says_which_keys_to_set(
     client: TestClient[Any], auth: dict[str, str]
 ) -> None:
+    # 409 as for QualityMax's missing settings: the request is fine, the service lacks a key.
     answer = client.post("/api/jobs", json={"provider": "qualgent"}, headers=auth)
-    assert answer.status_code == 400
+    assert answer.status_code == 409
     assert "set QUALIGATE_API_KEY / QUALGENT_API_KEY" in answer.json()["detail"]
+
+
+def test_the_one_provider_not_configured_says_its_key(
+    write_config: Callable[[str], Path],
+    env: dict[str, str],
+    qualigate_sim: Served,
+    qualgent_sim: Served,
+    auth: dict[str, str],
+) -> None:
+    path = write_config(polling_config(qualigate_sim, qualgent_sim))
+    only_gate = {**env, "QUALIGATE_API_KEY": gate_sim.API_KEY}
+    with TestClient(create_app(load_config(path, only_gate))) as client:
+        answer = client.post("/api/jobs", json=MOBILE, headers=auth)
+    assert answer.status_code == 409
+    assert "qualgent is not configured: set QUALGENT_API_KEY" in answer.json()["detail"]
 
 
 def test_openapi_documents_the_body_per_provider(

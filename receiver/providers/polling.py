@@ -49,6 +49,10 @@ class RequestRejected(ProviderError):
     """400/413/422, or a request we refuse to send: the message says what to change."""
 
 
+class NotConfigured(RequestRejected):
+    """A provider this service holds no key for: the message names the setting."""
+
+
 class ProviderUnavailable(ProviderError):
     """5xx, rate limited or unreachable, still after every retry: try again later."""
 

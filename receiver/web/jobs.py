@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 # A provider's typed error -> the status POST /api/jobs answers with the provider's message.
 PROVIDER_STATUS: Final = (
+    (polling.NotConfigured, 409),
     (polling.RequestRejected, 400),
     (polling.UnknownTarget, 404),
     (polling.AuthRejected, 502),
@@ -150,7 +151,7 @@ async def submit_polling(services: Services, data: dict[str, Any]) -> SubmittedJ
     fields = {k: v for k, v in data.items() if k not in PollingJob.__struct_fields__}
     if services.poller is None:
         raise HTTPException(
-            status_code=400,
+            status_code=409,
             detail=f"provider: {envelope.provider} is not configured on this service: set "
             "QUALIGATE_API_KEY / QUALGENT_API_KEY (or [qualigate] / [qualgent] api_key) "
             "and restart",
