@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
@@ -25,9 +26,18 @@ from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.callbacks import CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
-from receiver.web.errors import EXCEPTION_HANDLERS
+from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
 from receiver.web.health import health, metrics
-from receiver.web.jobs import SubmitController
+from receiver.web.openapi import ErrorBodySchema, LayeredResponses, layered
+
+# The answers of every route under /api, and of every route at all, in the OpenAPI document.
+API_ERRORS: Final = error_answers(
+    {
+        400: "A parameter or the body is not valid; `detail` names it",
+        401: "Missing or wrong bearer token, or the API is closed (RECEIVER_API_TOKEN unset)",
+    }
+)
+EVERY_ROUTE_ERRORS: Final = error_answers({500: "Internal error; the service log has the cause"})
 
 log = get_logger("receiver.app")
 
@@ -68,13 +78,17 @@ def create_app(config: Config) -> Litestar:
 
     api = Router(
         "/",
-        route_handlers=[ResultsController, JobsController, SubmitController, DeliveriesController],
+        route_handlers=[ResultsController, JobsController, DeliveriesController],
         guards=[bearer_guard],
+        opt=layered(API_ERRORS),
     )
     return Litestar(
         route_handlers=[take_callback, api, health, metrics],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[count_server_errors],
+        plugins=[LayeredResponses(), ErrorBodySchema()],
+        opt=layered(EVERY_ROUTE_ERRORS),
         request_max_body_size=config.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),
         debug=False,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from receiver import store
 from receiver.services import services_of
-from receiver.web.params import Cursor, Limit
+from receiver.web.errors import error_answers
+from receiver.web.jobs import SubmitController
+from receiver.web.params import Cursor, Limit, RowId
 
 Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
-ResultId = Annotated[int, PathParameter()]
-JobId = Annotated[int, PathParameter()]
 
 
 class ResultsController(Controller):
@@ -35,14 +35,23 @@ class ResultsController(Controller):
         )
         return services_of(request).store.read(lambda db: store.list_results(db, where))
 
-    @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
-    def get_result(
-        self, request: Request[Any, Any, Any], result_id: ResultId
-    ) -> store.ResultDetail:
+    @get(
+        "/{result_id:int}",
+        sync_to_thread=True,
+        summary="One result with tests and failures",
+        responses=error_answers({404: "No result with this id"}),
+    )
+    def get_result(self, request: Request[Any, Any, Any], result_id: RowId) -> store.ResultDetail:
         return services_of(request).store.read(lambda db: store.get_result(db, result_id))
 
 
-class JobsController(Controller):
+class JobsController(SubmitController):
+    """Reading jobs, and submitting one (``SubmitController``'s POST).
+
+    One controller for the path: Litestar 2 answers OPTIONS with the methods of the first
+    controller registered on a path, so a second one's POST was missing from its Allow header.
+    """
+
     path = "/api/jobs"
     tags = ["jobs"]  # noqa: RUF012
 
@@ -54,6 +63,11 @@ class JobsController(Controller):
             lambda db: store.list_jobs(db, limit=limit, before=cursor)
         )
 
-    @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
-    def get_job(self, request: Request[Any, Any, Any], job_id: JobId) -> store.JobView:
+    @get(
+        "/{job_id:int}",
+        sync_to_thread=True,
+        summary="One job with its result",
+        responses=error_answers({404: "No job with this id"}),
+    )
+    def get_job(self, request: Request[Any, Any, Any], job_id: RowId) -> store.JobView:
         return services_of(request).store.read(lambda db: store.get_job(db, job_id))

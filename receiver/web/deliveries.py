@@ -8,18 +8,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from receiver import store
 from receiver.services import services_of
-from receiver.web.params import Cursor, Limit
+from receiver.web.errors import error_answers
+from receiver.web.params import Cursor, Limit, RowId
 
 State = Annotated[
     Literal["pending", "sent", "dead"] | None,
     # ``state`` is reserved for handler arguments in Litestar; the query key stays ``state``.
     QueryParameter(name="state", description="Only deliveries in this state"),
 ]
-DeliveryId = Annotated[int, PathParameter()]
 
 
 class DeliveriesController(Controller):
@@ -42,9 +42,10 @@ class DeliveriesController(Controller):
         status_code=200,
         summary="Send a delivery again",
         description="Back to pending, due now, with a fresh attempt budget (sent or dead alike).",
+        responses=error_answers({404: "No delivery with this id"}),
     )
     async def retry(
-        self, request: Request[Any, Any, Any], delivery_id: DeliveryId
+        self, request: Request[Any, Any, Any], delivery_id: RowId
     ) -> store.DeliveryView:
         services = services_of(request)
         view = await services.store.write(lambda db: store.redeliver(db, delivery_id))

@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Request, Response, get
+from litestar.exceptions import ServiceUnavailableException
 
-from receiver.metrics import CONTENT_TYPE
+from receiver.metrics import MEDIA_TYPE
 from receiver.services import services_of
-from receiver.web.errors import error_response
+from receiver.web.errors import error_answers
 
 
-@get("/health", sync_to_thread=True, tags=["service"], summary="Whether the store answers")
-def health(request: Request[Any, Any, Any]) -> Response[Any]:
+class Healthy(msgspec.Struct):
+    status: Literal["ok"]
+
+
+@get(
+    "/health",
+    sync_to_thread=True,
+    tags=["service"],
+    summary="Whether the store answers",
+    responses=error_answers({503: "The store does not answer or its writer is not running"}),
+)
+def health(request: Request[Any, Any, Any]) -> Healthy:
     try:
         ok = services_of(request).store.ping()
     except Exception as exc:
-        return error_response(503, f"The store does not answer: {exc}")
+        raise ServiceUnavailableException(f"The store does not answer: {exc}") from None
     if not ok:
-        return error_response(503, "The store's writer is not running")
-    return Response({"status": "ok"})
+        raise ServiceUnavailableException("The store's writer is not running")
+    return Healthy(status="ok")
 
 
-@get("/metrics", sync_to_thread=False, tags=["service"], summary="Prometheus text")
+@get(
+    "/metrics",
+    sync_to_thread=False,
+    tags=["service"],
+    summary="Prometheus text",
+    media_type=MEDIA_TYPE,
+)
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
     services.metrics.write_batches.set(services.store.batches)
     services.metrics.batched_writes.set(services.store.batched_writes)
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+    # Litestar adds "; charset=utf-8" to every text/* media type.
+    return Response(services.metrics.render(), media_type=MEDIA_TYPE)

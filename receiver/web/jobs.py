@@ -23,6 +23,7 @@ from receiver.providers import POLLING_PROVIDERS, PROVIDERS, polling
 from receiver.providers import qualitymax as qm
 from receiver.results import CustomData
 from receiver.services import Services, services_of
+from receiver.web.errors import BODY_ERRORS, error_answers
 
 log = get_logger("receiver.jobs")
 
@@ -105,6 +106,18 @@ class SubmitController(Controller):
         "also `callback_url`; Qualigate and QualGent `external_kind`). A provider's refusal "
         "answers with its own words: 400 bad request, 404 unknown test, 502 wrong key, 503 "
         "unavailable.",
+        responses=error_answers(
+            {
+                400: "The body is not a job this service can submit, or the provider refused "
+                "it as a bad request; `detail` names the field",
+                404: "The provider does not know the test, suite or project",
+                409: "The service lacks a setting submitting needs (QualityMax's, or the "
+                "chosen provider's key); `detail` names it",
+                502: "The provider refused the service's key, or answered an error",
+                503: "The provider is unavailable or over its rate limit (see Retry-After)",
+                **BODY_ERRORS,
+            }
+        ),
     )
     async def submit_job(
         self, request: Request[Any, Any, Any], data: JobBody
