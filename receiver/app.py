@@ -28,6 +28,7 @@ from receiver.web.callbacks import CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
 from receiver.web.health import health, metrics
+from receiver.web.jobs import SubmitController
 from receiver.web.openapi import ErrorBodySchema, LayeredResponses, layered
 
 # The answers of every route under /api, and of every route at all, in the OpenAPI document.
@@ -78,7 +79,7 @@ def create_app(config: Config) -> Litestar:
 
     api = Router(
         "/",
-        route_handlers=[ResultsController, JobsController, DeliveriesController],
+        route_handlers=[ResultsController, JobsController, SubmitController, DeliveriesController],
         guards=[bearer_guard],
         opt=layered(API_ERRORS),
     )

@@ -10,7 +10,6 @@ from litestar.params import QueryParameter
 from receiver import store
 from receiver.services import services_of
 from receiver.web.errors import error_answers
-from receiver.web.jobs import SubmitController
 from receiver.web.params import Cursor, Limit, RowId
 
 Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
@@ -45,13 +44,7 @@ class ResultsController(Controller):
         return services_of(request).store.read(lambda db: store.get_result(db, result_id))
 
 
-class JobsController(SubmitController):
-    """Reading jobs, and submitting one (``SubmitController``'s POST).
-
-    One controller for the path: Litestar 2 answers OPTIONS with the methods of the first
-    controller registered on a path, so a second one's POST was missing from its Allow header.
-    """
-
+class JobsController(Controller):
     path = "/api/jobs"
     tags = ["jobs"]  # noqa: RUF012
 
