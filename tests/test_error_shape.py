@@ -83,7 +83,12 @@ def test_the_api_error_answers_have_the_shape(
         "/api/jobs", json={"url": "https://e.com", "feature_description": "x"}, headers=auth
     )
     assert_error_shape(refused, 409)
-    assert_error_shape(client.post("/api/jobs", content=b"{", headers=auth), 400)
+    malformed = client.post("/api/jobs", content=b"{", headers=auth)
+    assert_error_shape(malformed, 400)
+    assert malformed.json()["detail"].startswith("The body is not valid JSON")
+    big = client.post("/api/jobs", content=b"[" + b" " * 2_000_000 + b"]", headers=auth)
+    assert_error_shape(big, 413)
+    assert "raise [server] max_body_bytes" in big.json()["detail"]
     assert_error_shape(client.post("/api/jobs", json=[1], headers=auth), 400)
     assert_error_shape(client.get("/api/deliveries?state=lost", headers=auth), 400)
 

@@ -16,7 +16,13 @@ from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
 from receiver.logs import get_logger
 from receiver.services import Services
 from receiver.store import utcnow
-from receiver.web.errors import BODY_ERRORS, ErrorBody, error_answers, report_internal
+from receiver.web.errors import (
+    BODY_ERRORS,
+    ErrorBody,
+    error_answers,
+    report_internal,
+    too_large,
+)
 
 log = get_logger("receiver.callbacks")
 
@@ -246,8 +252,4 @@ def _refused(services: Services, outcome: str, status_code: int, detail: str) ->
 
 
 def _too_large(services: Services) -> str:
-    limit = services.config.server.max_body_bytes
-    return (
-        f"The body is over {limit} bytes; raise [server] max_body_bytes in the config "
-        "if such callbacks are expected"
-    )
+    return too_large(services.config.server.max_body_bytes)

@@ -11,7 +11,8 @@ from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import Message, Scope
@@ -49,11 +50,23 @@ def error_response(
     return Response({"detail": detail}, status_code=status_code, headers=headers)
 
 
-def http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Litestar's refusals, with what to do where its own words do not say it."""
     detail = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         detail = f"{detail}: {_describe_extra(exc.extra)}"
+    elif isinstance(exc, RequestEntityTooLarge):
+        detail = too_large(request.app.state.services.config.server.max_body_bytes)
+    elif isinstance(exc.__cause__, SerializationException):
+        detail = f"The body is not valid JSON ({detail}): send one JSON document"
     return error_response(exc.status_code, detail, exc.headers)
+
+
+def too_large(limit: int) -> str:
+    return (
+        f"The body is over {limit} bytes; raise [server] max_body_bytes in the config "
+        "if such requests are expected"
+    )
 
 
 def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
