@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
@@ -29,9 +30,19 @@ from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
-from receiver.web.errors import EXCEPTION_HANDLERS
+from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
 from receiver.web.health import health, metrics
 from receiver.web.jobs import submit_handler
+from receiver.web.openapi import ErrorBodySchema, LayeredResponses, layered
+
+# The answers of every route under /api, and of every route at all, in the OpenAPI document.
+API_ERRORS: Final = error_answers(
+    {
+        400: "A parameter or the body is not valid; `detail` names it",
+        401: "Missing or wrong bearer token, or the API is closed (RECEIVER_API_TOKEN unset)",
+    }
+)
+EVERY_ROUTE_ERRORS: Final = error_answers({500: "Internal error; the service log has the cause"})
 
 log = get_logger("receiver.app")
 
@@ -87,12 +98,16 @@ def create_app(config: Config) -> Litestar:
         "/",
         route_handlers=[ResultsController, JobsController, submit_handler(), DeliveriesController],
         guards=[bearer_guard],
+        opt=layered(API_ERRORS),
     )
     return Litestar(
         route_handlers=[take_callback, api, health, metrics],
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[count_server_errors],
+        plugins=[LayeredResponses(), ErrorBodySchema()],
+        opt=layered(EVERY_ROUTE_ERRORS),
         request_max_body_size=config.server.max_body_bytes,
         request_class=BoundedRequest,
         openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),

@@ -16,7 +16,9 @@ CALLBACK_OUTCOMES: Final = (
     "not_configured",  # no webhook secret: a polling-only service answers 503
 )
 
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+# Prometheus' text format; Litestar appends "; charset=utf-8", making the served CONTENT_TYPE.
+MEDIA_TYPE: Final = "text/plain; version=0.0.4"
+CONTENT_TYPE: Final = f"{MEDIA_TYPE}; charset=utf-8"
 INGEST_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -50,8 +52,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.server_errors = Counter(
+            "receiver_http_server_errors",
+            "Answers with a 5xx status, by status (callbacks and every other route)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.server_errors.labels("500")  # there at 0, so that rates over it work from the start
+
     def count_callback(self, outcome: str) -> None:
         self._callback_counts[outcome].inc()
+
+    def count_server_error(self, status: int) -> None:
+        self.server_errors.labels(str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -119,8 +119,8 @@ SUITE = {"provider": "qualigate", "test_suite_id": gate_sim.MIXED_SUITE}
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        (body_with({**SUITE, "viewportWidth": 2**63}), "viewportWidth Expected `int` <= 16384"),
-        (body_with({**SUITE, "viewportHeight": 0}), "viewportHeight Expected `int` >= 1"),
+        (body_with({**SUITE, "viewportWidth": 2**63}), "viewportWidth: Expected `int` <= 16384"),
+        (body_with({**SUITE, "viewportHeight": 0}), "viewportHeight: Expected `int` >= 1"),
         (
             body_with({**SUITE, "custom_data": {"pr_number": "9223372036854775808"}}),
             "custom_data.pr_number: '9223372036854775808' is not a pull request number",

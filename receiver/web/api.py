@@ -6,15 +6,14 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from receiver import views
 from receiver.store import Store
-from receiver.web.params import Cursor, Limit
+from receiver.web.errors import error_answers
+from receiver.web.params import Cursor, Limit, RowId
 
 Filter = Annotated[str | None, QueryParameter(description="Only results with this value")]
-ResultId = Annotated[int, PathParameter()]
-JobId = Annotated[int, PathParameter()]
 
 
 class ResultsController(Controller):
@@ -36,8 +35,13 @@ class ResultsController(Controller):
         )
         return store.read(lambda tx: views.result_page(tx, where))
 
-    @get("/{result_id:int}", sync_to_thread=True, summary="One result with tests and failures")
-    def get_result(self, store: NamedDependency[Store], result_id: ResultId) -> views.ResultDetail:
+    @get(
+        "/{result_id:int}",
+        sync_to_thread=True,
+        summary="One result with tests and failures",
+        responses=error_answers({404: "No result with this id"}),
+    )
+    def get_result(self, store: NamedDependency[Store], result_id: RowId) -> views.ResultDetail:
         return store.read(lambda tx: views.result_detail(tx, result_id))
 
 
@@ -51,6 +55,11 @@ class JobsController(Controller):
     ) -> views.JobPage:
         return store.read(lambda tx: views.job_page(tx, limit=limit, before=cursor))
 
-    @get("/{job_id:int}", sync_to_thread=True, summary="One job with its result")
-    def get_job(self, store: NamedDependency[Store], job_id: JobId) -> views.JobView:
+    @get(
+        "/{job_id:int}",
+        sync_to_thread=True,
+        summary="One job with its result",
+        responses=error_answers({404: "No job with this id"}),
+    )
+    def get_job(self, store: NamedDependency[Store], job_id: RowId) -> views.JobView:
         return store.read(lambda tx: views.job_view(tx, job_id))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, SerializationException
 
 from receiver import limits
 
@@ -21,6 +21,8 @@ class BoundedRequest(Request[Any, Any, Any]):
             return await super().json()
         except RecursionError:
             raise ClientException(detail=too_deep_detail(await self.body())) from None
+        except SerializationException as exc:  # also where a hook reads it before Litestar does
+            raise ClientException(str(exc)) from exc
 
 
 def too_deep_detail(body: bytes) -> str:

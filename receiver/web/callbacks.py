@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Final, cast
+from typing import Annotated, Any, Final, cast
 
 import msgspec
 from litestar import Litestar, post
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, InternalServerException
+from litestar.params import Body, HeaderParameter
 from litestar.types import HTTPRequestEvent, Message, Receive, Scope, Send
 
 from receiver.callbacks import Accepted, PayloadRejected, SignatureRejected
@@ -15,7 +17,13 @@ from receiver.clock import utcnow
 from receiver.logs import get_logger
 from receiver.services import Services
 from receiver.store import NotWritable
-from receiver.web.errors import report_internal
+from receiver.web.errors import (
+    BODY_ERRORS,
+    ErrorBody,
+    error_answers,
+    report_internal,
+    too_large,
+)
 
 log = get_logger("receiver.callbacks")
 
@@ -25,11 +33,23 @@ NOT_CONFIGURED: Final = (
     "(or [qualitymax] webhook_secret) and restart"
 )
 
-
-class ErrorBody(msgspec.Struct):
-    """The one error shape (see receiver.web.errors), encoded here without a Response."""
-
-    detail: str
+# For the OpenAPI document only: serve_callback reads the header and the raw body itself.
+Signature = Annotated[
+    str,
+    HeaderParameter(
+        name="X-QualityMax-Signature",
+        description="sha256=<hex>: HMAC-SHA256 of the raw body with the webhook secret",
+    ),
+]
+CallbackDocument = Annotated[
+    dict[str, Any],
+    Body(
+        media_type=RequestEncodingType.JSON,
+        title="A QualityMax callback",
+        description="The document QualityMax posts, kept byte for byte: the signature is "
+        "verified over the raw body before it is decoded.",
+    ),
+]
 
 
 @post(
@@ -40,8 +60,18 @@ class ErrorBody(msgspec.Struct):
     "stored, then answered. A repeat of a stored body answers 200 with duplicate=true.",
     tags=["callbacks"],
     middleware=[lambda app: serve_callback],
+    responses=error_answers(
+        {
+            400: "Signed, but not a JSON object or not a callback that can be read; the raw "
+            "body is kept for inspection",
+            401: "Missing or wrong X-QualityMax-Signature",
+            503: "QualityMax callbacks are not configured on this service (no webhook secret), "
+            "or the store cannot write (a full disk): not stored, send it again later",
+            **BODY_ERRORS,
+        }
+    ),
 )
-async def take_callback() -> Accepted:
+async def take_callback(data: CallbackDocument, signature: Signature) -> Accepted:
     """Declares the route (paths, 405 for other methods, the OpenAPI document).
 
     ``serve_callback`` answers every request that reaches it: see there why.
@@ -97,11 +127,19 @@ async def _serve_guarded(scope: Scope, receive: Receive, send: Send) -> None:
         await serve_callback(scope, receive, tracked)
     except HTTPException as exc:
         if not started:
-            await _answer(send, exc.status_code, msgspec.json.encode(ErrorBody(exc.detail)))
+            await _answer_error(scope, send, exc.status_code, exc.detail)
     except Exception as exc:
         detail = report_internal(scope["path"], exc)
         if not started:
-            await _answer(send, 500, msgspec.json.encode(ErrorBody(detail)))
+            await _answer_error(scope, send, 500, detail)
+
+
+async def _answer_error(scope: Scope, send: Send, status: int, detail: str) -> None:
+    """As Litestar's exception layer would, 5xx counted as its ``before_send`` does."""
+    if status >= 500:
+        services: Services = scope["litestar_app"].state.services
+        services.metrics.count_server_error(status)
+    await _answer(send, status, msgspec.json.encode(ErrorBody(detail)))
 
 
 async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,6 +180,9 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
         log.error("callback.not_stored", error=str(exc))
         status, payload = _refused(services, "error", 503, f"Not stored: {exc}")
         return await _answer(send, status, payload)
+    except Exception:
+        services.metrics.count_callback("error")  # answered 500 by whoever serves this
+        raise
     elapsed = time.perf_counter() - started
     # Answered first: the client's next callback should not wait for our log line.
     try:
@@ -225,8 +266,4 @@ def _refused(services: Services, outcome: str, status_code: int, detail: str) ->
 
 
 def _too_large(services: Services) -> str:
-    limit = services.config.server.max_body_bytes
-    return (
-        f"The body is over {limit} bytes; raise [server] max_body_bytes in the config "
-        "if such callbacks are expected"
-    )
+    return too_large(services.config.server.max_body_bytes)

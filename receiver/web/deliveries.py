@@ -9,19 +9,19 @@ from typing import Annotated, Literal
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from receiver import views
 from receiver.notify.worker import DeliveryWorker
 from receiver.store import Store, deliveries
-from receiver.web.params import Cursor, Limit
+from receiver.web.errors import error_answers
+from receiver.web.params import Cursor, Limit, RowId
 
 State = Annotated[
     Literal["pending", "sent", "dead"] | None,
     # ``state`` is reserved for handler arguments in Litestar; the query key stays ``state``.
     QueryParameter(name="state", description="Only deliveries in this state"),
 ]
-DeliveryId = Annotated[int, PathParameter()]
 
 
 class DeliveriesController(Controller):
@@ -44,12 +44,13 @@ class DeliveriesController(Controller):
         status_code=200,
         summary="Send a delivery again",
         description="Back to pending, due now, with a fresh attempt budget (sent or dead alike).",
+        responses=error_answers({404: "No delivery with this id"}),
     )
     async def retry(
         self,
         store: NamedDependency[Store],
         worker: NamedDependency[DeliveryWorker],
-        delivery_id: DeliveryId,
+        delivery_id: RowId,
     ) -> views.DeliveryView:
         view = await store.write(lambda tx: deliveries.redeliver(tx, delivery_id))
         worker.wake()

@@ -21,6 +21,7 @@ from litestar.params import Body
 from receiver import providers
 from receiver.jobs import JobSubmitted, Submission
 from receiver.providers.base import JobBody
+from receiver.web.errors import BODY_ERRORS, error_answers
 
 EXAMPLES: Final = [
     Example(
@@ -98,6 +99,19 @@ def submit_handler() -> HTTPRouteHandler:
         status_code=201,
         tags=["jobs"],
         before_request=choose_provider,
+        responses=error_answers(
+            {
+                400: "The body is not a job this service can submit, or the provider refused "
+                "it as a bad request; `detail` names the field",
+                404: "The provider does not know the test, suite or project",
+                409: "The service lacks a setting submitting needs (QualityMax's, or the "
+                "chosen provider's key); `detail` names it",
+                502: "The provider refused the service's key, answered an error, or may have "
+                "taken the job although the answer failed (check there before resending)",
+                503: "The provider is unavailable or over its rate limit (see Retry-After)",
+                **BODY_ERRORS,
+            }
+        ),
         summary="Submit a job",
         description="Answers the job's `id`, `provider`, `state` and `external_id` (QualityMax "
         "also `callback_url`; Qualigate and QualGent `external_kind`). A provider's refusal "
