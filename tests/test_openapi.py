@@ -136,7 +136,7 @@ def test_metrics_health_and_callbacks_are_described_as_served() -> None:
     assert "503" in health
     for path in ("/callbacks/qualitymax", "/callbacks/qualitymax/{job_key}"):
         callback = paths[path]["post"]
-        assert {"200", "400", "401", "408", "413", "500"} == set(callback["responses"])
+        assert {"200", "400", "401", "408", "413", "500", "503"} == set(callback["responses"])
         (signature,) = [p for p in callback["parameters"] if p["in"] == "header"]
         assert signature["name"] == "X-QualityMax-Signature" and signature["required"]
         assert callback["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
