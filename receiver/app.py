@@ -22,6 +22,7 @@ from receiver.retention import Retention
 from receiver.server import die_with_parent
 from receiver.services import Services
 from receiver.store import open_store
+from receiver.timeouts import start_watcher
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
@@ -43,7 +44,8 @@ def create_app(config: Config) -> Litestar:
         database = open_store(config.db_path)
         database.check_writable()  # a read-only file opens quietly: refuse it here
         recorder = Recorder(router)
-        worker = DeliveryWorker(database, config)
+        metrics = Metrics()
+        worker = DeliveryWorker(database, config, metrics=metrics)
         services = app.state.services = Services(
             config=config,
             store=database,
@@ -53,12 +55,14 @@ def create_app(config: Config) -> Litestar:
                 recorder,
                 on_recorded=worker.recorded,
             ),
-            metrics=Metrics(),
+            metrics=metrics,
             worker=worker,
         )
         await worker.start()
         # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
         services.poller = start_poller(config, database, recorder, on_recorded=worker.recorded)
+        # Jobs submitted through receiver whose result never came: `timeout` results.
+        timeouts = start_watcher(config, database, recorder, worker.recorded)
         retention = Retention(database, config.retention)
         retention.start()
         log.info("service.started", db=redact.url(config.db_path), config=config.source)
@@ -68,6 +72,7 @@ def create_app(config: Config) -> Litestar:
             yield
         finally:
             await retention.stop()
+            await timeouts.stop()
             if services.poller is not None:
                 await services.poller.stop()
             await worker.stop()

@@ -8,7 +8,8 @@ A *row* is one job of the group: a browser, a device, a provider. Results of the
 ``running`` update, a late result after its timeout, a re-run of the same request) land on the
 same row, newest result wins. A row is named by the custom_data keys that say which cell of a
 matrix a job is (``matrix``, ``browser``, ``device``, ``os_version``, ``viewport``); without
-them, by the job's request (a re-run of the same request is the same row), else by the job.
+them, by the request receiver submitted (a re-run of the same request is the same row); else
+the provider's results share one row, as before matrix rows (the newest result speaks).
 """
 
 from __future__ import annotations
@@ -78,15 +79,14 @@ def label_of(result: Grouped) -> str | None:
     return " · ".join(shown)[:MAX_LABEL_CHARS] or None
 
 
-def row_of(result: Grouped, *, request: str | None, job_id: int | None, result_id: int) -> Row:
+def row_of(result: Grouped, *, request: str | None, job_id: int | None) -> Row:
     """The row (key and label) of ``result`` in any of its groups."""
     provider = result.provider
     if label := label_of(result):
         return Row(key=f"{provider}|{label}", label=f"{provider} · {label}")
     if identity := _request_identity(request):
-        return Row(key=f"{provider}|request:{identity}", label=provider)
-    job = f"job {job_id}" if job_id is not None else f"result {result_id}"
-    return Row(key=f"{provider}|{job}", label=f"{provider} · {job}")
+        return Row(key=f"{provider}|request:{identity}", label=f"{provider} · job {job_id}")
+    return Row(key=f"{provider}|", label=provider)
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +121,7 @@ def record_rows(
     if not keys:
         return
     request = jobs.request_of(tx, job_id) if job_id is not None else None
-    row = row_of(result, request=request, job_id=job_id, result_id=result_id)
+    row = row_of(result, request=request, job_id=job_id)
     for group_key in sorted(keys):
         stored.upsert(
             tx,

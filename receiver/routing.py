@@ -114,6 +114,7 @@ class Router:
             targets = tuple(parse_target(url, route.name) for url in route.notify)
             compiled.append(CompiledRoute(route=route, targets=targets))
         _check_thread_by(compiled)
+        _check_watch(config)
         router = cls(compiled)
         if router.uses_slack and not config.slack.bot_token:
             raise ConfigError(
@@ -252,9 +253,7 @@ def _on_change(tx: Tx, route: Route, result: Result, result_id: int) -> OnChange
         reason = "first result of its group" + ("" if spoke else ", and it passed")
         return OnChange(spoke=spoke, group=group, reason=reason)
     spoke = previous.status != result.status
-    reason = (
-        f"status changed from {previous.status}" if spoke else f"status still {result.status}"
-    )
+    reason = f"status changed from {previous.status}" if spoke else f"status still {result.status}"
     return OnChange(
         spoke=spoke,
         group=group,
@@ -262,6 +261,22 @@ def _on_change(tx: Tx, route: Route, result: Result, result_id: int) -> OnChange
         previous_result_id=previous.result_id,
         previous_status=previous.status,
     )
+
+
+def _check_watch(config: Config) -> None:
+    """[watch] notify: Apprise URLs or slackbot:// (an alert has no pull request or commit)."""
+    for url in config.watch.notify:
+        target = parse_target(url, "[watch] notify")
+        if target.kind in GITHUB_KINDS:
+            raise ConfigError(
+                f"[watch] notify: {target.display} cannot take an alert (it has no pull request "
+                "or commit); use an Apprise URL or slackbot://#channel"
+            )
+        if target.kind == "slackbot" and not config.slack.bot_token:
+            raise ConfigError(
+                "[watch] notify uses slackbot://... but SLACK_BOT_TOKEN is not set: set it in "
+                f"the environment or as [slack] bot_token in {config.source}"
+            )
 
 
 def _check_thread_by(compiled: list[CompiledRoute]) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from litestar import Request, Response, get
 
+from receiver import clock
 from receiver.metrics import CONTENT_TYPE
 from receiver.services import services_of
+from receiver.store import deliveries
 from receiver.web.errors import error_response
 
 
@@ -28,9 +31,14 @@ async def health(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response({"status": "ok"})
 
 
-@get("/metrics", sync_to_thread=False, tags=["service"], summary="Prometheus text")
+@get("/metrics", sync_to_thread=True, tags=["service"], summary="Prometheus text")
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
+    now = dt.datetime.now(dt.UTC)
+    oldest = services.store.read(deliveries.oldest_pending)
+    services.metrics.set_oldest_pending(
+        {key: (now - clock.parse(made)).total_seconds() for key, made in oldest.items()}
+    )
     services.metrics.write_batches.set(services.store.batches)
     services.metrics.batched_writes.set(services.store.batched_writes)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)
