@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import PathParameter, QueryParameter
 
-from receiver import views
+from receiver import explain, views
 from receiver.services import services_of
 from receiver.web.params import Cursor, Limit
 
@@ -40,6 +40,20 @@ class ResultsController(Controller):
         self, request: Request[Any, Any, Any], result_id: ResultId
     ) -> views.ResultDetail:
         return services_of(request).store.read(lambda tx: views.result_detail(tx, result_id))
+
+    @get(
+        "/{result_id:int}/explain",
+        sync_to_thread=True,
+        summary="Why a result did or did not notify",
+        description="Each route's decision as recorded when the result was routed (matched, or "
+        "the first `when` key that did not hold with the value seen; on_change and "
+        "repeat_after with the previous result compared against), then the deliveries made "
+        "with every attempt's time, answer and error.",
+    )
+    def explain_result(
+        self, request: Request[Any, Any, Any], result_id: ResultId
+    ) -> explain.Explanation:
+        return services_of(request).store.read(lambda tx: explain.explain(tx, result_id))
 
 
 class JobsController(Controller):
