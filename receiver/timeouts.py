@@ -23,7 +23,7 @@ from receiver.logs import get_logger
 from receiver.record import Recorded, RecordedHook, Recorder
 from receiver.results import Result
 from receiver.store import Store, jobs
-from receiver.store.jobs import PollJob
+from receiver.store.jobs import OpenJob
 from receiver.store.tx import Tx
 
 log = get_logger("receiver.timeouts")
@@ -38,7 +38,7 @@ def limits(config: Config) -> dict[str, float]:
     return {"qualitymax": config.qualitymax.timeout_seconds}
 
 
-def timeout_result(provider: str, job: PollJob, limit: float) -> Result:
+def timeout_result(provider: str, job: OpenJob, limit: float) -> Result:
     """``no result for deploy abc-123 within 15 min``."""
     deploy = job.custom_data.get("deploy_id")
     what = f"deploy {deploy}" if isinstance(deploy, str | int) and deploy != "" else f"job {job.id}"
@@ -115,7 +115,7 @@ class TimeoutWatcher:
                 log.info("job.timeout", job_id=job.id, provider=provider, result_id=result_id)
         return made
 
-    def _end(self, job: PollJob, provider: str, limit: float, tx: Tx) -> Recorded | None:
+    def _end(self, job: OpenJob, provider: str, limit: float, tx: Tx) -> Recorded | None:
         if not jobs.is_open(tx, job.id):
             return None  # its result came meanwhile
         return self.recorder.record(tx, timeout_result(provider, job, limit), job_id=job.id)

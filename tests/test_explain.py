@@ -13,7 +13,7 @@ from receiver.app import create_app
 from receiver.cli import main
 from receiver.explain import Explanation, explain
 from tests.conftest import TOKEN
-from tests.notify_helpers import Harness, all_final, make_config, result, route
+from tests.notify_helpers import Harness, all_final, make_config, result
 from tests.sinks import HttpSink, fail_then_ok
 
 ROUTES = (

@@ -112,8 +112,7 @@ SELECT 1 FROM jobs WHERE id = ? AND state IN ('submitted', 'pending', 'running')
 # Jobs still waiting for a result, oldest first, as the partial index idx_jobs_open_created
 # (migration 0004) states it.
 SELECT_OVERDUE: Final = """
-SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
-    poll_errors
+SELECT id, provider, external_id, state, custom_data, created_at
 FROM jobs
 WHERE provider = ? AND created_at <= ? AND result_id IS NULL AND (state = 'submitted' OR state = 'pending' OR state = 'running')
 ORDER BY created_at LIMIT ?
@@ -213,10 +212,21 @@ def is_open(tx: Tx, job_id: int) -> bool:
     return tx.execute(SELECT_OPEN, [job_id]).fetchone() is not None
 
 
-def overdue(tx: Tx, provider: str, *, created_before: str, limit: int = 100) -> list[PollJob]:
+class OpenJob(msgspec.Struct, kw_only=True):
+    """A job still waiting for its result."""
+
+    id: int
+    provider: str
+    external_id: str | None
+    state: str
+    created_at: str
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+
+
+def overdue(tx: Tx, provider: str, *, created_before: str, limit: int = 100) -> list[OpenJob]:
     """``provider``'s jobs made before ``created_before`` that still have no result."""
     cursor = tx.execute(SELECT_OVERDUE, [provider, created_before, limit])
-    return rows_as(cursor, PollJob, json=JSON_COLUMNS)
+    return rows_as(cursor, OpenJob, json=JSON_COLUMNS)
 
 
 def result_id_of(tx: Tx, job_id: int) -> int | None:
