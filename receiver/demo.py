@@ -176,7 +176,7 @@ class StandIns:
         self.github_token = f"ghp_demo{secrets.token_hex(8)}"
         self.slack_token = f"xoxb-demo-{secrets.token_hex(8)}"
         self.slack = SlackApi(self.slack_token)
-        self.slack_server = StandIn(self.slack.answer)
+        self.slack_server = StandIn(self.slack.answer, nodelay=True)
         self.chat = StandIn()
         self.github = GithubApi(self.github_token)
         self.github_server = StandIn(self.github.answer)

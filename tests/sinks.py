@@ -145,7 +145,7 @@ class FakeSlack(SlackApi):
 
     def __init__(self, token: str = SLACK_TOKEN) -> None:
         super().__init__(token)
-        self.server = StandIn(self.answer)
+        self.server = StandIn(self.answer, nodelay=True)
 
     @property
     def url(self) -> str:
