@@ -342,6 +342,10 @@ def print_route(router: Router, name: str) -> None:
         if compiled.route.on_change:
             group = ", ".join(compiled.route.group_by) or "provider only"
             click.echo(f"      on_change: yes, grouped by {group}")
+        if compiled.route.repeat_after is not None:
+            click.echo(f"      repeat_after: {compiled.route.repeat_after:g}s")
+        if any(t.kind == "slackbot" for t in compiled.targets):
+            click.echo(f"      thread_by: {', '.join(compiled.route.thread_keys)}")
         for target in compiled.targets:
             click.echo(f"      -> {target.display}")
 
