@@ -109,12 +109,14 @@ SELECT 1 FROM jobs WHERE id = ? AND state IN ('submitted', 'pending', 'running')
 """
 
 
-# Jobs still waiting for a result, oldest first, as the partial index idx_jobs_open_created
-# (migration 0004) states it.
+# Jobs still waiting for a callback (a polled job, with an external_kind, is the poller's), oldest
+# first, with the condition of the partial index idx_jobs_open_created (migration 0004) word for
+# word.
 SELECT_OVERDUE: Final = """
 SELECT id, provider, external_id, state, custom_data, created_at
 FROM jobs
 WHERE provider = ? AND created_at <= ? AND result_id IS NULL AND (state = 'submitted' OR state = 'pending' OR state = 'running')
+    AND external_kind IS NULL
 ORDER BY created_at LIMIT ?
 """  # noqa: E501  (the index's condition, word for word)
 SELECT_RESULT_ID: Final = "SELECT result_id FROM jobs WHERE id = ?"
@@ -224,7 +226,7 @@ class OpenJob(msgspec.Struct, kw_only=True):
 
 
 def overdue(tx: Tx, provider: str, *, created_before: str, limit: int = 100) -> list[OpenJob]:
-    """``provider``'s jobs made before ``created_before`` that still have no result."""
+    """``provider``'s jobs made before ``created_before`` still waiting for a callback."""
     cursor = tx.execute(SELECT_OVERDUE, [provider, created_before, limit])
     return rows_as(cursor, OpenJob, json=JSON_COLUMNS)
 
