@@ -2,7 +2,8 @@
 provider's ``timeout_seconds`` becomes a ``timeout`` result, routed like any other.
 
 A small watcher in the service's lifespan asks the jobs table, every few seconds, for jobs
-waiting for a callback past their provider's limit (a polled job is the poller's to end) (``[qualitymax] timeout_seconds``, default 900), and
+waiting for a callback past their provider's limit (``[qualitymax] timeout_seconds``, default
+900; a polled job is the poller's to end), and
 records a ``timeout`` result for each through the Recorder, only while the job is still open in
 that same transaction (a callback, or the poller, may have ended it meanwhile). It reads only
 the jobs table and the config, nothing of the providers' own modules. A real result arriving

@@ -53,8 +53,14 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     assert "forged signature -> 401" in done.stdout
     # The matrix: three browsers of PR 45, one Slack message edited as their results arrived
     # (through the Slack Web API stand-in), one PR comment with a row each, one status.
-    assert "Slack #previews, as the Web API stand-in holds it: 1 message, edited " in matrix
-    assert "    chat.postMessage -> ok\n    chat.update -> ok\n" in matrix
+    assert (
+        "Slack #previews, as the Web API stand-in holds it: 1 message, edited 2 time(s)" in matrix
+    )
+    assert (
+        "    chat.postMessage -> ok\n    chat.update -> ok\n"
+        "    chat.postMessage (threaded reply) -> ok\n    chat.update -> ok\n"
+    ) in matrix
+    assert "      ↳ ✅ → ❌ 1 of 2 jobs failed · PR #45 · feat/search" in matrix
     assert "    ❌ 1 of 3 jobs failed · PR #45 · feat/search\n" in matrix
     for browser in ("chromium", "firefox", "webkit"):
         assert f"*qualitymax · {browser}* —" in matrix

@@ -243,7 +243,7 @@ def _matrix_body(group: Group) -> str:
     lines = [
         MARKER,
         f"<!-- receiver:result {group.newest_id} -->",
-        f"### {escape.markdown(group_title(group))}",
+        f"### {group_title(group, escape.markdown)}",
     ]
     full = MARKDOWN.link("the full report", newest.links.report)
     jobs = fit.Part(lines=[_job_row(c) for c in group.cells], note=_table_note(full))

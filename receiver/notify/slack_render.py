@@ -7,6 +7,7 @@ header, plain text), every link through ``escape.link``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from receiver.matrix import Cell, Group
@@ -32,10 +33,11 @@ def link(label: str, url: str | None) -> str | None:
     return None if safe is None else f"<{safe}|{escape.mrkdwn(label)}>"
 
 
-def group_title(group: Group) -> str:
-    """Plain text: one result's title, or the matrix's (``❌ 2 of 3 jobs failed · …``)."""
+def group_title(group: Group, text: Callable[[str], str] = escape.plain) -> str:
+    """One result's title, or the matrix's (``❌ 2 of 3 jobs failed · PR #42 · …``); partner
+    text escaped by ``text``, our own words bare."""
     if len(group.cells) == 1:
-        return title(group.cells[0].result)
+        return title(group.cells[0].result, text)
     cells = group.cells
     bad = [c for c in cells if c.result.status not in ("passed", "pending", "running")]
     waiting = [c for c in cells if c.result.status in ("pending", "running")]
@@ -46,14 +48,8 @@ def group_title(group: Group) -> str:
     else:
         words = f"{len(cells)} of {len(cells)} jobs passed"
     newest = max(cells, key=lambda c: c.result.id).result
-    return " · ".join([f"{icon(group.status)} {words}", *_where(newest)])
-
-
-def _where(result: Any) -> list[str]:
-    found = []
-    if result.pr_number is not None:
-        found.append(f"PR #{result.pr_number}")
-    return found + context(result)
+    pr = [f"PR #{newest.pr_number}"] if newest.pr_number is not None else []
+    return " · ".join([f"{icon(group.status)} {words}", *pr, *context(newest, text)])
 
 
 def row_line(cell: Cell) -> str:
@@ -140,4 +136,4 @@ def _context(group: Group, newest: Any) -> dict[str, Any]:
 
 def reply(before: str, group: Group) -> str:
     """The short threaded reply when the group's status changes."""
-    return f"{icon(before)} → {escape.mrkdwn(group_title(group))}"
+    return f"{icon(before)} → {group_title(group, escape.mrkdwn)}"
