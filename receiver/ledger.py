@@ -22,7 +22,8 @@ MAX_SEEN_CHARS: Final = 200
 
 def first_miss(when: When, result: Result) -> Miss:
     """The first key of ``when`` that ``result`` fails (call it only when ``matches`` said no)."""
-    from receiver.routing import _branch, _one_of, _same  # the very checks matches() makes
+    # The very checks matches() makes; imported here, as routing imports this module.
+    from receiver.routing import _branch, _one_of, _same
 
     for key, wanted, seen in (
         ("provider", when.provider, result.provider),

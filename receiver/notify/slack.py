@@ -72,7 +72,7 @@ class SlackSender:
         self.timeout = timeout
         self.thread_by = dict(thread_by or {})
         self.session: aiohttp.ClientSession | None = None
-        self.calls = 0  # Slack API calls made (bench/slack_latency.py reads the stand-in's)
+        self.calls = 0  # Slack API calls made, for the logs and tools
 
     def client(self) -> AsyncWebClient:
         if self.session is None or self.session.closed:
