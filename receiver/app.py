@@ -25,6 +25,7 @@ from receiver.retention import Retention
 from receiver.server import die_with_parent
 from receiver.services import DEPENDENCIES, Services
 from receiver.store import open_store
+from receiver.timeouts import start_watcher
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
@@ -56,7 +57,8 @@ def create_app(config: Config) -> Litestar:
         database = open_store(config.db_path)
         database.check_writable()  # a read-only file opens quietly: refuse it here
         recorder = Recorder(router)
-        worker = DeliveryWorker(database, config)
+        metrics = Metrics()
+        worker = DeliveryWorker(database, config, metrics=metrics)
         providers = configured(config)
         submission = Submission(database, config, providers)
         services = app.state.services = Services(
@@ -65,7 +67,7 @@ def create_app(config: Config) -> Litestar:
             intake=CallbackIntake(
                 database, config.qualitymax.webhook_secrets, recorder, on_recorded=worker.recorded
             ),
-            metrics=Metrics(),
+            metrics=metrics,
             worker=worker,
             submission=submission,
             providers=providers,
@@ -77,6 +79,8 @@ def create_app(config: Config) -> Litestar:
         )
         if services.poller is not None:
             submission.on_polled = services.poller.wake
+        # Jobs submitted through receiver whose result never came: `timeout` results.
+        timeouts = start_watcher(config, database, recorder, worker.recorded)
         retention = Retention(database, config.retention)
         retention.start()
         log.info("service.started", db=redact.url(config.db_path), config=config.source)
@@ -86,6 +90,7 @@ def create_app(config: Config) -> Litestar:
             yield
         finally:
             await retention.stop()
+            await timeouts.stop()
             if services.poller is not None:
                 await services.poller.stop()
             await worker.stop()

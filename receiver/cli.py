@@ -341,6 +341,10 @@ def print_route(router: Router, name: str) -> None:
         if compiled.route.on_change:
             group = ", ".join(compiled.route.group_by) or "provider only"
             click.echo(f"      on_change: yes, grouped by {group}")
+        if compiled.route.repeat_after is not None:
+            click.echo(f"      repeat_after: {compiled.route.repeat_after:g}s")
+        if any(t.kind == "slackbot" for t in compiled.targets):
+            click.echo(f"      thread_by: {', '.join(compiled.route.thread_keys)}")
         for target in compiled.targets:
             click.echo(f"      -> {target.display}")
 
@@ -401,6 +405,35 @@ def deliveries(
         click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
         return
     click.echo(delivery_table(page.items))
+
+
+@main.command()
+@config_option
+@click.argument("result_id", metavar="RESULT_ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON, as GET /api/results/{id}/explain")
+def explain(config_file: str | None, result_id: int, as_json: bool) -> None:
+    """Why a result did or did not notify: each route's match (or the first `when` key that
+    did not hold, with the value seen), on_change and repeat_after with the previous result
+    compared against, then the deliveries and every attempt (time, answer, error).
+
+    \b
+    Example:
+        receiver explain 1234
+        receiver explain 1234 --json
+    """
+    from receiver.explain import explain as explain_result
+    from receiver.explain import lines
+
+    with user_errors():
+        database = existing_store(config_file)
+        try:
+            explained = database.read(lambda tx: explain_result(tx, result_id))
+        finally:
+            database.close()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(explained)).decode())
+        return
+    click.echo("\n".join(lines(explained)))
 
 
 @main.command()

@@ -36,6 +36,8 @@ class QualityMaxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     partner_slug: str | None = None
     api_key: str | None = None
     webhook_secret: str | None = None
+    # A job submitted through receiver with no result after this long becomes ``timeout``.
+    timeout_seconds: float = 900
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:
@@ -62,6 +64,21 @@ class QualgentSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 class GithubSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_url: str = "https://api.github.com"
     token: str | None = None
+
+
+class SlackSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The Slack Web API, for ``slackbot://#channel`` targets (messages edited in place)."""
+
+    api_url: str = "https://slack.com/api"
+    bot_token: str | None = None
+
+
+class WatchSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """receiver watching its own targets: a target failing ``after_failures`` deliveries in a
+    row sends one alert to ``notify``, and one more when it delivers again."""
+
+    after_failures: int = 3
+    notify: list[str] = msgspec.field(default_factory=list)
 
 
 class DeliverySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -95,6 +112,18 @@ class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     when: When = msgspec.field(default_factory=When)
     on_change: bool = False
     group_by: list[str] = msgspec.field(default_factory=list)
+    # slackbot:// targets: the custom_data keys that pick the message a result edits, the first
+    # the result has (pr_number with its repository; sha also read from commit_sha, head_sha).
+    thread_by: str | list[str] = msgspec.field(
+        default_factory=lambda: ["pr_number", "sha", "deploy_id"]
+    )
+    # A result whose status and failing tests equal its group's previous one within this many
+    # seconds updates living messages (slackbot://, github://pr-comment) and notifies no other.
+    repeat_after: float | None = None
+
+    @property
+    def thread_keys(self) -> list[str]:
+        return [self.thread_by] if isinstance(self.thread_by, str) else list(self.thread_by)
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -105,6 +134,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     qualgent: QualgentSettings = msgspec.field(default_factory=QualgentSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    slack: SlackSettings = msgspec.field(default_factory=SlackSettings)
+    watch: WatchSettings = msgspec.field(default_factory=WatchSettings)
     routes: list[Route] = msgspec.field(default_factory=list)
     # Set only from the environment: paths and the API token are not part of the shared file.
     db_path: str = DEFAULT_DB_PATH
@@ -132,6 +163,8 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("GITHUB_API_URL", ("github", "api_url")),
     EnvSetting("QUALIGATE_API_KEY", ("qualigate", "api_key"), secret=True),
     EnvSetting("QUALGENT_API_KEY", ("qualgent", "api_key"), secret=True),
+    EnvSetting("SLACK_BOT_TOKEN", ("slack", "bot_token"), secret=True),
+    EnvSetting("SLACK_API_URL", ("slack", "api_url")),
 )
 
 SECRET_KEYS = frozenset(s.key for s in ENV_SETTINGS if s.secret)
@@ -199,7 +232,7 @@ def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
 
 def _blank_to_none(data: dict[str, Any]) -> None:
     """An empty string (an unset ``${VAR}``) means "not configured" for optional settings."""
-    for name in ("server", "qualitymax", "github", "qualigate", "qualgent"):
+    for name in ("server", "qualitymax", "github", "qualigate", "qualgent", "slack"):
         section = data.get(name)
         if isinstance(section, dict):
             for key, value in list(section.items()):
@@ -226,6 +259,9 @@ def _check_values(config: Config, path: Path) -> None:
             f"{path}: [retention] keep_days must be greater than 0 and keep_digest_days at "
             "least keep_days (a digest must outlive its body)"
         )
+    if config.qualitymax.timeout_seconds <= 0:
+        raise ConfigError(f"{path}: [qualitymax] timeout_seconds must be greater than 0")
+    _check_watch(config, path)
     for name in ("qualigate", "qualgent"):
         polling = getattr(config, name)
         if polling.poll_seconds <= 0 or polling.timeout_seconds <= 0:
@@ -239,6 +275,25 @@ def _check_values(config: Config, path: Path) -> None:
                     f"{path}: route {route.name!r} (routes[{index}]) has an empty notify target: "
                     f"a ${{VAR}} it uses is not set; export it or remove the target"
                 )
+        if route.repeat_after is not None and route.repeat_after <= 0:
+            raise ConfigError(
+                f"{path}: route {route.name!r}: repeat_after must be a number of seconds > 0 "
+                "(leave it out to notify every result)"
+            )
+        if not route.thread_keys:
+            raise ConfigError(
+                f"{path}: route {route.name!r}: thread_by must name at least one custom_data key"
+            )
+
+
+def _check_watch(config: Config, path: Path) -> None:
+    if config.watch.after_failures < 1:
+        raise ConfigError(f"{path}: [watch] after_failures must be at least 1")
+    if any(not target.strip() for target in config.watch.notify):
+        raise ConfigError(
+            f"{path}: [watch] notify has an empty target: a ${{VAR}} it uses is not set; "
+            "export it or remove the target"
+        )
 
 
 def polling_only(config: Config) -> bool:
@@ -293,6 +348,8 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
         "retention",
         "qualigate",
         "qualgent",
+        "slack",
+        "watch",
     ):
         values = msgspec.to_builtins(getattr(config, name))
         sections[name] = {
@@ -307,4 +364,6 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "[" + ", ".join(redact.url(item) for item in value) + "]"  # [watch] notify
     return redact.NOT_SET if value is None else redact.url(str(value))

@@ -7,6 +7,10 @@ stand-in). It submits a passing and a failing QualityMax job, a Qualigate suite 
 test case through ``POST /api/jobs``, waits for their results (callbacks, polls) and their
 deliveries, and prints what the targets really received: the chat message, the pull-request
 comment's Markdown as GitHub holds it, the commit statuses.
+
+Then a matrix: one pull request tested on three browsers at once, whose results edit one living
+Slack message (``slackbot://#previews``, through the Slack Web API stand-in) and share one PR
+comment; and a nightly run that no route takes, with ``explain`` saying why it stayed silent.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import click
 import httpx
 import msgspec
 
+from receiver.explain import Explanation, lines
 from receiver.process import ServiceProcess, StartError, free_port
 from receiver.signatures import sign
 from receiver.simulator import qualgent as qualgent_sim
@@ -29,6 +34,7 @@ from receiver.simulator import qualigate as qualigate_sim
 from receiver.simulator.common import Served
 from receiver.simulator.github import GithubApi
 from receiver.simulator.process import SimulatorProcess
+from receiver.simulator.slack import SlackApi
 from receiver.simulator.standin import StandIn
 from receiver.submit import ApiClient, SubmitError
 from receiver.views import JobView
@@ -51,11 +57,18 @@ poll_seconds = 0.2
 
 [[routes]]
 name = "team-chat"
+when = {{ has = ["deploy_id"] }}
 notify = ["{chat}"]
 
 [[routes]]
 name = "pull-requests"
+when = {{ has = ["pr_number"] }}
 notify = ["github://pr-comment", "github://commit-status"]
+
+[[routes]]
+name = "previews"
+when = {{ has = ["browser"] }}
+notify = ["slackbot://#previews"]
 """
 CHAT_PATH: Final = "/chat"
 DEMO_REPOSITORY: Final = "acme/shop"
@@ -76,7 +89,9 @@ class DemoJob(msgspec.Struct, kw_only=True):
 
     def body(self) -> dict[str, Any]:
         keys = ("simulate", "repository", "branch", "pr_number", "sha", "deploy_id")
-        custom = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        custom = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
+        if browser := self.fields.get("options", {}).get("browser"):
+            custom["browser"] = browser  # the matrix cell, for the living message's rows
         return {"provider": self.provider, **self.fields, "custom_data": custom}
 
 
@@ -125,6 +140,26 @@ DEMO_JOBS: Final = (
 )
 
 
+MATRIX_PR: Final = 45
+MATRIX: Final = (("chromium", "passed"), ("firefox", "failed"), ("webkit", "passed"))
+
+
+def matrix_jobs() -> list[DemoJob]:
+    """One pull request, three browsers: each job's custom_data names its matrix cell."""
+    return [
+        DemoJob(
+            provider="qualitymax",
+            fields={**_preview(MATRIX_PR), "options": {"browser": browser}},
+            branch="feat/search",
+            pr_number=MATRIX_PR,
+            sha="5e1f0c9a2b",
+            deploy_id="",
+            simulate=outcome,
+        )
+        for browser, outcome in MATRIX
+    ]
+
+
 def seed_callback() -> bytes:
     """The callback example of QualityMax's partner API document."""
     return resources.files("receiver.data").joinpath("seed_callback.json").read_bytes()
@@ -139,6 +174,9 @@ class StandIns:
 
     def __init__(self) -> None:
         self.github_token = f"ghp_demo{secrets.token_hex(8)}"
+        self.slack_token = f"xoxb-demo-{secrets.token_hex(8)}"
+        self.slack = SlackApi(self.slack_token)
+        self.slack_server = StandIn(self.slack.answer, nodelay=True)
         self.chat = StandIn()
         self.github = GithubApi(self.github_token)
         self.github_server = StandIn(self.github.answer)
@@ -188,9 +226,14 @@ class StandIns:
                 raise DemoFailed(f"the notifications did not all arrive within {WAIT_SECONDS:.0f}s")
             time.sleep(0.05)
 
+    @property
+    def slack_url(self) -> str:
+        return f"{self.slack_server.base_url}/api"
+
     def close(self) -> None:
         self.chat.close()
         self.github_server.close()
+        self.slack_server.close()
 
 
 class ChatMessage(msgspec.Struct):
@@ -239,6 +282,8 @@ def run_demo(_: Path) -> int:
             "GITHUB_API_URL": targets.github.base_url,
             "QUALIGATE_API_KEY": qualigate_sim.API_KEY,
             "QUALGENT_API_KEY": qualgent_sim.API_KEY,
+            "SLACK_BOT_TOKEN": targets.slack_token,
+            "SLACK_API_URL": targets.slack_url,
         }
         service = ServiceProcess(folder / "receiver.toml", env, folder / "serve.log", port=port)
         click.secho("receiver demo: provider simulators and receiver on this machine", bold=True)
@@ -251,11 +296,14 @@ def run_demo(_: Path) -> int:
             click.echo(f"  QualGent simulator    {gent.url}  (polled)")
             click.echo(f"  chat webhook          {targets.chat_url}  (route team-chat)")
             click.echo(f"  GitHub stand-in       {targets.github.base_url}  (route pull-requests)")
+            click.echo(f"  Slack API stand-in    {targets.slack_url}  (route previews)")
             service.start()
             click.echo(f"  receiver              {service.url}  (throwaway database)")
             jobs = _exercise(service.url, token)
             click.echo("  waiting for the deliveries ...")
             targets.wait(jobs)
+            matrix = _exercise_matrix(service.url, token)
+            silent = _silent(service.url, token)
         except (SubmitError, DemoFailed, StartError) as exc:
             click.echo(f"Error: the demo failed: {exc}", err=True)
             click.echo(f"--- receiver log ---\n{service.tail()}", err=True)
@@ -268,6 +316,8 @@ def run_demo(_: Path) -> int:
             targets.close()
     for job in jobs:
         _show(job, targets)
+    _show_matrix(matrix, targets)
+    _show_explain(silent)
     click.secho(f"\nDone in {time.monotonic() - started:.1f}s.", bold=True)
     click.echo("Next: deploy it (README, 'Deploy to fly.io') and point QualityMax at it.")
     return 0
@@ -325,3 +375,80 @@ def _show(job: JobView, targets: StandIns) -> None:
 
 def _indent(text: str) -> str:
     return "\n".join(f"    {line}" if line else "" for line in text.splitlines())
+
+
+def _exercise_matrix(url: str, token: str) -> list[JobView]:
+    """Three browsers of one pull request, one after the other, as a CI matrix finishes."""
+    with ApiClient(url, token) as api:
+        click.secho(f"\nA matrix: PR #{MATRIX_PR} on {len(MATRIX)} browsers", bold=True)
+        jobs = []
+        for job in matrix_jobs():
+            done = _wait(api, api.submit(job.body()).id)
+            deadline = time.monotonic() + WAIT_SECONDS
+            while not _delivered(done := api.job(done.id)):
+                if time.monotonic() > deadline:
+                    raise DemoFailed("the matrix's Slack and GitHub deliveries did not arrive")
+                time.sleep(0.05)
+            jobs.append(done)
+        return jobs
+
+
+def _delivered(job: JobView) -> bool:
+    found = job.result.deliveries if job.result else []
+    return bool(found) and all(d.state != "pending" for d in found)
+
+
+def _silent(url: str, token: str) -> dict[str, Any]:
+    """A nightly run on main that no route takes, and why."""
+    nightly = {
+        **_preview(46),
+        "custom_data": {"branch": "main", "simulate": "passed"},
+    }
+    with ApiClient(url, token) as api:
+        click.secho("\nA nightly run on main (no pull request, no deploy)", bold=True)
+        job = _wait(api, api.submit(nightly).id)
+    answer = httpx.get(
+        f"{url}/api/results/{job.result_id}/explain",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    explained: dict[str, Any] = answer.json()
+    return explained
+
+
+def _show_matrix(jobs: list[JobView], targets: StandIns) -> None:
+    click.secho(f"\n━━ matrix: PR #{MATRIX_PR} on {len(jobs)} browsers " + "━" * 40, bold=True)
+    messages = targets.slack.top_level()
+    edits = sum(m.edits for m in messages)
+    calls = targets.slack.calls
+    click.secho(
+        f"Slack #previews, as the Web API stand-in holds it: {len(messages)} message, edited "
+        f"{edits} time(s); {len(calls)} API calls for {len(jobs)} results:",
+        fg="cyan",
+    )
+    for call in calls:
+        where = " (threaded reply)" if call.args.get("thread_ts") else ""
+        click.echo(f"    {call.method}{where} -> {'ok' if call.ok else call.error}")
+    for message in messages:
+        click.echo("")
+        for block in message.blocks:
+            text = block.get("text", {}).get("text") or " ".join(
+                e.get("text", "") for e in block.get("elements", [])
+            )
+            click.echo(_indent(text))
+        for reply in targets.slack.replies(message):
+            click.echo(_indent(f"  ↳ {reply.text}"))
+    pr = f"{DEMO_REPOSITORY}#{MATRIX_PR}"
+    click.secho(f"Pull-request comment on {pr}, a row per job (Markdown):", fg="cyan")
+    click.echo(_indent(targets.pr_comment(jobs[0])))
+    click.secho("Commit status (one per provider: the worst of its jobs):", fg="cyan")
+    for status in targets._statuses(jobs[0])[-1:]:
+        click.echo(_indent(f"{status['state']:<8} {status['context']}: {status['description']}"))
+
+
+def _show_explain(explained: dict[str, Any]) -> None:
+    result_id = explained["result"]["id"]
+    heading = f"\n━━ receiver explain {result_id}: why the nightly run stayed silent "
+    click.secho(heading + "━" * 16, bold=True)
+    click.echo(_indent("\n".join(lines(msgspec.convert(explained, Explanation)))))

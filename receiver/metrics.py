@@ -16,6 +16,8 @@ CALLBACK_OUTCOMES: Final = (
     "not_configured",  # no webhook secret: a polling-only service answers 503
 )
 
+DELIVERY_OUTCOMES: Final = ("sent", "failed", "dead")  # per attempt; dead: the delivery gave up
+
 # Prometheus' text format; Litestar appends "; charset=utf-8", making the served CONTENT_TYPE.
 MEDIA_TYPE: Final = "text/plain; version=0.0.4"
 CONTENT_TYPE: Final = f"{MEDIA_TYPE}; charset=utf-8"
@@ -59,6 +61,36 @@ class Metrics:
             registry=self.registry,
         )
         self.server_errors.labels("500")  # there at 0, so that rates over it work from the start
+        # Per target, named by its route and scheme: a target's URL can hold a secret.
+        self.target_deliveries = Counter(
+            "receiver_target_deliveries",
+            "Delivery attempts per route and target scheme, by outcome: sent, failed (an "
+            "attempt that failed, retried or not), dead (a delivery that gave up)",
+            ["route", "scheme", "outcome"],
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "receiver_target_oldest_pending_seconds",
+            "Age of the oldest pending delivery per route and target scheme",
+            ["route", "scheme"],
+            registry=self.registry,
+        )
+
+    def count_delivery(self, route: str, target: str, ok: bool, state: str) -> None:
+        scheme = scheme_of(target)
+        self.target_deliveries.labels(route, scheme, "sent" if ok else "failed").inc()
+        if state == "dead":
+            self.target_deliveries.labels(route, scheme, "dead").inc()
+
+    def set_oldest_pending(self, ages: dict[tuple[str, str], float]) -> None:
+        """``ages`` by (route, target URL): the gauge is rebuilt, a drained target drops out."""
+        self.oldest_pending.clear()
+        by_scheme: dict[tuple[str, str], float] = {}
+        for (route, target), age in ages.items():
+            key = (route, scheme_of(target))
+            by_scheme[key] = max(age, by_scheme.get(key, 0.0))
+        for (route, scheme), age in by_scheme.items():
+            self.oldest_pending.labels(route, scheme).set(age)
 
     def count_callback(self, outcome: str) -> None:
         self._callback_counts[outcome].inc()
@@ -68,3 +100,9 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def scheme_of(target: str) -> str:
+    """``slackbot``, ``json``, ``mailto``, ``github``: never more of the URL than its scheme."""
+    scheme = target.split("://", 1)[0] if "://" in target else "unknown"
+    return scheme if scheme.replace("+", "").replace("-", "").isalnum() else "unknown"

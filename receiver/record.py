@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import msgspec
 
+from receiver import matrix
+from receiver.ledger import Ledger
 from receiver.results import Result
 from receiver.routing import Router
 from receiver.store import deliveries, jobs, results
@@ -45,12 +47,32 @@ class Recorder:
         job_has_it: bool = False,
     ) -> Recorded:
         """Write ``result`` (under ``result_id`` if reserved) and route it. ``job_has_it``: the
-        job was made for this result and points at it already."""
+        job was made for this result and points at it already.
+
+        A result for a job that already ended in receiver's own ``timeout`` result replaces it:
+        the job points at the real one, both are kept, and the real one says it came late.
+        Every route's decision goes into the ledger (``receiver explain``), and the result
+        takes its row in each group a living target renders (receiver.matrix).
+        """
         stored_id = results.insert(
             tx, result, callback_id=callback_id, job_id=job_id, result_id=result_id
         )
         if job_id is not None and not job_has_it:
+            _replace_timeout(tx, job_id, stored_id)
             jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)
-        wanted = self.router.deliveries(tx, stored_id, result)
+        if self.router.groupings:
+            matrix.record_rows(
+                tx, self.router.groupings, result, result_id=stored_id, job_id=job_id
+            )
+        ledger = Ledger() if self.router.routes else None
+        wanted = self.router.deliveries(tx, stored_id, result, ledger)
         deliveries.insert_many(tx, wanted)
+        if ledger is not None:
+            ledger.write(tx, stored_id)
         return Recorded(result_id=stored_id, deliveries=len(wanted))
+
+
+def _replace_timeout(tx: Tx, job_id: int, result_id: int) -> None:
+    previous = jobs.result_id_of(tx, job_id)
+    if previous is not None and results.status_of(tx, previous) == "timeout":
+        results.mark_late(tx, result_id, replaces=previous)

@@ -13,8 +13,10 @@ from typing import Final
 import apprise
 import msgspec
 
-from receiver import redact
+from receiver import matrix, redact, repeats
 from receiver.config import Config, ConfigError, Route, When
+from receiver.ledger import Ledger, OnChange, RouteDecision, first_miss
+from receiver.notify.slack_url import SLACKBOT_SCHEME, parse_slackbot
 from receiver.results import TERMINAL_STATUSES, Result
 from receiver.store import groups
 from receiver.store.deliveries import NewDelivery
@@ -22,6 +24,8 @@ from receiver.store.tx import Tx
 
 GITHUB_SCHEME: Final = "github://"
 GITHUB_KINDS: Final = ("pr-comment", "commit-status")
+# Targets whose one message per group is edited in place: a repeat updates them, nothing else.
+LIVING_KINDS: Final = ("slackbot", "pr-comment")
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,7 +33,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     url: str
     display: str
-    kind: str  # "apprise", or the GitHub kind: "pr-comment", "commit-status"
+    kind: str  # "apprise", "slackbot", or the GitHub kind: "pr-comment", "commit-status"
 
 
 class CompiledRoute(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +59,8 @@ def parse_target(url: str, route_name: str) -> Target:
                 f"use github://pr-comment or github://commit-status"
             )
         return Target(url=url, display=f"{GITHUB_SCHEME}{kind}", kind=kind)
+    if url.startswith(SLACKBOT_SCHEME):
+        return Target(url=url, display=parse_slackbot(url, route_name), kind="slackbot")
     instance = apprise.Apprise.instantiate(url)
     if instance is None:
         scheme = url.split("://", 1)[0] if "://" in url else url[:12]
@@ -78,6 +84,21 @@ class Router:
 
     def __init__(self, routes: Iterable[CompiledRoute]) -> None:
         self.routes = tuple(routes)
+        # slackbot:// target URL -> the thread_by of the routes that use it
+        self.thread_by: dict[str, tuple[str, ...]] = {}
+        groupings: set[tuple[str, ...]] = set()
+        for compiled in self.routes:
+            for target in compiled.targets:
+                if target.kind == "slackbot":
+                    keys = tuple(compiled.route.thread_keys)
+                    self.thread_by.setdefault(target.url, keys)
+                    groupings.add(keys)
+                elif target.kind == "pr-comment":
+                    groupings.add(matrix.PR_GROUP)
+                elif target.kind == "commit-status":
+                    groupings.add(matrix.COMMIT_GROUP)
+        # The groups living targets render: every result gets its row in each (record.py).
+        self.groupings = tuple(sorted(groupings))
 
     @classmethod
     def from_config(cls, config: Config) -> Router:
@@ -92,7 +113,14 @@ class Router:
             names.add(route.name)
             targets = tuple(parse_target(url, route.name) for url in route.notify)
             compiled.append(CompiledRoute(route=route, targets=targets))
+        _check_thread_by(compiled)
+        _check_watch(config)
         router = cls(compiled)
+        if router.uses_slack and not config.slack.bot_token:
+            raise ConfigError(
+                "A route notifies slackbot://... but SLACK_BOT_TOKEN is not set: set it in the "
+                f"environment or as [slack] bot_token in {config.source} (a bot token, xoxb-...)"
+            )
         if router.uses_github and not config.github.token:
             raise ConfigError(
                 "A route notifies github://... but GITHUB_TOKEN is not set: set it in the "
@@ -102,7 +130,11 @@ class Router:
 
     @property
     def uses_github(self) -> bool:
-        return any(t.kind != "apprise" for r in self.routes for t in r.targets)
+        return any(t.kind in GITHUB_KINDS for r in self.routes for t in r.targets)
+
+    @property
+    def uses_slack(self) -> bool:
+        return bool(self.thread_by)
 
     def matching(self, result: Result) -> list[CompiledRoute]:
         return [r for r in self.routes if matches(r.route.when, result)]
@@ -117,16 +149,41 @@ class Router:
             for r in self.matching(result)
         ]
 
-    def deliveries(self, tx: Tx, result_id: int, result: Result) -> list[NewDelivery]:
+    def deliveries(
+        self, tx: Tx, result_id: int, result: Result, ledger: Ledger | None = None
+    ) -> list[NewDelivery]:
         """The result's deliveries: one per target of each matching route that speaks for it
         (an on_change route updates its group's status here). A second route to the same
-        target adds none."""
+        target adds none. ``ledger`` collects each route's decision as it is made."""
         found: dict[str, NewDelivery] = {}
-        for compiled in self.matching(result):
+        for compiled in self.routes:
             route = compiled.route
-            if route.on_change and not _speaks(tx, route, result, result_id):
+            if not matches(route.when, result):
+                if ledger is not None:
+                    ledger.add(
+                        RouteDecision(
+                            route=route.name, matched=False, miss=first_miss(route.when, result)
+                        )
+                    )
                 continue
-            for target in compiled.targets:
+            decision = RouteDecision(route=route.name, matched=True)
+            if ledger is not None:
+                ledger.add(decision)
+            if route.on_change:
+                decision.on_change = _on_change(tx, route, result, result_id)
+                if not decision.on_change.spoke:
+                    continue
+            targets = compiled.targets
+            if route.repeat_after is not None:
+                group = group_key(route, result)
+                decision.repeat = repeats.check(tx, route, group, result, result_id)
+                if decision.repeat.repeat:
+                    decision.skipped = [t.display for t in targets if t.kind not in LIVING_KINDS]
+                    targets = tuple(t for t in targets if t.kind in LIVING_KINDS)
+            for target in targets:
+                if target.url in found:
+                    decision.note = "a target another route already notifies is notified once"
+                decision.targets.append(target.display)
                 found.setdefault(
                     target.url,
                     NewDelivery(
@@ -180,20 +237,59 @@ def group_key(route: Route, result: Result) -> str:
     return msgspec.json.encode(values).decode()
 
 
-def _speaks(tx: Tx, route: Route, result: Result, result_id: int) -> bool:
+def _on_change(tx: Tx, route: Route, result: Result, result_id: int) -> OnChange:
     """on_change: speak on a new status; the first of a group speaks unless it passed.
 
     Only final statuses count: a ``running`` update between two failures is not a change.
     """
+    group = group_key(route, result)
     if result.status not in TERMINAL_STATUSES:
-        return False
-    previous = groups.swap_status(
-        tx,
-        route=route.name,
-        group_key=group_key(route, result),
-        status=result.status,
-        result_id=result_id,
+        return OnChange(spoke=False, group=group, reason=f"{result.status} is not a final status")
+    previous = groups.swap(
+        tx, route=route.name, group_key=group, status=result.status, result_id=result_id
     )
     if previous is None:
-        return result.status != "passed"
-    return previous != result.status
+        spoke = result.status != "passed"
+        reason = "first result of its group" + ("" if spoke else ", and it passed")
+        return OnChange(spoke=spoke, group=group, reason=reason)
+    spoke = previous.status != result.status
+    reason = f"status changed from {previous.status}" if spoke else f"status still {result.status}"
+    return OnChange(
+        spoke=spoke,
+        group=group,
+        reason=reason,
+        previous_result_id=previous.result_id,
+        previous_status=previous.status,
+    )
+
+
+def _check_watch(config: Config) -> None:
+    """[watch] notify: Apprise URLs or slackbot:// (an alert has no pull request or commit)."""
+    for url in config.watch.notify:
+        target = parse_target(url, "[watch] notify")
+        if target.kind in GITHUB_KINDS:
+            raise ConfigError(
+                f"[watch] notify: {target.display} cannot take an alert (it has no pull request "
+                "or commit); use an Apprise URL or slackbot://#channel"
+            )
+        if target.kind == "slackbot" and not config.slack.bot_token:
+            raise ConfigError(
+                "[watch] notify uses slackbot://... but SLACK_BOT_TOKEN is not set: set it in "
+                f"the environment or as [slack] bot_token in {config.source}"
+            )
+
+
+def _check_thread_by(compiled: list[CompiledRoute]) -> None:
+    """One slackbot:// channel keeps one message per group: its routes must group alike."""
+    seen: dict[str, CompiledRoute] = {}
+    for route in compiled:
+        for target in route.targets:
+            if target.kind != "slackbot":
+                continue
+            first = seen.setdefault(target.url, route)
+            if first.route.thread_keys != route.route.thread_keys:
+                raise ConfigError(
+                    f"routes {first.route.name!r} and {route.route.name!r} both notify "
+                    f"{target.display} with a different thread_by; give them the same thread_by "
+                    "(one message per group in a channel) or different channels"
+                )

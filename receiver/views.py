@@ -64,6 +64,7 @@ class ResultDetail(ResultSummary, kw_only=True):
     tests: list[TestCase]
     links: Links
     deliveries: list[DeliveryView] = msgspec.field(default_factory=list)
+    replaces: int | None = None  # came after its job's timeout result, which it replaces
 
 
 class ResultPage(msgspec.Struct, kw_only=True):

@@ -17,7 +17,7 @@ from receiver.demo import seed_callback
 from receiver.process import ServiceProcess, free_port
 from receiver.signatures import sign
 from receiver.simulator.process import SimulatorProcess
-from tests.sinks import GITHUB_TOKEN, FakeGithub, HttpSink
+from tests.sinks import GITHUB_TOKEN, FakeGithub, FakeSlack, HttpSink
 
 SECRET = "test-webhook-secret"
 TOKEN = "test-api-token"
@@ -145,5 +145,12 @@ def sink() -> Iterator[HttpSink]:
 @pytest.fixture
 def github() -> Iterator[FakeGithub]:
     fake = FakeGithub(GITHUB_TOKEN)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
     yield fake
     fake.close()

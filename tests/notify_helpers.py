@@ -16,7 +16,7 @@ from receiver.results import Failure, Result, TestCase
 from receiver.routing import Router
 from receiver.store import open_store
 from tests.conftest import SECRET, TOKEN
-from tests.sinks import GITHUB_TOKEN
+from tests.sinks import GITHUB_TOKEN, SLACK_TOKEN
 
 FAST_DELIVERY = """
 [delivery]
@@ -38,9 +38,12 @@ def make_config(
     max_attempts: int = 3,
     timeout: float = 1,
     github_url: str | None = None,
+    slack_url: str | None = None,
+    extra: str = "",
 ) -> Config:
     path = tmp_path / "notify.toml"
-    path.write_text(FAST_DELIVERY.format(max_attempts=max_attempts, timeout=timeout) + routes)
+    text = FAST_DELIVERY.format(max_attempts=max_attempts, timeout=timeout) + extra + routes
+    path.write_text(text)
     env = {
         "QUALITYMAX_WEBHOOK_SECRET": SECRET,
         "RECEIVER_API_TOKEN": TOKEN,
@@ -48,6 +51,8 @@ def make_config(
     }
     if github_url:
         env |= {"GITHUB_TOKEN": GITHUB_TOKEN, "GITHUB_API_URL": github_url}
+    if slack_url:
+        env |= {"SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_API_URL": slack_url}
     return load_config(path, env)
 
 
@@ -91,6 +96,7 @@ class Harness:
     one write."""
 
     def __init__(self, config: Config, **worker_options: Any) -> None:
+        """``worker_options`` go to the DeliveryWorker (``metrics=``, ``poll_seconds=`` ...)."""
         self.config = config
         self.store = open_store(config.db_path)
         self.router = Router.from_config(config)

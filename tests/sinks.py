@@ -13,9 +13,11 @@ from aiosmtpd.controller import Controller
 
 from receiver.process import free_port
 from receiver.simulator.github import Comment, GithubApi
+from receiver.simulator.slack import SlackApi
 from receiver.simulator.standin import Received, Reply, StandIn
 
 GITHUB_TOKEN = "ghp-test-token"
+SLACK_TOKEN = "xoxb-test-token"
 
 
 @dataclass
@@ -136,3 +138,18 @@ def mailto(port: int) -> str:
         f"mailto://localhost?smtp=127.0.0.1&port={port}&mode=insecure"
         "&from=ci@example.com&to=team@example.com"
     )
+
+
+class FakeSlack(SlackApi):
+    """receiver's Slack Web API stand-in, served on loopback; ``url`` is SLACK_API_URL."""
+
+    def __init__(self, token: str = SLACK_TOKEN) -> None:
+        super().__init__(token)
+        self.server = StandIn(self.answer, nodelay=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base_url}/api"
+
+    def close(self) -> None:
+        self.server.close()

@@ -24,7 +24,11 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    passed, failed, suite, mobile = done.stdout.split("━━ job ")[1:]
+    jobs, matrix, silent = (
+        done.stdout.split("━━ matrix: ")[0],
+        *done.stdout.split("━━ matrix: ")[1].split("━━ receiver explain "),
+    )
+    passed, failed, suite, mobile = jobs.split("━━ job ")[1:]
     # The chat webhook's JSON (Apprise json://): the title, then the Markdown body.
     assert "\n    ✅ 3 of 3 tests passed · main · deploy abc-122\n" in passed
     assert "\n    ❌ 1 of 3 tests failed · feat/login · deploy abc-123\n" in failed
@@ -47,4 +51,22 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     assert "| ✅ | Login Flow Test | – | [run](https://app.qualgent.ai/test-runs/" in mobile
     assert "    success  receiver/qualgent: 1/1 passed  https://app.qualgent.ai/" in mobile
     assert "forged signature -> 401" in done.stdout
+    # The matrix: three browsers of PR 45, one Slack message edited as their results arrived
+    # (through the Slack Web API stand-in), one PR comment with a row each, one status.
+    assert (
+        "Slack #previews, as the Web API stand-in holds it: 1 message, edited 2 time(s)" in matrix
+    )
+    assert (
+        "    chat.postMessage -> ok\n    chat.update -> ok\n"
+        "    chat.postMessage (threaded reply) -> ok\n    chat.update -> ok\n"
+    ) in matrix
+    assert "      ↳ ✅ → ❌ 1 of 2 jobs failed · PR #45 · feat/search" in matrix
+    assert "    ❌ 1 of 3 jobs failed · PR #45 · feat/search\n" in matrix
+    for browser in ("chromium", "firefox", "webkit"):
+        assert f"*qualitymax · {browser}* —" in matrix
+        assert f"| qualitymax · {browser} |" in matrix
+    assert "    failure  receiver/qualitymax: 1 of 3 jobs failed: firefox\n" in matrix
+    # explain of the nightly run that no route took
+    assert "    Silent: none of the 3 route(s) matched\n" in silent
+    assert '      team-chat: did not match: when.has wants "deploy_id", the result has' in silent
     assert list(tmp_path.iterdir()) == []  # the throwaway database went with its folder

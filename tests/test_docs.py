@@ -21,13 +21,16 @@ ENV_VARS = [
     "QUALITYMAX_BASE_URL",
     "GITHUB_TOKEN",
     "GITHUB_API_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_API_URL",
 ]
 CONFIG_KEYS = {
     "server": ["public_url", "max_body_bytes"],
-    "qualitymax": ["base_url", "partner_slug", "api_key", "webhook_secret"],
+    "qualitymax": ["base_url", "partner_slug", "api_key", "webhook_secret", "timeout_seconds"],
     "github": ["api_url", "token"],
     "delivery": ["max_attempts", "backoff", "timeout_seconds"],
-    "routes": ["name", "when", "notify", "on_change", "group_by"],
+    "routes": ["name", "when", "notify", "on_change", "group_by", "thread_by", "repeat_after"],
+    "watch": ["after_failures", "notify"],
 }
 
 

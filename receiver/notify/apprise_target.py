@@ -102,6 +102,24 @@ class AppriseSender:
             return Outcome(ok=True)
         return failure(reasons(outcome))
 
+    async def send_text(self, target: str, title: str, body: str) -> Outcome:
+        """Words of our own that may quote a target's error ([watch] alerts), escaped for the
+        target's markup."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._text_blocking, target, title, body)
+
+    def _text_blocking(self, target: str, title: str, body: str) -> Outcome:
+        prepared = self.prepared(target)
+        if prepared is None:
+            return Outcome(ok=False, permanent=True, error="Apprise cannot parse this target URL")
+        outcome = prepared.sender.notify(
+            body=prepared.markup.paragraph(prepared.markup.escape(body)),
+            title=prepared.title_text(title),
+            notify_type="warning",
+            body_format=prepared.format,
+        )
+        return Outcome(ok=True) if outcome else failure(reasons(outcome))
+
     def prepared(self, target: str) -> Prepared | None:
         """This thread's Apprise object for ``target`` and its markup, built on first use."""
         senders: dict[str, Prepared] = self.local.__dict__.setdefault("senders", {})

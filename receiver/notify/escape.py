@@ -29,6 +29,9 @@ Then each medium escapes its own syntax, and only that: a target that escapes ag
   ``&`` through raw, and leaves ``*``, ``_`` and ``~`` alone (at worst they restyle a word; they
   can neither link nor mention). A backtick becomes ˋ (U+02CB): two of them would open a code
   span that swallows our own links.
+- ``mrkdwn``: Slack's own markup, written by us for the Web API (``slackbot://``): exactly what
+  Slack documents, ``&`` ``<`` ``>`` as ``&amp;`` ``&lt;`` ``&gt;`` (so ``<!channel>`` and
+  ``<url|label>`` cannot start), and a backtick as ˋ (a code span would swallow our links).
 - ``html``: email. Apprise sends our HTML as is and derives the text/plain part from it.
 - ``plain``: JSON and every service rendering text: nothing is markup, so nothing but the above.
 
@@ -96,6 +99,12 @@ def slack(text: str) -> str:
     """Partner text for the Markdown Apprise turns into Slack mrkdwn (see the module's notes)."""
     text = plain(text).replace("\\", "\\" + ZWJ).replace("`", "\u02cb")
     return SLACK_START.sub(r"\\#", SLACK_INLINE.sub(r"\\\g<0>", text))
+
+
+def mrkdwn(text: str) -> str:
+    """Partner text for Slack mrkdwn sent through the Web API (Block Kit sections)."""
+    escaped = plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("`", "\u02cb")
 
 
 def html(text: str) -> str:

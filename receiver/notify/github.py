@@ -2,21 +2,30 @@
 
 ``github://pr-comment`` keeps exactly one comment per pull request, found again by a hidden
 marker and rewritten for each new result; a late retry of an older result never overwrites a
-newer one. ``github://commit-status`` sets the status of the result's commit. The HTTP status
+newer one. Several jobs of one pull request (browsers, devices, providers: receiver.matrix)
+share the comment, a row each, each row showing its job's newest result.
+``github://commit-status`` sets the status of the result's commit: one per provider (context
+``receiver/{provider}``), the worst outcome of that provider's jobs on the commit, so a green
+matrix job never hides a red one (see README, "Matrix runs"). Both stay within GitHub's limits
+(receiver.notify.fit). The HTTP status
 GitHub answers decides the retry: 429 and rate limits wait (``Retry-After``), 5xx and network
 errors retry, 401/403/404/422 are permanent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from functools import partial
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from receiver.notify import escape
+from receiver import matrix
+from receiver.matrix import Group
+from receiver.notify import escape, fit
 from receiver.notify.message import (
     MARKDOWN,
     clip,
@@ -28,7 +37,9 @@ from receiver.notify.message import (
     title,
 )
 from receiver.notify.retry import Outcome, parse_retry_after
+from receiver.notify.slack_render import group_title  # the same words as the Slack message
 from receiver.results import TestCase
+from receiver.store import Store
 from receiver.views import ResultDetail
 
 MARKER: Final = "<!-- receiver:pr-comment -->"
@@ -67,7 +78,10 @@ class Comment(msgspec.Struct):
 class GithubSender:
     """Both GitHub kinds, on one pooled HTTP client."""
 
-    def __init__(self, *, api_url: str, token: str | None, timeout: float) -> None:
+    def __init__(
+        self, *, api_url: str, token: str | None, timeout: float, store: Store | None = None
+    ) -> None:
+        self.store = store  # where a pull request's or commit's other jobs are read
         self.api_url = api_url.rstrip("/")
         self.client = httpx.AsyncClient(
             base_url=self.api_url,
@@ -109,12 +123,13 @@ class GithubSender:
         if result.pr_number is None:
             raise _missing("pr_number", "the pull request to comment on")
         existing = await self.find_comment(repository, result.pr_number)
-        text = comment_body(result)
+        group = await self.group(matrix.PR_GROUP, result)
+        text = comment_body(result, group)
         if existing is None:
             path = f"/repos/{repository}/issues/{result.pr_number}/comments"
             await self.call("POST", path, {"body": text})
             return
-        if _result_id(existing.body) > result.id:
+        if _result_id(existing.body) > max(result.id, group.newest_id if group else 0):
             return  # a newer result already speaks there; a late retry must not roll it back
         await self.call(
             "PATCH", f"/repos/{repository}/issues/comments/{existing.id}", {"body": text}
@@ -132,14 +147,27 @@ class GithubSender:
 
     # -- commit status -------------------------------------------------------------------
 
+    async def group(
+        self, keys: tuple[str, ...], result: ResultDetail, provider: str | None = None
+    ) -> Group | None:
+        """The result's group as it is now, when it has more than one job (else None)."""
+        key = matrix.group_of(keys, result)
+        if self.store is None or key is None:
+            return None
+        read = partial(_read_group, key, result, provider)
+        group = await asyncio.to_thread(self.store.read, read)
+        return group if len(group.cells) > 1 else None
+
     async def commit_status(self, result: ResultDetail) -> None:
         repository, sha = _repository(result), _sha(result)
+        group = await self.group(matrix.COMMIT_GROUP, result, provider=result.provider)
+        shown = result if group is None else _worst_cell(group).result
         payload: dict[str, Any] = {
-            "state": COMMIT_STATES.get(result.status, "error"),
-            "description": status_description(result),
+            "state": COMMIT_STATES.get(group.status if group else result.status, "error"),
+            "description": status_description(result, group),
             "context": f"receiver/{result.provider}",
         }
-        if report := escape.link(result.links.report):  # never a javascript: link
+        if report := escape.link(shown.links.report):  # never a javascript: link
             payload["target_url"] = report
         await self.call("POST", f"/repos/{repository}/statuses/{sha}", payload)
 
@@ -152,16 +180,39 @@ class GithubSender:
         raise Refused(_refusal(method, response))
 
 
-def status_description(result: ResultDetail) -> str:
-    """``12/14 passed``; GitHub cuts descriptions at 140 characters."""
+def status_description(result: ResultDetail, group: Group | None = None) -> str:
+    """``12/14 passed``, or for a matrix ``2 of 3 jobs failed: firefox, webkit``; within
+    GitHub's 140 characters (the jobs that do not fit are counted: ``+4``)."""
+    if group is not None:
+        bad = [c for c in group.cells if c.result.status not in ("passed", "pending", "running")]
+        if not bad:
+            return f"{len(group.cells)} jobs: " + (
+                "all passed" if group.status == "passed" else f"tests {group.status}"
+            )
+        head = f"{len(bad)} of {len(group.cells)} jobs failed: "
+        names = [_cell_name(c.label) for c in bad]
+        return head + fit.words_within(names, fit.GITHUB_DESCRIPTION - len(head))
     if result.status in ("pending", "running"):
         return f"tests {result.status}"
-    return f"{result.passed}/{result.total} passed"[:140]
+    return f"{result.passed}/{result.total} passed"[: fit.GITHUB_DESCRIPTION]
 
 
-def comment_body(result: ResultDetail) -> str:
+def _cell_name(label: str) -> str:
+    """A row's label without its provider (the context names it), on one line."""
+    return escape.one_line(label.split(" · ", 1)[-1])
+
+
+def _worst_cell(group: Group) -> matrix.Cell:
+    order = {status: rank for rank, status in enumerate(matrix.SEVERITY)}
+    return min(group.cells, key=lambda c: (order.get(c.result.status, 0), -c.result.id))
+
+
+def comment_body(result: ResultDetail, group: Group | None = None) -> str:
     """The comment's Markdown: every piece of partner text escaped by ``escape.markdown``, so it
-    can neither mention anyone nor close our ``<details>``."""
+    can neither mention anyone nor close our ``<details>``. A matrix (``group``) gets a row per
+    job. Within GitHub's 65,536 characters: the longest part is cut, saying what was left out."""
+    if group is not None:
+        return _matrix_body(group)
     lines = [
         MARKER,
         f"<!-- receiver:result {result.id} -->",
@@ -169,20 +220,91 @@ def comment_body(result: ResultDetail) -> str:
         "",
         f"**{headline(result)}** in {duration(result.duration_ms)}",
     ]
-    if result.tests:
-        lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |"]
-        lines += [_row(t) for t in result.tests[:MAX_TABLE_ROWS]]
-        if len(result.tests) > MAX_TABLE_ROWS:
-            lines.append(f"| | … {len(result.tests) - MAX_TABLE_ROWS} more in the report | | |")
-    if failures := failure_lines(result, MARKDOWN):
-        details = ["<details open><summary>Failures</summary>", "", MARKDOWN.bullets(failures)]
+    if result.replaces is not None:
+        lines += ["", f"_Came late, after the timeout (result #{result.replaces}); replaces it._"]
+    full = MARKDOWN.link("the full report", result.links.report)
+    table = fit.Part(lines=[_row(t) for t in result.tests[:MAX_TABLE_ROWS]], note=_table_note(full))
+    if len(result.tests) > MAX_TABLE_ROWS:
+        table.cut = len(result.tests) - MAX_TABLE_ROWS
+    failures = fit.Part(lines=failure_lines(result, MARKDOWN), note=_list_note(full))
+    footer = _footer(result)
+    fit.fit([table, failures], fit.GITHUB_COMMENT, _size(lines, footer) + 200)
+    if table.shown:
+        lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |", *table.shown]
+    if failures.shown:
+        details = ["<details open><summary>Failures</summary>", "", _bullets(failures)]
         lines += ["", *details, "", "</details>"]
+    lines += ["", footer]
+    return "\n".join(lines)
+
+
+def _matrix_body(group: Group) -> str:
+    newest = max(group.cells, key=lambda c: c.result.id).result
+    lines = [
+        MARKER,
+        f"<!-- receiver:result {group.newest_id} -->",
+        f"### {group_title(group, escape.markdown)}",
+    ]
+    full = MARKDOWN.link("the full report", newest.links.report)
+    jobs = fit.Part(lines=[_job_row(c) for c in group.cells], note=_table_note(full))
+    failing = [
+        f"{escape.markdown(clip(c.label, 60))} › {line}"
+        for c in group.cells
+        for line in failure_lines(c.result, MARKDOWN)
+    ]
+    failures = fit.Part(lines=failing, note=_list_note(full))
+    footer = _footer(newest)
+    if group.earlier:
+        footer = f"{group.earlier} job(s) of earlier commits not shown · {footer}"
+    fit.fit([jobs, failures], fit.GITHUB_COMMENT, _size(lines, footer) + 200)
+    lines += ["", "| | job | result | duration | links |", "| --- | --- | --- | --- | --- |"]
+    lines += jobs.shown
+    if failures.shown:
+        details = ["<details open><summary>Failures</summary>", "", _bullets(failures)]
+        lines += ["", *details, "", "</details>"]
+    lines += ["", footer]
+    return "\n".join(lines)
+
+
+def _job_row(cell: matrix.Cell) -> str:
+    result = cell.result
+    name = escape.markdown(clip(cell.label, MAX_TABLE_NAME_CHARS))
+    late = f" (came late, after timeout #{result.replaces})" if result.replaces else ""
+    report = MARKDOWN.link("report", result.links.report) or ""
+    return (
+        f"| {icon(result.status)} | {name} | {headline(result)}{late} | "
+        f"{duration(result.duration_ms)} | {report} |"
+    )
+
+
+def _footer(result: ResultDetail) -> str:
     footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
     if result.sha:
         footer.append(f"commit {_commit(result.sha)}")
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")
-    lines += ["", " · ".join(footer)]
-    return "\n".join(lines)
+    return " · ".join(footer)
+
+
+def _bullets(part: fit.Part) -> str:
+    return MARKDOWN.bullets(part.shown)
+
+
+def _size(lines: list[str], footer: str) -> int:
+    return sum(len(line) + 1 for line in lines) + len(footer)
+
+
+def _table_note(full: str | None) -> fit.Note:
+    where = full or "the report"
+    return lambda count: f"| | … {count} more rows left out: see {where} | | |"
+
+
+def _list_note(full: str | None) -> fit.Note:
+    where = full or "the report"
+    return lambda count: f"… {count} more left out: see {where}"
+
+
+def _read_group(key: str, result: ResultDetail, provider: str | None, tx: Any) -> Group:
+    return matrix.read_group(tx, key, result, provider=provider)
 
 
 def _row(test: TestCase) -> str:

@@ -193,6 +193,9 @@ def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
     first = markup.strong(headline(result)) + (f" on {where}" if where else "")
     first += f" in {duration(result.duration_ms)}" if result.duration_ms is not None else ""
     blocks = [markup.paragraph(first)]
+    if result.replaces is not None:
+        late = f"Came late, after the timeout (result #{result.replaces}); replaces it."
+        blocks.append(markup.paragraph(markup.emphasis(late)))
     if result.summary:
         blocks.append(markup.paragraph(markup.escape(clip(result.summary))))
     if failures := failure_lines(result, markup):

@@ -29,6 +29,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     status_code: int | None = None
     retry_after: float | None = None
     permanent: bool = False  # a refusal that no retry can fix (e.g. a missing custom_data key)
+    answer: str | None = None  # what the target answered, for the attempts' log (explain)
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):

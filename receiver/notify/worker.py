@@ -10,6 +10,10 @@ What was recorded ``sent`` is never claimed again. Sends run concurrently, each 
 timeout, and at most ``[delivery] per_target`` of them to one target, so one hanging target
 holds up nothing else. ``stop()`` waits a grace period for sends in
 flight, then cancels them (their leases expire, they are retried), like saq's worker.
+
+Each attempt is logged in the store with its outcome (time, answer, error: ``receiver
+explain``), counted per route and target scheme for ``/metrics``, and counted towards its
+target's health (``[watch]``: one alert when it keeps failing, one when it recovers).
 """
 
 from __future__ import annotations
@@ -30,16 +34,23 @@ from receiver import clock, views
 from receiver.clock import utc_after
 from receiver.config import Config
 from receiver.logs import get_logger
+from receiver.metrics import Metrics
 from receiver.notify import retry
 from receiver.notify.apprise_target import AppriseSender
+from receiver.notify.escape import mrkdwn
 from receiver.notify.github import GithubSender
 from receiver.notify.pace import IntakeRate, Pace, pace
 from receiver.notify.retry import Outcome
+from receiver.notify.slack import SlackSender
+from receiver.notify.slack_url import SLACKBOT_SCHEME
 from receiver.notify.targets import Sender
+from receiver.notify.watch import Watch
 from receiver.record import Recorded
-from receiver.routing import GITHUB_SCHEME
-from receiver.store import Store, deliveries
+from receiver.routing import GITHUB_SCHEME, Target, parse_target
+from receiver.store import Store, attempts, deliveries, health
+from receiver.store.attempts import Attempt
 from receiver.store.deliveries import ClaimedDelivery, DeliveryOutcome
+from receiver.store.health import Turn
 from receiver.store.tx import Tx
 from receiver.views import ResultDetail
 
@@ -59,10 +70,13 @@ class DeliveryWorker:
         concurrency: int = CONCURRENCY,
         poll_seconds: float = POLL_SECONDS,
         draw: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = database
+        self.config = config
         self.settings = config.delivery
         self.github_settings = config.github
+        self.metrics = metrics
         self.concurrency = concurrency
         self.intake = IntakeRate()  # whether writes pour into the store: sends slow down then
         self.queued_seen = database.queued_writes
@@ -81,6 +95,8 @@ class DeliveryWorker:
         self.stopping = False
         self.apprise: AppriseSender | None = None
         self.github: GithubSender | None = None
+        self.slack: SlackSender | None = None
+        self.watch: Watch | None = None
 
     # -- the wake-up ----------------------------------------------------------------------
 
@@ -113,8 +129,21 @@ class DeliveryWorker:
         timeout = self.settings.timeout_seconds
         self.apprise = AppriseSender(timeout=timeout, threads=self.concurrency)
         self.github = GithubSender(
-            api_url=self.github_settings.api_url, token=self.github_settings.token, timeout=timeout
+            api_url=self.github_settings.api_url,
+            token=self.github_settings.token,
+            timeout=timeout,
+            store=self.store,
         )
+        self.slack = SlackSender(
+            store=self.store,
+            api_url=self.config.slack.api_url,
+            token=self.config.slack.bot_token,
+            timeout=timeout,
+            thread_by=_thread_by(self.config),
+        )
+        if self.config.watch.notify:
+            targets = [parse_target(url, "[watch] notify") for url in self.config.watch.notify]
+            self.watch = Watch(targets, self.send_text)
         self.task = asyncio.create_task(self.run(), name="receiver-delivery-worker")
         log.info("worker.started", concurrency=self.concurrency, lease_seconds=self.lease_seconds)
 
@@ -130,7 +159,9 @@ class DeliveryWorker:
             if late:
                 await asyncio.wait(late)
                 log.info("worker.cancelled", deliveries=len(late), hint="leases expire, retried")
-        for sender in (self.apprise, self.github):
+        if self.watch is not None:
+            await self.watch.drain(grace)
+        for sender in (self.apprise, self.github, self.slack):
             if sender is not None:
                 await sender.close()
         log.info("worker.stopped")
@@ -211,6 +242,7 @@ class DeliveryWorker:
     # -- one delivery ----------------------------------------------------------------------
 
     async def deliver(self, delivery: ClaimedDelivery, result: ResultDetail | Exception) -> None:
+        started = clock.utcnow()
         try:
             if isinstance(result, Exception):
                 raise result
@@ -232,12 +264,52 @@ class DeliveryWorker:
             last_error=decision.reason,
             next_attempt_at=utc_after(decision.delay) if decision.delay is not None else None,
         )
+        attempt = Attempt(
+            delivery_id=delivery.id,
+            lease=delivery.lease,
+            result_id=delivery.result_id,
+            attempt=delivery.attempts,
+            started_at=started,
+            ended_at=clock.utcnow(),
+            state=decision.state,
+            answer=outcome.answer or _answer(outcome),
+            error=None if outcome.ok else outcome.error,
+        )
+        after = self.config.watch.after_failures if self.watch is not None else None
+
+        def keep(tx: Tx) -> tuple[bool, Turn | None]:
+            kept = deliveries.finish(tx, record)
+            if not kept:
+                return False, None
+            attempts.insert(tx, attempt)
+            if after is None:
+                return True, None
+            turn = health.observe(
+                tx, delivery.target, ok=outcome.ok, error=decision.reason, after_failures=after
+            )
+            return True, turn
+
         try:
-            kept = await self.store.write(lambda tx: deliveries.finish(tx, record))
+            kept, turn = await self.store.write(keep)
         except Exception:  # not recorded: the lease expires and the delivery is tried again
             log.exception("delivery.record_failed", id=delivery.id, state=decision.state)
             return
         _log(delivery, decision, kept)
+        if kept and self.metrics is not None:
+            self.metrics.count_delivery(delivery.route, delivery.target, outcome.ok, decision.state)
+        if turn is not None and self.watch is not None:
+            self.watch.alert(turn, delivery.target_display, self.routes_of(delivery.target))
+
+    def routes_of(self, target: str) -> list[str]:
+        return [route.name for route in self.config.routes if target in route.notify]
+
+    async def send_text(self, target: Target, title: str, body: str) -> Outcome:
+        """A [watch] alert to one of its targets."""
+        if target.kind == "slackbot" and self.slack is not None:
+            return await self.slack.post_text(target.url, f"*{mrkdwn(title)}*\n{mrkdwn(body)}")
+        if target.kind == "apprise" and self.apprise is not None:
+            return await self.apprise.send_text(target.url, title, body)
+        return Outcome(ok=False, error=f"{target.display} cannot take an alert")
 
     async def attempt(self, delivery: ClaimedDelivery, result: ResultDetail) -> Outcome:
         sender = self.sender(delivery.target)
@@ -258,7 +330,11 @@ class DeliveryWorker:
             )
 
     def sender(self, target: str) -> Sender:
-        chosen = self.github if target.startswith(GITHUB_SCHEME) else self.apprise
+        chosen: Sender | None = self.apprise
+        if target.startswith(GITHUB_SCHEME):
+            chosen = self.github
+        elif target.startswith(SLACKBOT_SCHEME):
+            chosen = self.slack
         if chosen is None:
             raise RuntimeError("the worker is not started")
         return chosen
@@ -289,6 +365,22 @@ def _results_of(claimed: list[ClaimedDelivery], tx: Tx) -> list[ResultDetail | E
         except Exception as exc:
             results.append(exc)
     return results
+
+
+def _thread_by(config: Config) -> dict[str, tuple[str, ...]]:
+    """Each slackbot:// target's thread_by (routing checked that its routes agree)."""
+    return {
+        url: tuple(route.thread_keys)
+        for route in config.routes
+        for url in route.notify
+        if url.startswith(SLACKBOT_SCHEME)
+    }
+
+
+def _answer(outcome: Outcome) -> str | None:
+    if outcome.status_code is not None:
+        return f"HTTP {outcome.status_code}"
+    return "ok" if outcome.ok else None
 
 
 def _seconds_until(timestamp: str) -> float:

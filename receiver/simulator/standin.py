@@ -41,7 +41,9 @@ Answer = Callable[[Received], Reply | None]  # None: hold the request, never ans
 class StandIn:
     """Answers each request with ``answer(request)`` and keeps it in ``received``."""
 
-    def __init__(self, answer: Answer = lambda request: Reply()) -> None:
+    def __init__(self, answer: Answer = lambda request: Reply(), *, nodelay: bool = False) -> None:
+        """``nodelay``: answer without Nagle's delay (headers and body go in two writes, and
+        the client's delayed ACK held the body ~40 ms), as a real API server does."""
         self.answer = answer
         self.received: list[Received] = []
         self.lock = threading.RLock()
@@ -51,6 +53,7 @@ class StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = nodelay
 
             def do_POST(self) -> None:
                 stand_in.handle(self)

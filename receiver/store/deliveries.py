@@ -119,6 +119,9 @@ COLUMNS: Final = (
     "next_attempt_at, sent_at, created_at, updated_at"
 )
 COUNT_BY_STATE: Final = "SELECT state, count(*) FROM deliveries GROUP BY state"
+OLDEST_PENDING: Final = """
+SELECT route, target, min(created_at) FROM deliveries WHERE state = 'pending' GROUP BY route, target
+"""
 
 
 def insert_many(tx: Tx, deliveries: list[NewDelivery]) -> None:
@@ -231,3 +234,8 @@ def of_result(tx: Tx, result_id: int) -> list[DeliveryRow]:
 
 def count_by_state(tx: Tx) -> dict[str, int]:
     return {row[0]: row[1] for row in tx.execute(COUNT_BY_STATE).fetchall()}
+
+
+def oldest_pending(tx: Tx) -> dict[tuple[str, str], str]:
+    """When the oldest pending delivery of each (route, target URL) was made."""
+    return {(row[0], row[1]): row[2] for row in tx.execute(OLDEST_PENDING).fetchall()}

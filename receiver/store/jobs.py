@@ -109,6 +109,20 @@ SELECT 1 FROM jobs WHERE id = ? AND state IN ('submitted', 'pending', 'running')
 """
 
 
+# Jobs still waiting for a callback (a polled job, with an external_kind, is the poller's), oldest
+# first, with the condition of the partial index idx_jobs_open_created (migration 0004) word for
+# word.
+SELECT_OVERDUE: Final = """
+SELECT id, provider, external_id, state, custom_data, created_at
+FROM jobs
+WHERE provider = ? AND created_at <= ? AND result_id IS NULL AND (state = 'submitted' OR state = 'pending' OR state = 'running')
+    AND external_kind IS NULL
+ORDER BY created_at LIMIT ?
+"""  # noqa: E501  (the index's condition, word for word)
+SELECT_RESULT_ID: Final = "SELECT result_id FROM jobs WHERE id = ?"
+SELECT_REQUEST: Final = "SELECT request FROM jobs WHERE id = ?"
+
+
 def insert(tx: Tx, job: NewJob) -> int:
     now = utcnow()
     # A polled job is due at once; the others are never polled.
@@ -198,3 +212,32 @@ def record_poll_error(tx: Tx, job_id: int, *, error: str, poll_after: str) -> No
 def is_open(tx: Tx, job_id: int) -> bool:
     """No result yet: the one check that keeps a polled result from being stored twice."""
     return tx.execute(SELECT_OPEN, [job_id]).fetchone() is not None
+
+
+class OpenJob(msgspec.Struct, kw_only=True):
+    """A job still waiting for its result."""
+
+    id: int
+    provider: str
+    external_id: str | None
+    state: str
+    created_at: str
+    custom_data: CustomData = msgspec.field(default_factory=dict)
+
+
+def overdue(tx: Tx, provider: str, *, created_before: str, limit: int = 100) -> list[OpenJob]:
+    """``provider``'s jobs made before ``created_before`` still waiting for a callback."""
+    cursor = tx.execute(SELECT_OVERDUE, [provider, created_before, limit])
+    return rows_as(cursor, OpenJob, json=JSON_COLUMNS)
+
+
+def result_id_of(tx: Tx, job_id: int) -> int | None:
+    """The result the job points at now (None: none yet)."""
+    row = tx.execute(SELECT_RESULT_ID, [job_id]).fetchone()
+    return row[0] if row else None
+
+
+def request_of(tx: Tx, job_id: int) -> str | None:
+    """The request the job was submitted with (JSON, secrets masked), if receiver sent it."""
+    row = tx.execute(SELECT_REQUEST, [job_id]).fetchone()
+    return row[0] if row else None

@@ -34,6 +34,7 @@ class ResultRow(msgspec.Struct, kw_only=True):
     created_at: str
     custom_data: CustomData = msgspec.field(default_factory=dict)
     failures: list[Failure] = msgspec.field(default_factory=list)
+    replaces: int | None = None  # the timeout result this late real result replaces
 
 
 class ResultFilter(msgspec.Struct, kw_only=True):
@@ -47,7 +48,7 @@ class ResultFilter(msgspec.Struct, kw_only=True):
 COLUMNS: Final = (
     "id, callback_id, job_id, provider, event, status, raw_status, total, passed, failed, "
     "duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha, "
-    "custom_data, failures, created_at"
+    "custom_data, failures, created_at, replaces"
 )
 JSON_COLUMNS: Final = ("custom_data", "failures")
 INSERT: Final = """
@@ -95,6 +96,16 @@ def insert(
     if result.tests:
         tx.executemany(INSERT_TEST, _test_rows(stored_id, result))
     return stored_id
+
+
+def mark_late(tx: Tx, result_id: int, *, replaces: int) -> None:
+    """``result_id`` came after its job's timeout result ``replaces``, and replaces it."""
+    tx.execute("UPDATE results SET replaces = ? WHERE id = ?", [replaces, result_id])
+
+
+def status_of(tx: Tx, result_id: int) -> str | None:
+    row = tx.execute("SELECT status FROM results WHERE id = ?", [result_id]).fetchone()
+    return row[0] if row else None
 
 
 def get(tx: Tx, result_id: int) -> ResultRow:

@@ -64,6 +64,9 @@ FROM callbacks WHERE id > ? ORDER BY id LIMIT ?
 DIGEST_WINDOW: Final = """
 SELECT id, received_at < ? FROM callback_digests WHERE id > ? ORDER BY id LIMIT ?
 """
+# What a result leaves beside its tests and deliveries (migration 0004): its routing decision,
+# its delivery attempts, and a matrix row it is the newest result of.
+RESULT_COMPANIONS: Final = ("route_decisions", "delivery_attempts", "matrix_rows")
 INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
@@ -74,6 +77,8 @@ def purge_results(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
         ids = marks(doomed)
         tx.execute(f"DELETE FROM tests WHERE result_id IN ({ids})", doomed)
         tx.execute(f"DELETE FROM deliveries WHERE result_id IN ({ids})", doomed)
+        for table in RESULT_COMPANIONS:
+            tx.execute(f"DELETE FROM {table} WHERE result_id IN ({ids})", doomed)
         tx.execute(f"DELETE FROM results WHERE id IN ({ids})", doomed)
     return _window(rows, len(doomed))
 

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from receiver import views
+from receiver import explain, views
 from receiver.store import Store
 from receiver.web.errors import error_answers
 from receiver.web.params import Cursor, Limit, RowId
@@ -43,6 +43,21 @@ class ResultsController(Controller):
     )
     def get_result(self, store: NamedDependency[Store], result_id: RowId) -> views.ResultDetail:
         return store.read(lambda tx: views.result_detail(tx, result_id))
+
+    @get(
+        "/{result_id:int}/explain",
+        sync_to_thread=True,
+        summary="Why a result did or did not notify",
+        description="Each route's decision as recorded when the result was routed (matched, or "
+        "the first `when` key that did not hold with the value seen; on_change and "
+        "repeat_after with the previous result compared against), then the deliveries made "
+        "with every attempt's time, answer and error.",
+        responses=error_answers({404: "No result with this id"}),
+    )
+    def explain_result(
+        self, store: NamedDependency[Store], result_id: RowId
+    ) -> explain.Explanation:
+        return store.read(lambda tx: explain.explain(tx, result_id))
 
 
 class JobsController(Controller):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 import msgspec
@@ -9,8 +10,9 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
 
+from receiver import clock
 from receiver.metrics import MEDIA_TYPE, Metrics
-from receiver.store import Store
+from receiver.store import Store, deliveries
 from receiver.web.errors import error_answers
 
 
@@ -38,12 +40,17 @@ async def health(store: NamedDependency[Store]) -> Healthy:
 
 @get(
     "/metrics",
-    sync_to_thread=False,
+    sync_to_thread=True,
     tags=["service"],
     summary="Prometheus text",
     media_type=MEDIA_TYPE,
 )
 def metrics(store: NamedDependency[Store], metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    now = dt.datetime.now(dt.UTC)
+    oldest = store.read(deliveries.oldest_pending)
+    metrics.set_oldest_pending(
+        {key: (now - clock.parse(made)).total_seconds() for key, made in oldest.items()}
+    )
     metrics.write_batches.set(store.batches)
     metrics.batched_writes.set(store.batched_writes)
     # Litestar adds "; charset=utf-8" to every text/* media type.
