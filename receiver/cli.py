@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, store
+from receiver import __version__, listen, store
 from receiver.config import (
     Config,
     ConfigError,
@@ -35,7 +35,13 @@ from receiver.submit import SubmitError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError, ProviderError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    StoreError,
+    SubmitError,
+    ProviderError,
+    listen.ListenError,
+)
 
 
 @contextmanager
@@ -87,24 +93,31 @@ def main() -> None:
 def serve(host: str, port: int, config_file: str | None) -> None:
     """Run the service: the HTTP app and its delivery worker.
 
-    Stops on SIGTERM or Ctrl-C after finishing the requests in flight.
+    Refuses to start on a port that another process listens on. Stops on SIGTERM or Ctrl-C
+    after finishing the requests in flight.
 
     \b
     Example:
         QUALITYMAX_WEBHOOK_SECRET=... receiver serve --host 0.0.0.0 --port 8000
     """
-    from receiver.server import run
+    from receiver import server  # granian: imported only to serve
 
     with user_errors():
         path = config_path(config_file, os.environ)
         config = load_config(path)
         require_webhook_secret(config)
         Router.from_config(config)  # a wrong route stops here, with its name
-        Store(config.db_path).open().close()  # migrations run, and a bad path fails here
-        click.echo(
-            f"receiver {__version__} on http://{host}:{port} (db {config.db_path})", err=True
-        )
-        sys.exit(run(path, host=host, port=port))
+        with listen.listen_socket(host, port) as listener:  # a port in use stops here
+            Store(config.db_path).open().close()  # migrations run, and a bad path fails here
+            limit = listen.connection_limit(config.server, listen.raise_open_file_limit())
+            click.echo(
+                f"receiver {__version__} on http://{host}:{port} (db {config.db_path}, "
+                f"up to {limit.connections} connections)",
+                err=True,
+            )
+            if note := limit.note():
+                click.echo(note, err=True)
+            sys.exit(server.run(path, listener, config.server, limit))
 
 
 @main.command("check-config")
