@@ -24,6 +24,7 @@ from receiver.store import Store
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.callbacks import CallbacksFirst, take_callback
+from receiver.web.deadlines import body_deadline
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
@@ -75,6 +76,7 @@ def create_app(config: Config) -> Litestar:
         route_handlers=[take_callback, api, health, metrics],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[body_deadline(config.server.body_timeout_seconds)],
         request_max_body_size=config.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),
         debug=False,

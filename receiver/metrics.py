@@ -6,7 +6,15 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-CALLBACK_OUTCOMES: Final = ("accepted", "duplicate", "unsigned", "too_large", "rejected", "error")
+CALLBACK_OUTCOMES: Final = (
+    "accepted",
+    "duplicate",
+    "unsigned",
+    "too_large",
+    "too_slow",
+    "rejected",
+    "error",
+)
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 INGEST_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
