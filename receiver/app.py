@@ -30,6 +30,7 @@ from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
+from receiver.web.deadlines import body_deadline
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
 from receiver.web.health import health, metrics
@@ -113,6 +114,7 @@ def create_app(config: Config) -> Litestar:
         before_send=[count_server_errors],
         plugins=[LayeredResponses(), ErrorBodySchema()],
         opt=layered(EVERY_ROUTE_ERRORS),
+        middleware=[body_deadline(config.server.body_timeout_seconds)],
         request_max_body_size=config.server.max_body_bytes,
         request_class=BoundedRequest,
         openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),

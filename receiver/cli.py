@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, preflight, providers, redact, views
+from receiver import __version__, listen, preflight, providers, redact, views
 from receiver.config import (
     Config,
     ConfigError,
@@ -34,7 +34,13 @@ from receiver.submit import SubmitError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Typed errors the commands turn into one line; helpers add theirs here.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StoreError, SubmitError, ProviderError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    StoreError,
+    SubmitError,
+    ProviderError,
+    listen.ListenError,
+)
 
 
 @contextmanager
@@ -86,28 +92,34 @@ def main() -> None:
 def serve(host: str, port: int, config_file: str | None) -> None:
     """Run the service: the HTTP app and its delivery worker.
 
-    Stops on SIGTERM or Ctrl-C after finishing the requests in flight.
+    Refuses to start on a port that another process listens on. Stops on SIGTERM or Ctrl-C
+    after finishing the requests in flight.
 
     \b
     Example:
         QUALITYMAX_WEBHOOK_SECRET=... receiver serve --host 0.0.0.0 --port 8000
     """
-    from receiver.server import run
+    from receiver import server  # granian: imported only to serve
 
     with user_errors():
         path = config_path(config_file, os.environ)
         config = load_config(path)
         preflight.check(config)  # the reasons check-config gives too
-        database = open_store(config.db_path)  # created and migrated before granian starts
-        try:
-            database.check_writable()  # a read-only file opens quietly
-        finally:
-            database.close()
-        click.echo(
-            f"receiver {__version__} on http://{host}:{port} (db {redact.url(config.db_path)})",
-            err=True,
-        )
-        sys.exit(run(path, host=host, port=port))
+        with listen.listen_socket(host, port) as listener:  # a port in use stops here
+            database = open_store(config.db_path)  # created and migrated before granian starts
+            try:
+                database.check_writable()  # a read-only file opens quietly
+            finally:
+                database.close()
+            limit = listen.connection_limit(config.server, listen.raise_open_file_limit())
+            click.echo(
+                f"receiver {__version__} on http://{host}:{port} "
+                f"(db {redact.url(config.db_path)}, up to {limit.connections} connections)",
+                err=True,
+            )
+            if note := limit.note():
+                click.echo(note, err=True)
+            sys.exit(server.run(path, listener, config.server, limit))
 
 
 @main.command("check-config")

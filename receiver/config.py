@@ -29,6 +29,12 @@ class ConfigError(Exception):
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     public_url: str | None = None
     max_body_bytes: int = 1_048_576
+    # Total deadlines, not per read: a client that trickles a byte at a time still runs out.
+    header_timeout_seconds: float = 10  # also how long an idle kept-alive connection stays open
+    body_timeout_seconds: float = 15  # from the end of the headers to the last byte of the body
+    # Open connections served at once; more wait in the kernel's queue. Lowered at start to what
+    # the open-file limit allows. Each slow connection holds about 20-30 KB.
+    max_connections: int = 10_000
 
 
 class QualityMaxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -245,6 +251,9 @@ def _blank_to_none(data: dict[str, Any]) -> None:
 def _check_values(config: Config, path: Path) -> None:
     if config.server.max_body_bytes < 1024:
         raise ConfigError(f"{path}: [server] max_body_bytes must be at least 1024")
+    for key in ("header_timeout_seconds", "body_timeout_seconds", "max_connections"):
+        if getattr(config.server, key) <= 0:
+            raise ConfigError(f"{path}: [server] {key} must be greater than 0")
     if config.delivery.max_attempts < 1:
         raise ConfigError(f"{path}: [delivery] max_attempts must be at least 1")
     if not config.delivery.backoff or min(config.delivery.backoff) < 0:

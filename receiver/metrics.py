@@ -11,6 +11,7 @@ CALLBACK_OUTCOMES: Final = (
     "duplicate",
     "unsigned",
     "too_large",
+    "too_slow",
     "rejected",
     "error",
     "not_configured",  # no webhook secret: a polling-only service answers 503

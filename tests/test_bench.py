@@ -10,6 +10,8 @@ import pytest
 
 from bench.ab import main as ab_main
 from bench.bench import CALLBACK_PATH, SECRET, generate_bodies, notify_latency, receiver
+from bench.slow_clients import CALLBACKS, HEALTH_PROBES
+from bench.slow_clients import main as slow_clients
 from receiver.callbacks import decode
 from receiver.signatures import verify
 
@@ -62,3 +64,11 @@ def test_ab_measures_both_checkouts_round_by_round(tmp_path: Path) -> None:
     assert len(rounds) == 1
     for run in rounds[0]:
         assert run.rps > 0 and run.p99_ms > 0 and run.cpu_us > run.loop_us > 0
+
+
+def test_slow_clients_holds_connections_open_and_measures_the_service() -> None:
+    first, held = slow_clients(["--levels", "30", "--hold", "0.2"])
+    assert (first.connections, held.connections) == (0, 30)
+    assert held.health_within == len(held.health_ms) == HEALTH_PROBES
+    assert held.callbacks_taken == CALLBACKS  # answered 200 and found in the database
+    assert held.closed_by_service == 0  # the bench's deadlines are long

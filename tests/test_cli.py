@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from receiver.cli import main
+from receiver.process import free_port
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_serve_says_when_the_database_cannot_be_created(
     blocker.write_text("")
     result = runner.invoke(
         main,
-        ["serve", "--config", str(write_config(""))],
+        ["serve", "--port", str(free_port()), "--config", str(write_config(""))],
         env={"QUALITYMAX_WEBHOOK_SECRET": "s", "RECEIVER_DB": str(blocker / "sub" / "db.sqlite")},
     )
     assert result.exit_code == 1

@@ -16,6 +16,9 @@ def test_the_shipped_example_loads_with_only_the_secret_set() -> None:
     assert config.qualitymax.base_url == "https://app.qualitymax.io"
     assert config.github.api_url == "https://api.github.com"
     assert config.server.max_body_bytes == 1_048_576
+    assert config.server.header_timeout_seconds == 10
+    assert config.server.body_timeout_seconds == 15
+    assert config.server.max_connections == 10_000
     assert config.delivery.backoff == [10, 30, 120, 600, 1800, 3600]
     assert config.db_path == "data/receiver.db"
     assert config.api_token is None
@@ -79,6 +82,15 @@ def test_config_path_order() -> None:
             "[server] max_body_bytes: Expected `int`, got `str`",
         ),
         ("[server]\nmax_body_bytes = 10\n", "[server] max_body_bytes must be at least 1024"),
+        (
+            "[server]\nheader_timeout_seconds = 0\n",
+            "[server] header_timeout_seconds must be greater than 0",
+        ),
+        (
+            "[server]\nbody_timeout_seconds = -1\n",
+            "[server] body_timeout_seconds must be greater than 0",
+        ),
+        ("[server]\nmax_connections = 0\n", "[server] max_connections must be greater than 0"),
         ("[delivery]\nmax_attempts = 0\n", "[delivery] max_attempts must be at least 1"),
         ("[delivery]\nbackoff = []\n", "[delivery] backoff must be a non-empty list"),
         (

@@ -32,6 +32,10 @@ CONFIG_KEYS = {
     "routes": ["name", "when", "notify", "on_change", "group_by", "thread_by", "repeat_after"],
     "watch": ["after_failures", "notify"],
 }
+# Keys of ours that DESIGN.md does not list (yet): documented all the same.
+MORE_CONFIG_KEYS = {
+    "server": ["header_timeout_seconds", "body_timeout_seconds", "max_connections"],
+}
 
 
 def quickstart_commands() -> list[str]:
@@ -60,7 +64,8 @@ def test_every_environment_variable_is_documented(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("section", "key"), [(s, k) for s, keys in CONFIG_KEYS.items() for k in keys]
+    ("section", "key"),
+    [(s, k) for table in (CONFIG_KEYS, MORE_CONFIG_KEYS) for s, ks in table.items() for k in ks],
 )
 def test_every_config_key_is_in_the_example_and_readme(section: str, key: str) -> None:
     assert re.search(rf"^#?\s*{key}\s*=", EXAMPLE_CONFIG, re.M), (

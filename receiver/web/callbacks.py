@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any, Final, cast
 
@@ -17,6 +18,7 @@ from receiver.clock import utcnow
 from receiver.logs import get_logger
 from receiver.services import Services
 from receiver.store import NotWritable
+from receiver.web.deadlines import REQUEST_TIMEOUT, body_too_slow
 from receiver.web.errors import (
     BODY_ERRORS,
     ErrorBody,
@@ -156,7 +158,14 @@ async def serve_callback(scope: Scope, receive: Receive, send: Send) -> None:
         return await _answer(send, status, payload)
     received_at = utcnow()
     headers = _headers(scope)
-    body = await _read_body(receive, headers, services.config.server.max_body_bytes)
+    server = services.config.server
+    try:
+        async with asyncio.timeout(server.body_timeout_seconds):
+            body = await _read_body(receive, headers, server.max_body_bytes)
+    except TimeoutError:
+        detail = body_too_slow(server.body_timeout_seconds)
+        status, payload = _refused(services, "too_slow", REQUEST_TIMEOUT, detail)
+        return await _answer(send, status, payload, close=True)
     if body is None:
         status, payload = _refused(services, "too_large", 413, _too_large(services))
         return await _answer(send, status, payload)
@@ -226,17 +235,14 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, payload: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+async def _answer(send: Send, status: int, payload: bytes, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:  # the body was not read to its end: the connection cannot carry another request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
