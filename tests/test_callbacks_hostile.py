@@ -317,7 +317,7 @@ def put(document: dict[str, Any], path: tuple[str | int, ...], value: Any) -> No
     here: Any = document
     for step, after in itertools.pairwise(path):
         want = list if isinstance(after, int) else dict
-        child = here[step] if isinstance(here, list) else here.get(step)
+        child = here[int(step)] if isinstance(here, list) else here.get(step)
         if not isinstance(child, want) or (want is list and not child):
             child = [{}] if want is list else {}
             here[step] = child

@@ -240,7 +240,8 @@ def point_at_sink(sender: AppriseSender, target: str, sink: HttpSink) -> None:
     own plugin objects)."""
     prepared = sender.prepared(target)
     assert prepared is not None
-    prepared.sender[0].webhook_url = f"{sink.base_url}/services"  # the one thing replaced
+    plugin: Any = prepared.sender[0]
+    plugin.webhook_url = f"{sink.base_url}/services"  # the one thing replaced
 
 
 def check_slack(request: Received) -> None:

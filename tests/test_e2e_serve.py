@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_a_chunked_body_over_the_limit_is_refused_while_read(
     """No Content-Length to trust: the limit is counted on the bytes as they arrive."""
     sent = 0
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         nonlocal sent
         yield b'{"pad": "'
         for _ in range(64):

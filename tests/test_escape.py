@@ -136,7 +136,9 @@ def test_slack(text: str, expected: str, mrkdwn: str | None) -> None:
     escaped = escape.slack(text)
     assert escaped == expected
     # What Apprise's Slack plugin makes of it is what reaches Slack.
-    converted = NotifySlack._commonmark_to_slack(escaped)
+    converted = NotifySlack._commonmark_to_slack(  # type: ignore[no-untyped-call]
+        escaped
+    )
     if mrkdwn is not None:
         assert converted == mrkdwn
     slack_shows(converted)  # no "<" or ">": neither a mention nor a link
@@ -222,7 +224,11 @@ def test_markdown_stays_in_its_table_cell(text: str) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_slack_reaches_slack_with_no_control_character_and_reads_the_same(text: str) -> None:
-    shown = slack_shows(NotifySlack._commonmark_to_slack(escape.slack(text)))
+    shown = slack_shows(
+        NotifySlack._commonmark_to_slack(  # type: ignore[no-untyped-call]
+            escape.slack(text)
+        )
+    )
     if not any(mark in text for mark in "*_~"):  # Slack styles those; it cannot escape them
         expected = escape.plain(text).replace("\\", "\\" + Z).replace("`", GRAVE)
         assert shown == expected

@@ -8,6 +8,7 @@ import io
 import json
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -31,7 +32,7 @@ class CountingStream(io.BytesIO):
 
 
 @pytest.fixture
-def stream() -> CountingStream:
+def stream() -> Iterator[CountingStream]:
     out = CountingStream()
     writer = logs.LineWriter(out)
     structlog.configure(

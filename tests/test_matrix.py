@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 from receiver import views
 from receiver.notify import fit
@@ -16,7 +17,7 @@ from receiver.store import deliveries
 from tests.notify_helpers import Harness, all_final, make_config, result, route
 from tests.sinks import FakeGithub, FakeSlack
 
-PR = {"repository": "acme/shop", "pr_number": 42, "sha": "abc123def456"}
+PR: dict[str, Any] = {"repository": "acme/shop", "pr_number": 42, "sha": "abc123def456"}
 COMMENT_ID = 1001  # the stand-in's first comment
 ALL = ("slackbot://#previews", "github://pr-comment", "github://commit-status")
 

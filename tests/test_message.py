@@ -101,7 +101,7 @@ def test_each_markup_links_only_http_and_writes_its_own_syntax(tmp_path: Path) -
         assert "javascript:" not in text and "data:" not in text and "/relative" not in text, name
         assert "Checkout" in text and "Timeout waiting for #pay" in text, name
     # What Slack gets once Apprise's Slack plugin made mrkdwn of it.
-    mrkdwn = NotifySlack._commonmark_to_slack(message(detail_, SLACK).body)
+    mrkdwn = NotifySlack._commonmark_to_slack(message(detail_, SLACK).body)  # type: ignore[no-untyped-call]
     assert f"- *Login* {said} <{shot}|screenshot>" in mrkdwn
 
 

@@ -89,7 +89,7 @@ def test_the_served_document_is_the_one_tested(served: ServiceProcess) -> None:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_answer_is_documented(case: Case, served: ServiceProcess) -> None:
+def test_every_answer_is_documented(case: Case[Any], served: ServiceProcess) -> None:
     kwargs: dict[str, Any] = {}
     headers = dict(AUTH)
     json_body = case.media_type == "application/json" and isinstance(case.body, dict | list)

@@ -185,8 +185,15 @@ def test_many_jobs_never_go_over_the_rate_limit(
     gate, gent = qualigate(gate_sim_fast.url), qualgent(gent_sim_fast.url)
     poller = polling(database, [gate, gent])
 
-    mobile = {"test_case_id": "tc_pass", "app_file_id": gent_sim.APP_ID, "device": gent_sim.DEVICE}
-    submits = [("qualigate", {"test_case_id": gate_sim.PASSING_CASE}), ("qualgent", mobile)] * 6
+    mobile: dict[str, Any] = {
+        "test_case_id": "tc_pass",
+        "app_file_id": gent_sim.APP_ID,
+        "device": gent_sim.DEVICE,
+    }
+    submits: list[tuple[str, dict[str, Any]]] = [
+        ("qualigate", {"test_case_id": gate_sim.PASSING_CASE}),
+        ("qualgent", mobile),
+    ] * 6
     run_poller(poller, lambda ids: all(job(database, i).state == "passed" for i in ids), *submits)
     gate_score, gent_score = stats(gate_sim_fast), stats(gent_sim_fast)
     assert gate_score["limited"] == 0 and gent_score["limited"] == 0

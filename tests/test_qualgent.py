@@ -125,7 +125,7 @@ def test_upload_then_run_on_it(qualgent_sim: Served, tmp_path: Path) -> None:
         status = await api.job_status(triggered.external_id)
         listed = await api.list_jobs()
         assert [r.id for r in listed.test_runs] == [triggered.external_id]
-        return status.app.name if status.app else ""
+        return (status.app.name if status.app else None) or ""
 
     assert asyncio.run(go()) == "MyApp v1.2.0"
 

@@ -19,8 +19,8 @@ from tests.store_helpers import opened
 LEGACY_SCHEMA = Path(__file__).parent / "data" / "legacy_m006.sql"
 
 
-def new_job(state: str = "submitted", **fields: object) -> Callable[[Tx], int]:
-    return lambda tx: jobs.insert(tx, jobs.NewJob(provider="qualitymax", state=state, **fields))
+def new_job(state: str = "submitted") -> Callable[[Tx], int]:
+    return lambda tx: jobs.insert(tx, jobs.NewJob(provider="qualitymax", state=state))
 
 
 def count(db_path: Path, table: str) -> int:
@@ -64,7 +64,7 @@ def test_a_database_of_the_first_releases_is_upgraded_in_place(tmp_path: Path) -
             lambda tx: tx.execute("SELECT digest FROM callback_digests").fetchone()[0]
         )
         applied = database.read(
-            lambda tx: [r[0] for r in tx.execute("SELECT name FROM _migrations")]
+            lambda tx: [r[0] for r in tx.execute("SELECT name FROM _migrations").fetchall()]
         )
     assert digest == bytes.fromhex("ab" * 32)
     assert "0001_initial" in applied and "m006_open_poll_index_without_in_list" in applied

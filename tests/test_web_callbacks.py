@@ -23,7 +23,8 @@ URL = "/callbacks/qualitymax"
 
 
 def stored(client: TestClient[Any]) -> dict[str, int]:
-    return client.app.state.services.store.read(callbacks.count_by_outcome)
+    counts: dict[str, int] = client.app.state.services.store.read(callbacks.count_by_outcome)
+    return counts
 
 
 def result_count(client: TestClient[Any]) -> int:

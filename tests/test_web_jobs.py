@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import stamina
 from litestar.testing import TestClient
@@ -28,7 +29,7 @@ from tests.sinks import Answer, HttpSink
 from tests.store_helpers import opened
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-JOB = {
+JOB: dict[str, Any] = {
     "url": "https://preview-42.example.com",
     "feature_description": "Users can log in and see their dashboard",
     "custom_data": {"branch": "feat/login", "pr_number": 42, "deploy_id": "abc-123"},
@@ -263,8 +264,7 @@ def test_a_submit_that_times_out_is_recorded_as_error_and_sent_once(
 ) -> None:
     silent = HttpSink()
     silent.default = lambda n, r: Answer(hang=True)
-    settings = {**env, "RECEIVER_PUBLIC_URL": "http://127.0.0.1:9"}
-    config = load_config(write_config(""), settings)
+    config = load_config(write_config(""), {**env, "RECEIVER_PUBLIC_URL": "http://127.0.0.1:9"})
     settings = QualityMaxSettings(
         base_url=silent.base_url, api_key="qm-key", webhook_secret="s", partner_slug="acme"
     )
@@ -275,7 +275,7 @@ def test_a_submit_that_times_out_is_recorded_as_error_and_sent_once(
         with opened(Path(config.db_path)) as database:
             submission = jobs.Submission(database, config, {"qualitymax": partner})
             with pytest.raises(MaybeReceived) as caught:
-                await submission.submit(qm.QualityMaxJob(**JOB))
+                await submission.submit(msgspec.convert(JOB, qm.QualityMaxJob))
             job_id = caught.value.job_id
             assert job_id is not None
             return caught.value, database.read(lambda tx: views.job_view(tx, job_id))

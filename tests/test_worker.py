@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 from receiver import views
 from receiver.process import free_port
@@ -19,7 +20,7 @@ from tests.notify_helpers import (
 )
 from tests.sinks import Answer, FakeGithub, HttpSink, always, fail_then_ok
 
-PR = {"repository": "acme/shop", "pr_number": 42, "sha": "abc123def456"}
+PR: dict[str, Any] = {"repository": "acme/shop", "pr_number": 42, "sha": "abc123def456"}
 
 
 def at(timestamp: str) -> dt.datetime:

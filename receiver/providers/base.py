@@ -59,10 +59,21 @@ class ProviderSettings(Protocol):
 
 
 class Provider(Protocol):
-    name: ClassVar[str]
-    label: ClassVar[str]  # how it names itself in messages: "Qualigate"
-    request_type: ClassVar[type[JobBody]]
-    calls_back: ClassVar[bool]  # results arrive as signed callbacks (a callback URL is made)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str:
+        """How it names itself in messages: "Qualigate"."""
+        ...
+
+    @property
+    def request_type(self) -> type[JobBody]: ...
+
+    @property
+    def calls_back(self) -> bool:
+        """Results arrive as signed callbacks (a callback URL is made for each job)."""
+        ...
 
     @property
     def settings(self) -> ProviderSettings: ...
