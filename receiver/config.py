@@ -133,6 +133,12 @@ class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return [self.thread_by] if isinstance(self.thread_by, str) else list(self.thread_by)
 
 
+class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # A SQLite file path (the default, data/receiver.db) or postgresql://user:pass@host/db.
+    # RECEIVER_DB, when set, wins: the Dockerfile sets it, so change that one there.
+    url: str | None = None
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     qualitymax: QualityMaxSettings = msgspec.field(default_factory=QualityMaxSettings)
@@ -143,8 +149,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     slack: SlackSettings = msgspec.field(default_factory=SlackSettings)
     watch: WatchSettings = msgspec.field(default_factory=WatchSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     routes: list[Route] = msgspec.field(default_factory=list)
-    # Set only from the environment: paths and the API token are not part of the shared file.
+    # From RECEIVER_DB, else [store] url: the SQLite path or the PostgreSQL URL.
     db_path: str = DEFAULT_DB_PATH
     api_token: str | None = None
     source: str = "(defaults)"
@@ -196,6 +203,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     _check_values(config, path)
+    if not env.get("RECEIVER_DB") and config.store.url:
+        config = msgspec.structs.replace(config, db_path=config.store.url)
     return config
 
 
@@ -239,7 +248,7 @@ def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
 
 def _blank_to_none(data: dict[str, Any]) -> None:
     """An empty string (an unset ``${VAR}``) means "not configured" for optional settings."""
-    for name in ("server", "qualitymax", "github", "qualigate", "qualgent", "slack"):
+    for name in ("server", "qualitymax", "github", "qualigate", "qualgent", "slack", "store"):
         section = data.get(name)
         if isinstance(section, dict):
             for key, value in list(section.items()):
@@ -367,7 +376,7 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
             for key, value in values.items()
         }
     sections["store"] = {
-        "db_path": _show(config.db_path),
+        "db_path": redact.url(config.db_path),
         "api_token": redact.secret(config.api_token),
     }
     return sections

@@ -33,6 +33,8 @@ log = get_logger("receiver.poller")
 
 MAX_ERROR_BACKOFF: Final = 300.0  # a provider down for long is asked every 5 minutes
 MAX_TICK: Final = 1.0
+# How long a claimed job is this instance's to ask about: beyond any poll's own retries.
+LEASE_SECONDS: Final = 180.0
 
 
 class Poller:
@@ -90,18 +92,17 @@ class Poller:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                self._dispatch()
+                await self._dispatch()
             except Exception:  # a store hiccup must not end polling for good
                 log.exception("poll.dispatch_failed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.tick)
 
-    def _dispatch(self) -> list[asyncio.Task[None]]:
+    async def _dispatch(self) -> list[asyncio.Task[None]]:
         started = []
         for provider in self.providers.values():
-            due = self.store.read(partial(jobs.due_for_polling, provider=provider.name))
-            for job in due:
+            for job in await self._claim(provider):
                 if job.id in self._in_flight:
                     continue
                 task = asyncio.create_task(self._guarded(provider, job))
@@ -110,12 +111,24 @@ class Poller:
                 started.append(task)
         return started
 
+    async def _claim(self, provider: Provider) -> list[PollJob]:
+        """The due jobs of ``provider``, each held for LEASE_SECONDS (another instance sharing
+        the database skips them; if this one dies, the lease runs out and another asks)."""
+        if not self.store.read(partial(jobs.any_due_for_polling, provider=provider.name)):
+            return []  # the usual answer, without a write
+        busy = list(self._in_flight)
+        return await self.store.write(
+            lambda tx: jobs.claim_for_polling(
+                tx, provider.name, lease_seconds=LEASE_SECONDS, skip=busy
+            )
+        )
+
     def _done(self, job_id: int, _: asyncio.Task[None]) -> None:
         self._in_flight.pop(job_id, None)
 
     async def run_once(self) -> int:
         """Poll every due job once and wait for the answers (tests and tools; no loop needed)."""
-        tasks = self._dispatch()
+        tasks = await self._dispatch()
         await asyncio.gather(*tasks)
         return len(tasks)
 

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Final
 
+from receiver import redact
 from receiver.config import Config, require_webhook_secret
 from receiver.redact import url
 from receiver.routing import Router
-from receiver.store import StoreError
+from receiver.store import StoreError, is_postgresql
 
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
@@ -31,6 +32,9 @@ def check_database(path: str) -> None:
     """Raise StoreError when the database at ``path`` could not be opened or created."""
     if path == ":memory:":
         return
+    if is_postgresql(path):
+        _check_server(path)
+        return
     target = Path(path)
     if target.exists():
         _check_existing(path, target)
@@ -40,6 +44,18 @@ def check_database(path: str) -> None:
         raise StoreError(f"Cannot create the folder of {url(path)}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StoreError(f"Cannot create the database {url(path)}: {folder} is not writable")
+
+
+def _check_server(dsn: str) -> None:
+    """A PostgreSQL database must answer; receiver creates its tables, not the database."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"Cannot open the database {redact.url(dsn)}: {reason}") from None
 
 
 def _check_existing(path: str, target: Path) -> None:

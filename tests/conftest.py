@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,53 @@ def slack() -> Iterator[FakeSlack]:
     fake = FakeSlack()
     yield fake
     fake.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: the server these machines run on 127.0.0.1:5432 (trust auth); a fresh database
+# per test, copied from a template made once per run.
+
+POSTGRES_ADMIN = os.environ.get(
+    "RECEIVER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database to copy, made for this run; skipped with the reason when no server answers."""
+    import psycopg
+
+    name = f"receiver_template_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(
+            f"no PostgreSQL server answers at {POSTGRES_ADMIN} ({exc}); set "
+            "RECEIVER_TEST_POSTGRES to one"
+        )
+    yield name
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test: its URL."""
+    import psycopg
+
+    name = f"receiver_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
+    yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives, once for each backend: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "receiver.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

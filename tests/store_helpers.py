@@ -19,8 +19,9 @@ from tests.conftest import SECRET, callback_body, signed
 
 
 @contextmanager
-def opened(path: Path) -> Iterator[Store]:
-    database = open_store(str(path))
+def opened(where: Path | str) -> Iterator[Store]:
+    """The store at a SQLite path or a PostgreSQL URL, closed afterwards."""
+    database = open_store(str(where))
     try:
         yield database
     finally:

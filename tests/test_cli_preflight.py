@@ -62,20 +62,35 @@ def test_check_config_shows_each_secret_only_as_its_length(
 
 
 def test_check_config_masks_passwords_in_urls(
-    write_config: Callable[[str], Path], tmp_path: Path
+    write_config: Callable[[str], Path], tmp_path: Path, postgres_url: str
 ) -> None:
+    """The local server trusts any password: the database answers, and its URL is shown."""
+    with_password = postgres_url.replace("postgres@", "postgres:Pg8Dw-db-password@")
     env = environment(
         tmp_path,
         QUALITYMAX_WEBHOOK_SECRET="s",
-        RECEIVER_DB="postgresql://receiver:Pg8Dw-db-password@db.example.com:5432/receiver",
+        RECEIVER_DB=with_password,
         QUALITYMAX_BASE_URL="https://partner:Bx2Qm-base-password@qm.example.com/",
     )
     code, output = invoke(["check-config", "--config", str(write_config(""))], env)
     assert code == 0, output
     lines = output.splitlines()
-    assert "  db_path = postgresql://receiver:****@db.example.com:5432/receiver" in lines
+    assert f"  db_path = {postgres_url.replace('postgres@', 'postgres:****@')}" in lines
     assert "  base_url = https://partner:****@qm.example.com/" in lines
     assert "Pg8" not in output and "Bx2" not in output
+
+
+def test_check_config_refuses_a_database_server_that_does_not_answer(
+    write_config: Callable[[str], Path], tmp_path: Path
+) -> None:
+    unreachable = "postgresql://receiver:Pg8Dw-db-password@127.0.0.1:9/receiver"
+    env = environment(tmp_path, QUALITYMAX_WEBHOOK_SECRET="s", RECEIVER_DB=unreachable)
+    code, output = invoke(["check-config", "--config", str(write_config(""))], env)
+    assert code == 1
+    assert output.startswith(
+        "Error: Cannot open the database postgresql://receiver:****@127.0.0.1:9/receiver: "
+    )
+    assert "Pg8" not in output
 
 
 def test_the_simulator_banner_shows_given_secrets_only_as_their_length(tmp_path: Path) -> None:

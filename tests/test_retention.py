@@ -16,6 +16,7 @@ from receiver.config import RetentionSettings
 from receiver.retention import cutoffs, purge, purge_now
 from receiver.routing import Router
 from receiver.store import Store
+from receiver.store.tx import Tx
 from tests.conftest import SECRET
 from tests.notify_helpers import make_config, route
 from tests.store_helpers import body_for, intake, opened, take_one
@@ -32,29 +33,32 @@ def fill(database: Store, count: int, *, start: int = 0, router: Router | None =
     asyncio.run(run())
 
 
-def age(db_path: Path, when: str, *, ids: range | None = None) -> None:
+def age(database: Store, when: str, *, ids: range | None = None) -> None:
     """Backdate rows (all, or those with these ids) as if they had come in at ``when``."""
-    conn = sqlite3.connect(db_path)
     where = f" WHERE id BETWEEN {ids.start} AND {ids.stop - 1}" if ids else ""
-    with conn:
-        conn.execute(f"UPDATE results SET created_at = ?{where}", [when])
-        conn.execute(f"UPDATE jobs SET created_at = ?{where}", [when])
-        conn.execute(f"UPDATE callbacks SET received_at = ?{where}", [when])
-        conn.execute(f"UPDATE callback_digests SET received_at = ?{where}", [when])
-    conn.close()
+
+    def backdate(tx: Tx) -> None:
+        tx.execute(f"UPDATE results SET created_at = ?{where}", [when])
+        tx.execute(f"UPDATE jobs SET created_at = ?{where}", [when])
+        tx.execute(f"UPDATE callbacks SET received_at = ?{where}", [when])
+        tx.execute(f"UPDATE callback_digests SET received_at = ?{where}", [when])
+
+    database.write_sync(backdate)
 
 
-def counts(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db_path)
-    try:
-        found = {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("results", "tests", "jobs", "deliveries", "callbacks")
-        }
-        found["digests"] = conn.execute("SELECT count(*) FROM callback_digests").fetchone()[0]
-        return found
-    finally:
-        conn.close()
+TABLES = {"results": "results", "tests": "tests", "jobs": "jobs", "deliveries": "deliveries"}
+TABLES |= {"callbacks": "callbacks", "digests": "callback_digests"}
+
+
+def counts(where: Store | Path) -> dict[str, int]:
+    def count(tx: Tx) -> dict[str, int]:
+        sql = "SELECT count(*) FROM {}"
+        return {name: tx.execute(sql.format(table)).fetchone()[0] for name, table in TABLES.items()}
+
+    if isinstance(where, Path):
+        with opened(where) as database:
+            return database.read(count)
+    return where.read(count)
 
 
 def checkpointed_size(db_path: Path) -> int:
@@ -70,14 +74,15 @@ def checkpointed_size(db_path: Path) -> int:
 SETTINGS = RetentionSettings(keep_days=90, keep_digest_days=400)
 
 
-def test_old_rows_go_their_digests_stay_and_a_replay_is_still_a_duplicate(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    with opened(path) as database:
+def test_old_rows_go_their_digests_stay_and_a_replay_is_still_a_duplicate(
+    store_url: str,
+) -> None:
+    with opened(store_url) as database:
         fill(database, 30)
-        age(path, MIDDLE, ids=range(1, 21))  # 20 older than 90 days, younger than 400
+        age(database, MIDDLE, ids=range(1, 21))  # 20 older than 90 days, younger than 400
         purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=7, pause=0))
         assert (purged.results, purged.jobs, purged.callbacks, purged.digests) == (20, 20, 20, 0)
-        assert counts(path) == {
+        assert counts(database) == {
             "results": 10,
             "tests": 10,  # the seed callback has one test
             "jobs": 10,
@@ -89,29 +94,29 @@ def test_old_rows_go_their_digests_stay_and_a_replay_is_still_a_duplicate(tmp_pa
     assert (replay.duplicate, replay.callback_id, replay.result_id) == (True, 6, None)
 
 
-def test_digests_go_after_keep_digest_days(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    with opened(path) as database:
+def test_digests_go_after_keep_digest_days(store_url: str) -> None:
+    with opened(store_url) as database:
         fill(database, 12)
-        age(path, OLD, ids=range(1, 5))
-        age(path, MIDDLE, ids=range(5, 9))
+        age(database, OLD, ids=range(1, 5))
+        age(database, MIDDLE, ids=range(5, 9))
         purged = asyncio.run(purge(database, cutoffs(SETTINGS), batch=5, pause=0))
+        left = counts(database)
     assert (purged.results, purged.callbacks, purged.digests) == (8, 8, 4)
-    assert (counts(path)["callbacks"], counts(path)["digests"]) == (4, 8)
+    assert (left["callbacks"], left["digests"]) == (4, 8)
 
 
-def test_a_result_with_a_pending_delivery_is_never_purged(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
+def test_a_result_with_a_pending_delivery_is_never_purged(store_url: str, tmp_path: Path) -> None:
     config = make_config(tmp_path, route("all", "json://127.0.0.1:9/never"))
-    with opened(path) as database:
+    with opened(store_url) as database:
         fill(database, 3, router=Router.from_config(config))  # three pending deliveries
         database.write_sync(
             lambda tx: tx.execute("UPDATE deliveries SET state = 'sent' WHERE result_id = 2")
         )
-        age(path, OLD)
+        age(database, OLD)
         purged = asyncio.run(purge(database, cutoffs(SETTINGS), pause=0))
+        left = counts(database)
     assert purged.results == 1  # the one whose delivery was sent
-    assert counts(path)["results"] == 2 and counts(path)["deliveries"] == 2
+    assert left["results"] == 2 and left["deliveries"] == 2
 
 
 def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
@@ -119,7 +124,7 @@ def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
     with opened(path) as database:
         fill(database, 400)
         before = checkpointed_size(path)
-        age(path, OLD)
+        age(database, OLD)
         asyncio.run(purge(database, cutoffs(SETTINGS), pause=0))
         after = checkpointed_size(path)
         free = database.read(lambda tx: tx.execute("PRAGMA freelist_count").fetchone()[0])
@@ -128,15 +133,14 @@ def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
 
 
 def test_a_dry_run_counts_exactly_what_a_purge_deletes_and_deletes_nothing(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    path = tmp_path / "r.db"
-    with opened(path) as database:
+    with opened(store_url) as database:
         fill(database, 10)
-        age(path, OLD, ids=range(1, 7))
-        before = counts(path)
+        age(database, OLD, ids=range(1, 7))
+        before = counts(database)
         would = purge_now(database, cutoffs(SETTINGS), dry_run=True)
-        assert counts(path) == before
+        assert counts(database) == before
         did = purge_now(database, cutoffs(SETTINGS))
     assert would == did and did.results == 6 and did.digests == 6
 
@@ -153,7 +157,7 @@ def test_receiver_purge_by_hand(tmp_path: Path) -> None:
     config.write_text("[retention]\nkeep_days = 30\n")
     with opened(path) as database:
         fill(database, 5)
-    age(path, MIDDLE, ids=range(1, 3))
+        age(database, MIDDLE, ids=range(1, 3))
     assert invoke(config, path, "--dry-run") == (
         0,
         "would purge: 2 results (with their tests and deliveries), 2 jobs, 2 callbacks, "

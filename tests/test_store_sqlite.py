@@ -1,17 +1,16 @@
-"""The SQLite backend on real files: migrations, durability, group commit, failures, health."""
+"""What only the SQLite backend has, on real files: the first releases' databases upgraded,
+WAL and full sync, a commit that fails at COMMIT, a missing file, the probe's memory."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from receiver.store import NoDatabase, Store, StoreError, jobs, open_store
-from receiver.store.migrate import migrations
 from receiver.store.sqlite import SqliteStore
 from receiver.store.tx import Tx
 from tests.store_helpers import opened
@@ -29,21 +28,6 @@ def count(db_path: Path, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     finally:
         conn.close()
-
-
-def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    with opened(path):
-        pass
-    conn = sqlite3.connect(path)
-    applied = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
-    assert applied == [m.name for m in migrations("sqlite")]
-    assert applied[:2] == ["0001_initial", "0002_retention"]
-    with opened(path):  # opening again applies nothing
-        pass
-    assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(applied)
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"callbacks", "results", "tests", "jobs", "deliveries", "route_groups"} <= tables
 
 
 def test_a_database_of_the_first_releases_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -81,31 +65,6 @@ def test_writer_uses_wal_full_sync_and_incremental_vacuum(tmp_path: Path) -> Non
     assert settings == ["wal", 2, 2]  # synchronous 2 is FULL, auto_vacuum 2 is INCREMENTAL
 
 
-def test_concurrent_writes_share_commits_and_a_failing_one_fails_alone(tmp_path: Path) -> None:
-    def write(n: int) -> Callable[[Tx], int]:
-        def fn(tx: Tx) -> int:
-            job_id = new_job(state=f"s{n}")(tx)
-            if n % 2:
-                raise ValueError(f"write {n} fails")
-            return job_id
-
-        return fn
-
-    async def run(database: Store) -> list[object]:
-        return await asyncio.gather(
-            *(database.write(write(n)) for n in range(50)), return_exceptions=True
-        )
-
-    path = tmp_path / "db.sqlite"
-    with opened(path) as database:
-        outcomes = asyncio.run(run(database))
-        batches = database.batches
-    failures = [o for o in outcomes if isinstance(o, ValueError)]
-    assert len(failures) == 25
-    assert count(path, "jobs") == 25  # exactly the writes that succeeded
-    assert batches < 50  # concurrent writes shared commits
-
-
 def test_no_write_is_answered_as_done_when_its_commit_fails(tmp_path: Path) -> None:
     """The answer comes from the COMMIT: here the commit itself fails (a deferred foreign key)."""
 
@@ -129,46 +88,6 @@ def test_no_write_is_answered_as_done_when_its_commit_fails(tmp_path: Path) -> N
         answers = asyncio.run(run(database))
     assert all(isinstance(a, StoreError) for a in answers), answers
     assert count(path, "jobs") == 0
-
-
-def test_a_lone_write_commits_without_waiting_for_company(tmp_path: Path) -> None:
-    async def one_by_one(database: Store) -> None:
-        for _ in range(3):
-            await database.write(new_job())
-
-    with opened(tmp_path / "db.sqlite") as database:
-        asyncio.run(one_by_one(database))
-        assert (database.batches, database.batched_writes) == (3, 3)
-
-
-def test_blocking_writers_and_the_event_loop_share_the_connection_safely(tmp_path: Path) -> None:
-    async def on_the_loop(database: Store) -> list[int]:
-        return await asyncio.gather(*(database.write(new_job("loop")) for _ in range(150)))
-
-    path = tmp_path / "db.sqlite"
-    with opened(path) as database, ThreadPoolExecutor(4) as pool:
-        threads = [pool.submit(database.write_sync, new_job("thread")) for _ in range(150)]
-        ids = asyncio.run(on_the_loop(database))
-        ids += [future.result() for future in threads]
-    assert len(set(ids)) == 300 == count(path, "jobs")
-
-
-def test_a_second_event_loop_still_writes(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    with opened(path) as database:
-        asyncio.run(database.write(new_job()))
-        with ThreadPoolExecutor(1) as other:  # a new thread, a new loop, the first still open
-            other.submit(asyncio.run, database.write(new_job())).result(timeout=30)
-    assert count(path, "jobs") == 2
-
-
-def test_writes_after_close_are_refused(tmp_path: Path) -> None:
-    database = open_store(str(tmp_path / "db.sqlite"))
-    database.close()
-    with pytest.raises(StoreError, match="not open"):
-        asyncio.run(database.write(new_job()))
-    with pytest.raises(StoreError, match="not open"):
-        database.write_sync(new_job())
 
 
 def test_a_missing_database_is_refused_when_it_must_exist(tmp_path: Path) -> None:

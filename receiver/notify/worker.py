@@ -122,6 +122,11 @@ class DeliveryWorker:
     def wake(self) -> None:
         self.event.set()
 
+    def wake_threadsafe(self) -> None:
+        """From another thread (the store's listener)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.event.set)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -145,6 +150,8 @@ class DeliveryWorker:
             targets = [parse_target(url, "[watch] notify") for url in self.config.watch.notify]
             self.watch = Watch(targets, self.send_text)
         self.task = asyncio.create_task(self.run(), name="receiver-delivery-worker")
+        # Other instances on the same database queue deliveries too: wake on theirs as well.
+        self.store.listen(deliveries.OUTBOX_CHANNEL, self.wake_threadsafe)
         log.info("worker.started", concurrency=self.concurrency, lease_seconds=self.lease_seconds)
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:

@@ -53,11 +53,28 @@ class Store(Protocol):
 
     def check_writable(self) -> None: ...
 
+    def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` when any instance commits a ``NOTIFY channel``; False when the
+        backend has no such thing (SQLite: one process, whose own hooks suffice)."""
+        ...
+
+
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith(POSTGRESQL_SCHEMES)
+
 
 def open_store(url: str, *, create: bool = True) -> Store:
-    """The store at ``url`` (a SQLite file path), opened and migrated.
+    """The store at ``url``, opened and migrated: ``postgresql://…`` for PostgreSQL, anything
+    else a SQLite file path.
 
     ``create=False``: for commands that only read or revive: refuse a database that does not
     exist (NoDatabase) instead of making an empty one.
     """
+    if is_postgresql(url):
+        from receiver.store.postgres import PostgresStore  # psycopg only where it is used
+
+        return PostgresStore(url).open(create=create)
     return SqliteStore(url).open(create=create)

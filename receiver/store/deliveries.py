@@ -14,7 +14,7 @@ import msgspec
 
 from receiver.clock import utc_after, utcnow
 from receiver.store.errors import NotFound
-from receiver.store.tx import Tx, marks, rows_as
+from receiver.store.tx import POSTGRESQL, SQLITE, Tx, marks, rows_as
 
 STATES: Final = ("pending", "sent", "dead")
 
@@ -93,13 +93,18 @@ SELECT id, next_attempt_at FROM deliveries
 WHERE state = 'pending' AND target = ? AND next_attempt_at <= ?
 ORDER BY next_attempt_at, id LIMIT ?
 """
+# Several instances claim from one outbox: rows another instance is claiming are skipped.
+SKIP_LOCKED: Final = {SQLITE: "", POSTGRESQL: " FOR UPDATE SKIP LOCKED"}
+# Workers of every instance wake when rows are queued (sent at COMMIT: only what committed).
+OUTBOX_CHANNEL: Final = "receiver_outbox"
 NEXT_DUE_FOR_TARGET: Final = """
 SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND target = ?
 """
+# Still due when claimed: a row another instance claimed meanwhile has moved on.
 CLAIM: Final = """
 UPDATE deliveries
 SET lease = ?, next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
-WHERE state = 'pending' AND id IN ({ids})
+WHERE state = 'pending' AND next_attempt_at <= ? AND id IN ({ids})
 RETURNING id, result_id, route, target, target_display, attempts, lease
 """
 # Only the holder of the lease may record an outcome: a redelivery or an expired lease wins.
@@ -132,6 +137,8 @@ def insert_many(tx: Tx, deliveries: list[NewDelivery]) -> None:
     now = utcnow()
     rows = [(d.result_id, d.route, d.target, d.target_display, now, now, now) for d in deliveries]
     tx.executemany(INSERT, rows)
+    if tx.dialect == POSTGRESQL:
+        tx.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
 def pending_targets(tx: Tx) -> list[str]:
@@ -154,13 +161,14 @@ def claim(
     for target in pending_targets(tx):
         room = min(limit, per_target - busy.get(target, 0))
         if room > 0:
-            rows = tx.execute(DUE_FOR_TARGET, [target, now, room]).fetchall()
+            due_sql = DUE_FOR_TARGET + SKIP_LOCKED[tx.dialect]
+            rows = tx.execute(due_sql, [target, now, room]).fetchall()
             due += [(row[1], row[0]) for row in rows]
     chosen = [delivery_id for _, delivery_id in sorted(due)[:limit]]
     if not chosen:
         return []
     cursor = tx.execute(
-        CLAIM.format(ids=marks(chosen)), [lease, utc_after(lease_seconds), now, *chosen]
+        CLAIM.format(ids=marks(chosen)), [lease, utc_after(lease_seconds), now, now, *chosen]
     )
     claimed = rows_as(cursor, ClaimedDelivery)
     return sorted(claimed, key=lambda c: c.id)

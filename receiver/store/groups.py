@@ -7,7 +7,7 @@ from typing import Final
 import msgspec
 
 from receiver.clock import utcnow
-from receiver.store.tx import Tx
+from receiver.store.tx import POSTGRESQL, Tx
 
 SELECT_STATUS: Final = "SELECT status FROM route_groups WHERE route = ? AND group_key = ?"
 SELECT_PREVIOUS: Final = """
@@ -20,8 +20,14 @@ ON CONFLICT (route, group_key) DO UPDATE SET
 """
 
 
+# Instances sharing a database take turns on one group (SQLite has one writer anyway).
+LOCK_GROUP: Final = "SELECT pg_advisory_xact_lock(hashtextextended(? || ' ' || ?, 0))"
+
+
 def swap_status(tx: Tx, *, route: str, group_key: str, status: str, result_id: int) -> str | None:
     """Record ``status`` as the group's latest and return the one it replaces (None: first)."""
+    if tx.dialect == POSTGRESQL:
+        tx.execute(LOCK_GROUP, [route, group_key])
     row = tx.execute(SELECT_STATUS, [route, group_key]).fetchone()
     tx.execute(UPSERT_STATUS, [route, group_key, status, result_id, utcnow()])
     return row[0] if row else None

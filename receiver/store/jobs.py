@@ -11,9 +11,9 @@ from typing import Any, Final
 
 import msgspec
 
-from receiver.clock import utcnow
+from receiver.clock import utc_after, utcnow
 from receiver.store.errors import NotFound
-from receiver.store.tx import Tx, row_as, rows_as
+from receiver.store.tx import POSTGRESQL, SQLITE, Tx, marks, row_as, rows_as
 
 CustomData = dict[str, Any]
 
@@ -93,6 +93,26 @@ WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'run
     AND (poll_after IS NULL OR poll_after <= ?)
 ORDER BY poll_after, id LIMIT ?
 """  # noqa: E501  (the index's condition, word for word)
+ANY_DUE: Final = """
+SELECT 1 FROM jobs
+WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
+    AND (poll_after IS NULL OR poll_after <= ?)
+LIMIT 1
+"""  # noqa: E501  (the index's condition, word for word)
+# The due jobs, each moved on by a lease in the statement that picks it; other instances skip
+# the rows being claimed (PostgreSQL).
+CLAIM_DUE: Final = """
+UPDATE jobs SET poll_after = ?
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
+        AND (poll_after IS NULL OR poll_after <= ?) {skip}
+    ORDER BY poll_after, id LIMIT ?{locked}
+)
+RETURNING id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
+    poll_errors
+"""  # noqa: E501  (the index's condition, word for word)
+SKIP_LOCKED: Final = {SQLITE: "", POSTGRESQL: " FOR UPDATE SKIP LOCKED"}
 SET_POLL_PROGRESS: Final = """
 UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
     error = NULL, updated_at = ?
@@ -198,6 +218,20 @@ def newest(tx: Tx, *, limit: int, before: int | None = None) -> list[JobRow]:
 def due_for_polling(tx: Tx, provider: str, *, limit: int = 100) -> list[PollJob]:
     cursor = tx.execute(SELECT_DUE, [provider, utcnow(), limit])
     return rows_as(cursor, PollJob, json=JSON_COLUMNS)
+
+
+def any_due_for_polling(tx: Tx, provider: str) -> bool:
+    return tx.execute(ANY_DUE, [provider, utcnow()]).fetchone() is not None
+
+
+def claim_for_polling(
+    tx: Tx, provider: str, *, lease_seconds: float, skip: list[int], limit: int = 100
+) -> list[PollJob]:
+    """Due jobs of ``provider``, not those in ``skip``, each held for ``lease_seconds``."""
+    skipping = f"AND id NOT IN ({marks(skip)})" if skip else ""
+    sql = CLAIM_DUE.format(skip=skipping, locked=SKIP_LOCKED[tx.dialect])
+    cursor = tx.execute(sql, [utc_after(lease_seconds), provider, utcnow(), *skip, limit])
+    return sorted(rows_as(cursor, PollJob, json=JSON_COLUMNS), key=lambda job: job.id)
 
 
 def record_poll(tx: Tx, job_id: int, *, state: str, poll_after: str) -> bool:

@@ -69,6 +69,7 @@ FROM tests WHERE result_id = ? ORDER BY position
 """
 # SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
 # COMMIT, so the id read here is the one the result gets. PostgreSQL hands out its sequence.
+RESULTS_CHANNEL: Final = "receiver_results"
 RESERVE_ID: Final = {
     "sqlite": "SELECT coalesce(max(id), 0) + 1 FROM results",
     POSTGRESQL: "SELECT nextval(pg_get_serial_sequence('results', 'id'))",
@@ -91,10 +92,14 @@ def insert(
     result_id: int | None = None,
 ) -> int:
     """Store ``result`` and its tests (under ``result_id`` when one was reserved)."""
+    if result_id is None:
+        result_id = reserve_id(tx)
     row = tx.execute(INSERT, _row(result_id, result, callback_id, job_id)).fetchone()
     stored_id: int = row[0]
     if result.tests:
         tx.executemany(INSERT_TEST, _test_rows(stored_id, result))
+    if tx.dialect == POSTGRESQL:  # live pages and `receiver tail` of every instance
+        tx.execute(f"NOTIFY {RESULTS_CHANNEL}")
     return stored_id
 
 

@@ -295,6 +295,9 @@ class SqliteStore:
         """Raise NotWritable unless a write commits (start-up: a read-only file opens quietly)."""
         self.write_sync(_touch_health)
 
+    def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        return False  # one process writes: its own hooks already say what it committed
+
 
 def _touch_health(tx: Tx) -> None:
     tx.execute("UPDATE _health SET checked_at = ? WHERE id = 1", [utcnow()])

@@ -1,0 +1,125 @@
+"""What only PostgreSQL has: several instances on one database. Two stores (as two receivers
+would hold) take the same callbacks, claim the same outbox and the same polled jobs at the same
+moment, and hear each other's commits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from receiver.callbacks import Accepted
+from receiver.record import Recorder
+from receiver.routing import Router
+from receiver.store import Store, deliveries, jobs, open_store
+from receiver.store.postgres import PostgresStore
+from tests.notify_helpers import make_config, result, route
+from tests.store_helpers import body_for, intake, take_one
+
+
+@pytest.fixture
+def two(postgres_url: str) -> Iterator[tuple[Store, Store]]:
+    first, second = open_store(postgres_url), open_store(postgres_url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def take_in_thread(database: Store, bodies: list[bytes]) -> list[Accepted]:
+    """One instance's intake, on its own event loop, as in its own process."""
+
+    async def run() -> list[Accepted]:
+        into = intake(database)
+        return await asyncio.gather(*(take_one(into, body) for body in bodies))
+
+    return asyncio.run(run())
+
+
+def test_the_same_callbacks_taken_by_two_instances_are_stored_once(
+    two: tuple[Store, Store],
+) -> None:
+    bodies = [body_for(n) for n in range(60)]
+    with ThreadPoolExecutor(2) as pool:
+        answers = [
+            future.result()
+            for future in [pool.submit(take_in_thread, store, bodies) for store in two]
+        ]
+    for n in range(len(bodies)):
+        pair = [answers[0][n], answers[1][n]]
+        assert sorted(a.duplicate for a in pair) == [False, True], n
+        assert pair[0].callback_id == pair[1].callback_id
+    stored = two[0].read(lambda tx: tx.execute("SELECT count(*) FROM callbacks").fetchone()[0])
+    assert stored == len(bodies)
+
+
+def test_two_instances_never_claim_the_same_delivery(
+    two: tuple[Store, Store], tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, route("all", "json://127.0.0.1:9/a", "json://127.0.0.1:9/b"))
+    recorder = Recorder(Router.from_config(config))
+    for _ in range(40):
+        two[0].write_sync(lambda tx: recorder.record(tx, result(), job_id=None))
+    claimed: list[list[int]] = [[], []]
+    go = threading.Barrier(2)
+
+    def claim_all(n: int) -> None:
+        go.wait()
+        while batch := two[n].write_sync(
+            lambda tx: deliveries.claim(
+                tx, limit=5, lease=f"i{n}", lease_seconds=60, per_target=100, busy={}
+            )
+        ):
+            claimed[n].extend(d.id for d in batch)
+
+    threads = [threading.Thread(target=claim_all, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not set(claimed[0]) & set(claimed[1])
+    assert len(claimed[0]) + len(claimed[1]) == 80
+
+
+def test_a_polled_job_is_held_by_one_instance_and_picked_up_when_its_lease_ends(
+    two: tuple[Store, Store],
+) -> None:
+    for n in range(10):
+        job = jobs.NewJob(
+            provider="qualigate", state="submitted", external_id=f"r{n}", external_kind="run"
+        )
+        two[0].write_sync(lambda tx, job=job: jobs.insert(tx, job))  # type: ignore[misc]
+
+    def claim(store: Store, lease: float) -> list[int]:
+        return [
+            job.id
+            for job in store.write_sync(
+                lambda tx: jobs.claim_for_polling(tx, "qualigate", lease_seconds=lease, skip=[])
+            )
+        ]
+
+    held = claim(two[0], lease=0.5)
+    assert len(held) == 10 and claim(two[1], lease=60) == []  # the other instance skips them
+    threading.Event().wait(0.6)  # the first instance "died": its lease runs out
+    assert claim(two[1], lease=60) == held
+
+
+def test_a_commit_on_one_instance_wakes_the_other(two: tuple[Store, Store], tmp_path: Path) -> None:
+    heard = threading.Event()
+    assert two[1].listen(deliveries.OUTBOX_CHANNEL, heard.set)
+    config = make_config(tmp_path, route("all", "json://127.0.0.1:9/a"))
+    recorder = Recorder(Router.from_config(config))
+    two[0].write_sync(lambda tx: recorder.record(tx, result(), job_id=None))
+    assert heard.wait(10), "the other instance never heard of the queued delivery"
+
+
+def test_a_store_says_which_backend_it_is(postgres_url: str) -> None:
+    database = open_store(postgres_url)
+    try:
+        assert isinstance(database, PostgresStore) and database.dialect == "postgresql"
+        assert "postgres@" in database.path  # no password to hide here, nothing else shown
+    finally:
+        database.close()
