@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from receiver import __version__, preflight, redact
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config
+from receiver.live import LiveResults, both
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
@@ -26,6 +27,8 @@ from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
+from receiver.web.dashboard.assets import SCHEMA_PAGE, csrf_config, static_files, template_config
+from receiver.web.dashboard.routes import dashboard_router
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
 from receiver.web.health import health, metrics
@@ -44,6 +47,9 @@ def create_app(config: Config) -> Litestar:
         database.check_writable()  # a read-only file opens quietly: refuse it here
         recorder = Recorder(router)
         worker = DeliveryWorker(database, config)
+        live = LiveResults()
+        # After each commit that stored a result: wake the worker, tell the live pages.
+        on_recorded = both(worker.recorded, live.publish)
         services = app.state.services = Services(
             config=config,
             store=database,
@@ -51,14 +57,15 @@ def create_app(config: Config) -> Litestar:
                 database,
                 config.qualitymax.webhook_secrets,
                 recorder,
-                on_recorded=worker.recorded,
+                on_recorded=on_recorded,
             ),
             metrics=Metrics(),
             worker=worker,
+            live=live,
         )
         await worker.start()
         # Qualigate/QualGent jobs: polled until they end; only when one of them has a key.
-        services.poller = start_poller(config, database, recorder, on_recorded=worker.recorded)
+        services.poller = start_poller(config, database, recorder, on_recorded=on_recorded)
         retention = Retention(database, config.retention)
         retention.start()
         log.info("service.started", db=redact.url(config.db_path), config=config.source)
@@ -67,6 +74,7 @@ def create_app(config: Config) -> Litestar:
         try:
             yield
         finally:
+            live.close()  # the dashboard's event streams end
             await retention.stop()
             if services.poller is not None:
                 await services.poller.stop()
@@ -80,12 +88,19 @@ def create_app(config: Config) -> Litestar:
         guards=[bearer_guard],
     )
     return Litestar(
-        route_handlers=[take_callback, api, health, metrics],
+        route_handlers=[take_callback, api, health, metrics, dashboard_router(), static_files()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.server.max_body_bytes,
         request_class=BoundedRequest,
-        openapi_config=OpenAPIConfig(title="receiver", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="receiver",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SCHEMA_PAGE],  # Redoc, served from /static: no CDN
+        ),
+        template_config=template_config(),
+        csrf_config=csrf_config(config),
         debug=False,
         logging_config=None,
     )

@@ -9,6 +9,7 @@ from litestar import Request
 
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
+from receiver.live import LiveResults
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import Poller
@@ -23,6 +24,7 @@ class Services:
     metrics: Metrics
     worker: DeliveryWorker | None = None
     poller: Poller | None = None  # Qualigate/QualGent jobs; None when neither is configured
+    live: LiveResults | None = None  # new results for the dashboard's live pages
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:

@@ -42,6 +42,17 @@ class DeliveryRow(msgspec.Struct, kw_only=True):
     updated_at: str
 
 
+class TargetStats(msgspec.Struct, kw_only=True):
+    """One target (as shown, masked) over a window: outcomes counted by state now."""
+
+    target: str
+    sent: int
+    dead: int
+    pending: int
+    last_error: str | None = None
+    last_error_at: str | None = None
+
+
 class DeliveryFilter(msgspec.Struct, kw_only=True):
     state: str | None = None
     failed: bool = False  # dead, or pending after at least one failed attempt
@@ -119,6 +130,36 @@ COLUMNS: Final = (
     "next_attempt_at, sent_at, created_at, updated_at"
 )
 COUNT_BY_STATE: Final = "SELECT state, count(*) FROM deliveries GROUP BY state"
+# Per target since a time: read from idx_deliveries_updated alone (migration 0004).
+TARGET_STATS: Final = """
+SELECT target_display AS target,
+    sum(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent,
+    sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS dead,
+    sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS pending
+FROM deliveries WHERE updated_at >= ? GROUP BY target_display ORDER BY target_display
+"""
+LAST_ERROR: Final = """
+SELECT last_error, updated_at FROM deliveries
+WHERE target_display = ? AND updated_at >= ? AND last_error IS NOT NULL
+ORDER BY updated_at DESC LIMIT 1
+"""
+# The targets with dead deliveries, one seek each on idx_deliveries_target_dead (migration 0004).
+DEAD_TARGETS: Final = """
+WITH RECURSIVE dead(target) AS (
+    SELECT min(target_display) FROM deliveries WHERE state = 'dead'
+    UNION ALL
+    SELECT (SELECT min(target_display) FROM deliveries
+            WHERE state = 'dead' AND target_display > dead.target)
+    FROM dead WHERE dead.target IS NOT NULL
+)
+SELECT target FROM dead WHERE target IS NOT NULL
+"""
+COUNT_DEAD: Final = "SELECT count(*) FROM deliveries WHERE state = 'dead' AND target_display = ?"
+REDELIVER_DEAD: Final = """
+UPDATE deliveries
+SET state = 'pending', attempts = 0, next_attempt_at = ?, lease = NULL, updated_at = ?
+WHERE state = 'dead' AND target_display = ?
+"""
 
 
 def insert_many(tx: Tx, deliveries: list[NewDelivery]) -> None:
@@ -231,3 +272,27 @@ def of_result(tx: Tx, result_id: int) -> list[DeliveryRow]:
 
 def count_by_state(tx: Tx) -> dict[str, int]:
     return {row[0]: row[1] for row in tx.execute(COUNT_BY_STATE).fetchall()}
+
+
+def target_stats(tx: Tx, since: str) -> list[TargetStats]:
+    """Per target (masked), the deliveries last changed since ``since``: how many are sent,
+    dead and pending, and the newest error among them."""
+    stats = rows_as(tx.execute(TARGET_STATS, [since]), TargetStats)
+    for item in stats:
+        row = tx.execute(LAST_ERROR, [item.target, since]).fetchone()
+        if row is not None:
+            item.last_error, item.last_error_at = row[0], row[1]
+    return stats
+
+
+def dead_by_target(tx: Tx) -> dict[str, int]:
+    """How many deliveries are dead, per target (masked)."""
+    targets = [row[0] for row in tx.execute(DEAD_TARGETS).fetchall()]
+    return {target: tx.execute(COUNT_DEAD, [target]).fetchone()[0] for target in targets}
+
+
+def redeliver_dead(tx: Tx, target_display: str) -> int:
+    """Every dead delivery to the target shown as ``target_display`` back to pending, due now,
+    with a fresh attempt budget; how many."""
+    now = utcnow()
+    return tx.execute(REDELIVER_DEAD, [now, now, target_display]).rowcount

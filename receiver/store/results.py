@@ -6,10 +6,11 @@ from typing import Any, Final
 
 import msgspec
 
+from receiver import tests_identity
 from receiver.clock import utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
 from receiver.store.errors import NotFound
-from receiver.store.tx import POSTGRESQL, Tx, row_as, rows_as
+from receiver.store.tx import POSTGRESQL, Tx, marks, row_as, rows_as
 
 
 class ResultRow(msgspec.Struct, kw_only=True):
@@ -40,8 +41,12 @@ class ResultFilter(msgspec.Struct, kw_only=True):
     status: str | None = None
     branch: str | None = None
     provider: str | None = None
+    repository: str | None = None
     limit: int = 50
     before: int | None = None  # the cursor: the last id of the previous page
+
+
+FILTER_COLUMNS: Final = ("status", "branch", "provider", "repository")
 
 
 COLUMNS: Final = (
@@ -59,8 +64,12 @@ RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, test_id, branch)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_IDENTITY: Final = """
+INSERT INTO test_identities (test_id, provider, scope, name) VALUES (?, ?, ?, ?)
+ON CONFLICT (test_id) DO NOTHING
 """
 SELECT_TESTS: Final = """
 SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url
@@ -93,7 +102,9 @@ def insert(
     row = tx.execute(INSERT, _row(result_id, result, callback_id, job_id)).fetchone()
     stored_id: int = row[0]
     if result.tests:
-        tx.executemany(INSERT_TEST, _test_rows(stored_id, result))
+        ids = _test_ids(result)
+        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids))
+        tx.executemany(INSERT_IDENTITY, _identity_rows(result, ids))
     return stored_id
 
 
@@ -111,21 +122,54 @@ def tests_of(tx: Tx, result_id: int) -> list[TestCase]:
 
 def newest(tx: Tx, where: ResultFilter) -> list[ResultRow]:
     """Up to ``where.limit`` results, newest first (keyset paging on the id)."""
-    clauses: list[str] = []
-    params: list[object] = []
-    for column in ("status", "branch", "provider"):
-        value = getattr(where, column)
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if where.before is not None:
-        clauses.append("id < ?")
-        params.append(where.before)
+    clauses, params = _where(where)
     sql = f"SELECT {COLUMNS} FROM results"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY id DESC LIMIT ?"
     return rows_as(tx.execute(sql, [*params, where.limit]), ResultRow, json=JSON_COLUMNS)
+
+
+def _where(
+    where: ResultFilter, table: str = "", *, cursor: bool = True
+) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column in FILTER_COLUMNS:
+        value = getattr(where, column)
+        if value:
+            clauses.append(f"{table}{column} = ?")
+            params.append(value)
+    if cursor and where.before is not None:
+        clauses.append(f"{table}id < ?")
+        params.append(where.before)
+    return clauses, params
+
+
+def newest_with_test(tx: Tx, where: ResultFilter, test_ids: list[str]) -> list[ResultRow]:
+    """Like ``newest``, among the results that ran one of ``test_ids``: each test's newest
+    results (one index range per test), merged."""
+    clauses, params = _where(where, "r.", cursor=False)
+    condition = "".join(f" AND {clause}" for clause in clauses)
+    sql = (
+        "SELECT t.result_id FROM tests t JOIN results r ON r.id = t.result_id "
+        f"WHERE t.test_id = ? AND t.result_id < ?{condition} ORDER BY t.result_id DESC LIMIT ?"
+    )
+    found: set[int] = set()
+    before = where.before if where.before is not None else 2**63 - 1
+    for test in test_ids:
+        rows = tx.execute(sql, [test, before, *params, where.limit]).fetchall()
+        found.update(row[0] for row in rows)
+    chosen = sorted(found, reverse=True)[: where.limit]
+    return by_ids(tx, chosen)
+
+
+def by_ids(tx: Tx, ids: list[int]) -> list[ResultRow]:
+    """The results ``ids``, newest first."""
+    if not ids:
+        return []
+    sql = f"SELECT {COLUMNS} FROM results WHERE id IN ({marks(ids)}) ORDER BY id DESC"
+    return rows_as(tx.execute(sql, ids), ResultRow, json=JSON_COLUMNS)
 
 
 def _row(
@@ -156,7 +200,17 @@ def _row(
     ]
 
 
-def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
+def _test_ids(result: Result) -> list[str]:
+    where = tests_identity.scope(result.repository, result.custom_data)
+    return [tests_identity.test_id(result.provider, where, t.name) for t in result.tests]
+
+
+def _identity_rows(result: Result, ids: list[str]) -> list[tuple[str, str, str, str]]:
+    where = tests_identity.scope(result.repository, result.custom_data)
+    return [(i, result.provider, where, t.name) for i, t in zip(ids, result.tests, strict=True)]
+
+
+def _test_rows(result_id: int, result: Result, ids: list[str]) -> list[tuple[Any, ...]]:
     return [
         (
             result_id,
@@ -169,6 +223,77 @@ def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
             t.video_url,
             t.execution_id,
             t.url,
+            ids[position],
+            result.branch,
         )
         for position, t in enumerate(result.tests)
     ]
+
+
+# -- history: one branch or repository over time ----------------------------------------------
+
+SCOPES: Final = ("branch", "repository")
+
+
+class Day(msgspec.Struct, kw_only=True):
+    day: str  # 2026-12-07
+    total: int
+    passed: int
+    duration_ms: float | None  # the mean
+
+
+class HistoryMark(msgspec.Struct, kw_only=True):
+    id: int
+    status: str
+    total: int
+    failed: int
+    duration_ms: int | None
+    created_at: str
+
+
+class Recent(msgspec.Struct, kw_only=True):
+    value: str
+    last_id: int
+
+
+# Read from idx_results_{branch,repository}_day alone (migration 0004).
+DAYS: Final = """
+SELECT substr(created_at, 1, 10) AS day, count(*) AS total,
+    sum(CASE WHEN status = 'passed' THEN 1 ELSE 0 END) AS passed, avg(duration_ms) AS duration_ms
+FROM results WHERE {column} = ? AND created_at >= ?
+GROUP BY substr(created_at, 1, 10) ORDER BY day
+"""
+MARKS: Final = """
+SELECT id, status, total, failed, duration_ms, created_at FROM results
+WHERE {column} = ? ORDER BY id DESC LIMIT ?
+"""
+# The branches or repositories of the newest results: what the history page offers.
+RECENT: Final = """
+SELECT {column} AS value, max(id) AS last_id
+FROM (SELECT {column}, id FROM results ORDER BY id DESC LIMIT ?) newest
+WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY last_id DESC LIMIT ?
+"""
+
+
+def days(tx: Tx, scope: str, value: str, *, since: str) -> list[Day]:
+    """Per day since ``since``: results, how many passed, their mean duration."""
+    sql = DAYS.format(column=_scope_column(scope))
+    return rows_as(tx.execute(sql, [value, since]), Day)
+
+
+def history_marks(tx: Tx, scope: str, value: str, *, limit: int) -> list[HistoryMark]:
+    """The newest ``limit`` results of a branch or repository, newest first."""
+    sql = MARKS.format(column=_scope_column(scope))
+    return rows_as(tx.execute(sql, [value, limit]), HistoryMark)
+
+
+def recent_values(tx: Tx, scope: str, *, among: int, limit: int) -> list[Recent]:
+    """The branches (or repositories) of the newest ``among`` results, most recent first."""
+    sql = RECENT.format(column=_scope_column(scope))
+    return rows_as(tx.execute(sql, [among, limit]), Recent)
+
+
+def _scope_column(scope: str) -> str:
+    if scope not in SCOPES:  # a column name goes into the SQL: only these two
+        raise ValueError(f"history is by {' or '.join(SCOPES)}, not {scope!r}")
+    return scope

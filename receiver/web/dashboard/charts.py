@@ -1,0 +1,79 @@
+"""Small inline SVG charts, drawn on the server: no chart library, no JavaScript. Only numbers
+and our own words go into them, so nothing in them needs escaping but the dates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Final
+
+from markupsafe import Markup
+
+from receiver.store.results import Day
+from receiver.store.tests import Run
+
+WIDTH: Final = 600
+HEIGHT: Final = 160
+PAD: Final = 24
+
+
+def days_chart(days: Sequence[Day]) -> Markup:
+    """Pass rate per day as bars (0–100 %), mean duration as a line over them."""
+    if not days:
+        return Markup("")
+    step = (WIDTH - 2 * PAD) / len(days)
+    inner = HEIGHT - 2 * PAD
+    longest = max((d.duration_ms or 0) for d in days) or 1
+    parts = [_frame("Pass rate per day (bars) and mean duration (line)")]
+    points = []
+    for index, day in enumerate(days):
+        rate = day.passed / day.total if day.total else 0
+        x = PAD + index * step
+        height = inner * rate
+        parts.append(
+            f'<rect class="bar" x="{x + 1:.1f}" y="{PAD + inner - height:.1f}" '
+            f'width="{max(step - 2, 1):.1f}" height="{height:.1f}">'
+            f"<title>{escape(day.day)}: {rate:.0%} of {day.total} passed</title></rect>"
+        )
+        if day.duration_ms is not None:
+            y = PAD + inner - inner * day.duration_ms / longest
+            points.append(f"{x + step / 2:.1f},{y:.1f}")
+    parts.append(f'<polyline class="line" points="{" ".join(points)}"/>')
+    parts.append(_axis(f"{escape(days[0].day)}", f"{escape(days[-1].day)}"))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def duration_chart(runs: Sequence[Run]) -> Markup:
+    """A test's duration run by run, oldest first."""
+    timed = [run for run in runs if run.duration_ms is not None]
+    if len(timed) < 2:
+        return Markup("")
+    longest = max(run.duration_ms or 0 for run in timed) or 1
+    step = (WIDTH - 2 * PAD) / (len(timed) - 1)
+    inner = HEIGHT - 2 * PAD
+    points = " ".join(
+        f"{PAD + i * step:.1f},{PAD + inner - inner * (run.duration_ms or 0) / longest:.1f}"
+        for i, run in enumerate(timed)
+    )
+    return Markup(
+        _frame(f"Duration of the last {len(timed)} runs; the longest {longest / 1000:.1f}s")
+        + f'<polyline class="line" points="{points}"/>'
+        + _axis(escape(timed[0].created_at[:10]), escape(timed[-1].created_at[:10]))
+        + "</svg>"
+    )
+
+
+def _frame(title: str) -> str:
+    return (
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}"'
+        f' preserveAspectRatio="none"><title>{escape(title)}</title>'
+        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>'
+    )
+
+
+def _axis(first: str, last: str) -> str:
+    return (
+        f'<text x="{PAD}" y="{HEIGHT - 6}">{first}</text>'
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 6}" text-anchor="end">{last}</text>'
+    )
