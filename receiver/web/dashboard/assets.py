@@ -58,6 +58,7 @@ def environment() -> Environment:
     env.globals.update(
         asset_version=ASSET_VERSION,
         query=fmt.query,
+        headline=fmt.headline,
         days_chart=charts.days_chart,
         duration_chart=charts.duration_chart,
     )

@@ -101,8 +101,12 @@ def _web(services: Services) -> str:
     return github_web(services.config.github.api_url)
 
 
-def _page(name: str, request: Request[Any, Any, Any], **context: Any) -> Template:
-    return Template(template_name=name, context={"path": request.url.path, **context})
+def _page(
+    name: str, request: Request[Any, Any, Any], headers: dict[str, str] | None = None, **context: Any
+) -> Template:
+    return Template(
+        template_name=name, context={"path": request.url.path, **context}, headers=headers
+    )
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -130,9 +134,13 @@ def results_list(
     search = (q or "").strip() or None
     page = services.store.read(lambda tx: pages.results_page(tx, where, search, _web(services)))
     filters = {"status": status, "branch": branch, "provider": provider, "repository": repository}
+    here = "/" + query(**filters, q=search, cursor=cursor)
+    # htmx shows this address for a filtered list: without the empty fields of the form.
+    headers = {"HX-Push-Url": here} if request.headers.get("hx-request") else {}
     return _page(
         "results.html",
         request,
+        headers,
         page=page,
         filters=filters,
         q=search,
@@ -349,6 +357,14 @@ async def logout() -> Redirect:
     )
 
 
+def not_found_page(request: Request[Any, Any, Any], exc: NotFound) -> Template:
+    return Template(
+        template_name="not_found.html",
+        context={"path": request.url.path, "detail": str(exc)},
+        status_code=404,
+    )
+
+
 def dashboard_router() -> Router:
     """The pages (behind a session) and sign-in (open), with the security headers."""
     protected = Router(
@@ -366,6 +382,7 @@ def dashboard_router() -> Router:
             events,
         ],
         before_request=require_session,
+        exception_handlers={NotFound: not_found_page},
         include_in_schema=False,
     )
     return Router(
