@@ -246,7 +246,9 @@ def test_a_failed_callback_appears_live_and_opens_with_its_error_and_screenshot(
     image = failing.get_by_role("img")
     expect(image).to_be_visible()
     image.scroll_into_view_if_needed()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
     assert image.evaluate("img => img.naturalWidth") == 64  # the screenshot really loaded
     expect(page.locator("details.raw")).not_to_have_attribute("open", "")
     dashboard.shoot(page, "result")

@@ -99,8 +99,10 @@ def insert(
     result_id: int | None = None,
 ) -> int:
     """Store ``result`` and its tests (under ``result_id`` when one was reserved)."""
-    row = tx.execute(INSERT, _row(result_id, result, callback_id, job_id)).fetchone()
+    fields = _row(result_id, result, callback_id, job_id)
+    row = tx.execute(INSERT, fields).fetchone()
     stored_id: int = row[0]
+    _count_day(tx, result, fields[-1])
     if result.tests:
         ids = _test_ids(result)
         tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids))
@@ -256,12 +258,20 @@ class Recent(msgspec.Struct, kw_only=True):
     last_id: int
 
 
-# Read from idx_results_{branch,repository}_day alone (migration 0004).
 DAYS: Final = """
-SELECT substr(created_at, 1, 10) AS day, count(*) AS total,
-    sum(CASE WHEN status = 'passed' THEN 1 ELSE 0 END) AS passed, avg(duration_ms) AS duration_ms
-FROM results WHERE {column} = ? AND created_at >= ?
-GROUP BY substr(created_at, 1, 10) ORDER BY day
+SELECT day, total, passed,
+    CASE WHEN timed > 0 THEN 1.0 * duration_total / timed END AS duration_ms
+FROM result_days WHERE scope = ? AND value = ? AND day >= ? ORDER BY day
+"""
+# The result's day of its branch and of its repository, one more result in each.
+COUNT_DAY: Final = """
+INSERT INTO result_days (scope, value, day, total, passed, duration_total, timed)
+VALUES (?, ?, ?, 1, ?, ?, ?)
+ON CONFLICT (scope, value, day) DO UPDATE SET
+    total = result_days.total + 1,
+    passed = result_days.passed + excluded.passed,
+    duration_total = result_days.duration_total + excluded.duration_total,
+    timed = result_days.timed + excluded.timed
 """
 MARKS: Final = """
 SELECT id, status, total, failed, duration_ms, created_at FROM results
@@ -276,9 +286,21 @@ WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY last_id DESC LIMIT ?
 
 
 def days(tx: Tx, scope: str, value: str, *, since: str) -> list[Day]:
-    """Per day since ``since``: results, how many passed, their mean duration."""
-    sql = DAYS.format(column=_scope_column(scope))
-    return rows_as(tx.execute(sql, [value, since]), Day)
+    """Per day since ``since`` (``2026-12-07``): results, how many passed, their mean
+    duration."""
+    return rows_as(tx.execute(DAYS, [_scope_column(scope), value, since]), Day)
+
+
+def _count_day(tx: Tx, result: Result, created_at: str) -> None:
+    passed = 1 if result.status == "passed" else 0
+    timed = 0 if result.duration_ms is None else 1
+    rows = [
+        (scope, value, created_at[:10], passed, result.duration_ms or 0, timed)
+        for scope, value in (("branch", result.branch), ("repository", result.repository))
+        if value is not None
+    ]
+    if rows:
+        tx.executemany(COUNT_DAY, rows)
 
 
 def history_marks(tx: Tx, scope: str, value: str, *, limit: int) -> list[HistoryMark]:
@@ -297,3 +319,15 @@ def _scope_column(scope: str) -> str:
     if scope not in SCOPES:  # a column name goes into the SQL: only these two
         raise ValueError(f"history is by {' or '.join(SCOPES)}, not {scope!r}")
     return scope
+
+
+def newest_id(tx: Tx) -> int:
+    """The id of the newest result; 0 when there is none."""
+    row = tx.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()
+    return int(row[0])
+
+
+def after(tx: Tx, last_id: int, *, limit: int) -> list[ResultRow]:
+    """Results stored after result ``last_id``, oldest first: what a follower has not seen."""
+    sql = f"SELECT {COLUMNS} FROM results WHERE id > ? ORDER BY id LIMIT ?"
+    return rows_as(tx.execute(sql, [last_id, limit]), ResultRow, json=JSON_COLUMNS)

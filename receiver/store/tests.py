@@ -33,11 +33,6 @@ class Mark(msgspec.Struct, kw_only=True):
     status: str
 
 
-class ErrorCount(msgspec.Struct, kw_only=True):
-    error: str
-    count: int
-
-
 SEARCH: Final = """
 SELECT test_id, provider, scope, name FROM test_identities
 WHERE lower(name) LIKE ? ESCAPE '\\' ORDER BY name, test_id LIMIT ?
@@ -55,12 +50,6 @@ WHERE test_id = ? AND branch = ? AND result_id <= ? ORDER BY result_id DESC LIMI
 ON_NO_BRANCH: Final = """
 SELECT result_id, status FROM tests
 WHERE test_id = ? AND branch IS NULL AND result_id <= ? ORDER BY result_id DESC LIMIT ?
-"""
-ERRORS: Final = """
-SELECT error, count(*) AS count FROM (
-    SELECT error FROM tests WHERE test_id = ? ORDER BY result_id DESC LIMIT ?
-) recent
-WHERE error IS NOT NULL GROUP BY error ORDER BY count DESC, error LIMIT ?
 """
 
 
@@ -86,11 +75,6 @@ def runs_on_branch(
     if branch is None:
         return rows_as(tx.execute(ON_NO_BRANCH, [test_id, up_to, limit]), Mark)
     return rows_as(tx.execute(ON_BRANCH, [test_id, branch, up_to, limit]), Mark)
-
-
-def errors(tx: Tx, test_id: str, *, runs: int, limit: int) -> list[ErrorCount]:
-    """The distinct errors of the test's last ``runs`` runs, most frequent first."""
-    return rows_as(tx.execute(ERRORS, [test_id, runs, limit]), ErrorCount)
 
 
 def _escape_like(text: str) -> str:

@@ -11,11 +11,31 @@ CREATE TABLE test_identities (
 );
 CREATE INDEX idx_tests_test_id ON tests (test_id, result_id);
 CREATE INDEX idx_tests_test_id_branch ON tests (test_id, branch, result_id);
--- Results newest first under each filter of the Results page (the id keeps the order), and the
--- per-day figures of /history read from the index alone.
+-- Results newest first under each filter of the Results page (the id keeps the order).
 CREATE INDEX idx_results_repository ON results (repository, id);
-CREATE INDEX idx_results_branch_day ON results (branch, created_at, status, duration_ms);
-CREATE INDEX idx_results_repository_day ON results (repository, created_at, status, duration_ms);
+-- Per branch and per repository, each day's results: /history's chart reads a month of a busy
+-- branch as 30 rows instead of aggregating its results (measured: 150 ms at 400,000 results).
+-- Kept up to date in each result's transaction (receiver.store.results.insert).
+CREATE TABLE result_days (
+   scope TEXT NOT NULL,
+   value TEXT NOT NULL,
+   day TEXT NOT NULL,
+   total INTEGER NOT NULL,
+   passed INTEGER NOT NULL,
+   duration_total INTEGER NOT NULL,
+   timed INTEGER NOT NULL,
+   PRIMARY KEY (scope, value, day)
+);
+INSERT INTO result_days (scope, value, day, total, passed, duration_total, timed)
+SELECT 'branch', branch, substr(created_at, 1, 10), count(*),
+   sum(CASE WHEN status = 'passed' THEN 1 ELSE 0 END), coalesce(sum(duration_ms), 0),
+   count(duration_ms)
+FROM results WHERE branch IS NOT NULL GROUP BY branch, substr(created_at, 1, 10);
+INSERT INTO result_days (scope, value, day, total, passed, duration_total, timed)
+SELECT 'repository', repository, substr(created_at, 1, 10), count(*),
+   sum(CASE WHEN status = 'passed' THEN 1 ELSE 0 END), coalesce(sum(duration_ms), 0),
+   count(duration_ms)
+FROM results WHERE repository IS NOT NULL GROUP BY repository, substr(created_at, 1, 10);
 -- The outbox by state, newest first; per target over the last day.
 CREATE INDEX idx_deliveries_state_id ON deliveries (state, id);
 CREATE INDEX idx_deliveries_updated ON deliveries (updated_at, target_display, state);

@@ -53,6 +53,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates change with the package, not while it runs
     )
     env.filters.update(fmt.FILTERS)
     env.globals.update(

@@ -24,21 +24,26 @@ def days_chart(days: Sequence[Day]) -> Markup:
     step = (WIDTH - 2 * PAD) / len(days)
     inner = HEIGHT - 2 * PAD
     longest = max((d.duration_ms or 0) for d in days) or 1
-    parts = [_frame("Pass rate per day (bars) and mean duration (line)")]
-    points = []
+    parts = [_frame("Pass rate per day (green share of each bar) and mean duration (line)")]
+    points: list[tuple[float, float]] = []
     for index, day in enumerate(days):
         rate = day.passed / day.total if day.total else 0
         x = PAD + index * step
         height = inner * rate
+        width = max(step - 2, 1)
         parts.append(
+            f"<g><title>{escape(day.day)}: {rate:.0%} of {day.total} passed</title>"
+            f'<rect class="bar-failed" x="{x + 1:.1f}" y="{PAD}" width="{width:.1f}" '
+            f'height="{inner - height:.1f}"/>'
             f'<rect class="bar" x="{x + 1:.1f}" y="{PAD + inner - height:.1f}" '
-            f'width="{max(step - 2, 1):.1f}" height="{height:.1f}">'
-            f"<title>{escape(day.day)}: {rate:.0%} of {day.total} passed</title></rect>"
+            f'width="{width:.1f}" height="{height:.1f}"/></g>'
         )
         if day.duration_ms is not None:
             y = PAD + inner - inner * day.duration_ms / longest
-            points.append(f"{x + step / 2:.1f},{y:.1f}")
-    parts.append(f'<polyline class="line" points="{" ".join(points)}"/>')
+            points.append((x + step / 2, y))
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    parts.append(f'<polyline class="line" points="{line}"/>')
+    parts += [f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="3"/>' for x, y in points]
     parts.append(_axis(f"{escape(days[0].day)}", f"{escape(days[-1].day)}"))
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -68,7 +73,8 @@ def _frame(title: str) -> str:
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}"'
         f' preserveAspectRatio="none"><title>{escape(title)}</title>'
-        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>'
+        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
+        f'y2="{HEIGHT - PAD}"/>'
     )
 
 

@@ -4,6 +4,7 @@ page, each taking the read ``Tx`` (``Store.read``) and returning plain Structs."
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Final
 
 import msgspec
@@ -14,7 +15,7 @@ from receiver.results import CustomData, Failure
 from receiver.store import NotFound, callbacks, deliveries, jobs, results, tests
 from receiver.store.deliveries import DeliveryRow, TargetStats
 from receiver.store.results import Day, HistoryMark, ResultFilter, ResultRow
-from receiver.store.tests import ErrorCount, Identity, Mark, Run
+from receiver.store.tests import Identity, Mark, Run
 from receiver.store.tx import Tx
 from receiver.tests_identity import scope, test_id
 from receiver.web.dashboard.format import commit_link, headline, pr_link, pretty_bytes
@@ -22,8 +23,8 @@ from receiver.web.dashboard.format import commit_link, headline, pr_link, pretty
 PAGE_SIZE: Final = 50
 SEARCH_TESTS: Final = 25  # a search by name looks at most at this many matching tests
 STRIP_RUNS: Final = 12  # a test's last runs on the branch, on a result's page
-TEST_RUNS: Final = 200  # a test's page: its strip and duration trend
-ERROR_RUNS: Final = 500  # a test's distinct errors are counted over this many runs
+TEST_RUNS: Final = 200  # a test's page: its strip, duration trend and distinct errors
+MAX_ERRORS: Final = 20
 HISTORY_MARKS: Final = 200
 HISTORY_DAYS: Final = 30
 STATS_HOURS: Final = 24
@@ -97,6 +98,11 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     days: list[Day]
     recent_branches: list[str]
     recent_repositories: list[str]
+
+
+class ErrorCount(msgspec.Struct, kw_only=True):
+    error: str
+    count: int
 
 
 class TestPage(msgspec.Struct, kw_only=True):
@@ -249,8 +255,9 @@ def test_page(tx: Tx, identity: str) -> TestPage:
     if found is None:
         raise NotFound(f"No test {identity}")
     runs = tests.runs(tx, identity, limit=TEST_RUNS)
+    counted = Counter(run.error for run in runs if run.error)
     return TestPage(
         identity=found,
         runs=list(reversed(runs)),
-        errors=tests.errors(tx, identity, runs=ERROR_RUNS, limit=20),
+        errors=[ErrorCount(error=e, count=n) for e, n in counted.most_common(MAX_ERRORS)],
     )

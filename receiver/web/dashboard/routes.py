@@ -102,7 +102,10 @@ def _web(services: Services) -> str:
 
 
 def _page(
-    name: str, request: Request[Any, Any, Any], headers: dict[str, str] | None = None, **context: Any
+    name: str,
+    request: Request[Any, Any, Any],
+    headers: dict[str, str] | None = None,
+    **context: Any,
 ) -> Template:
     return Template(
         template_name=name, context={"path": request.url.path, **context}, headers=headers
@@ -297,7 +300,10 @@ def _render_row(
 
 
 @get("/login", sync_to_thread=False)
-def login_page(request: Request[Any, Any, Any], next: str = "/") -> Template:
+def login_page(
+    request: Request[Any, Any, Any],
+    next: Annotated[str, QueryParameter(description="Where to go once signed in")] = "/",
+) -> Template:
     config = services_of(request).config
     return _page(
         "login.html",
