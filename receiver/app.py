@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from receiver import __version__, preflight, redact
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, config_path, load_config
-from receiver.live import LiveResults, both
+from receiver.live import LiveResults, both, closed_on_stop
 from receiver.logs import configure as configure_logs
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
@@ -72,7 +72,8 @@ def create_app(config: Config) -> Litestar:
         if not config.qualitymax.webhook_secrets:
             log.warning("callbacks.not_configured", answer=503, hint=NOT_CONFIGURED)
         try:
-            yield
+            with closed_on_stop(live):  # open event streams must not hold up a stop
+                yield
         finally:
             live.close()  # the dashboard's event streams end
             await retention.stop()

@@ -155,17 +155,23 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--keep", is_flag=True, help="Keep the service and its dashboard serving until Ctrl-C"
+)
+def demo(keep: bool) -> None:
     """Show the whole loop locally in one command, on a throwaway database.
+
+    It ends by printing the dashboard's URL and the token to sign in with.
 
     \b
     Example:
         receiver demo
+        receiver demo --keep
     """
     from receiver.demo import run_demo
 
     with user_errors():
-        sys.exit(run_demo(Path.cwd()))
+        sys.exit(run_demo(Path.cwd(), keep=keep))
 
 
 @main.command()

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import FrameType
 from typing import Final
 
 from receiver.record import Recorded, RecordedHook
 
 QUEUE_SIZE: Final = 256
 CLOSED: Final = -1  # sent to every subscriber when the service stops
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 class LiveResults:
@@ -79,3 +83,36 @@ def both(first: RecordedHook, second: Callable[[Recorded], None]) -> RecordedHoo
         second(recorded)
 
     return hook
+
+
+@contextlib.contextmanager
+def closed_on_stop(live: LiveResults) -> Iterator[None]:
+    """Close ``live`` as soon as SIGTERM or SIGINT arrives, then let the handler already there
+    run: the server (granian) waits for open connections before the app's shutdown, and an
+    event stream open in a browser would otherwise hold the stop until the kill timeout.
+
+    Only in the main thread (where servers run the app; the TestClient runs it elsewhere).
+    The server's own handling is untouched: asyncio and uvloop dispatch their handlers through
+    the wakeup file descriptor, which a Python-level handler set here does not replace.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(live.close)
+        before = previous.get(signal.Signals(signum))
+        if callable(before):
+            before(signum, frame)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)

@@ -139,7 +139,8 @@ class GithubSender:
             "description": status_description(result),
             "context": f"receiver/{result.provider}",
         }
-        if report := escape.link(result.links.report):  # never a javascript: link
+        # The provider's report, else the result's page on the dashboard; never a javascript: one.
+        if report := escape.link(result.links.report) or escape.link(result.links.dashboard):
             payload["target_url"] = report
         await self.call("POST", f"/repos/{repository}/statuses/{sha}", payload)
 
@@ -178,6 +179,8 @@ def comment_body(result: ResultDetail) -> str:
         details = ["<details open><summary>Failures</summary>", "", MARKDOWN.bullets(failures)]
         lines += ["", *details, "", "</details>"]
     footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
+    if page := MARKDOWN.link("Open in receiver", result.links.dashboard):
+        footer.append(page)
     if result.sha:
         footer.append(f"commit {_commit(result.sha)}")
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")

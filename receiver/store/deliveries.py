@@ -138,9 +138,10 @@ SELECT target_display AS target,
     sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS pending
 FROM deliveries WHERE updated_at >= ? GROUP BY target_display ORDER BY target_display
 """
+# One seek on the partial index idx_deliveries_target_error (migration 0004).
 LAST_ERROR: Final = """
 SELECT last_error, updated_at FROM deliveries
-WHERE target_display = ? AND updated_at >= ? AND last_error IS NOT NULL
+WHERE target_display = ? AND last_error IS NOT NULL AND updated_at >= ?
 ORDER BY updated_at DESC LIMIT 1
 """
 # The targets with dead deliveries, one seek each on idx_deliveries_target_dead (migration 0004).

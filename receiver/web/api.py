@@ -39,7 +39,11 @@ class ResultsController(Controller):
     def get_result(
         self, request: Request[Any, Any, Any], result_id: ResultId
     ) -> views.ResultDetail:
-        return services_of(request).store.read(lambda tx: views.result_detail(tx, result_id))
+        services = services_of(request)
+        public_url = services.config.server.public_url
+        return services.store.read(
+            lambda tx: views.result_detail(tx, result_id, public_url=public_url)
+        )
 
 
 class JobsController(Controller):

@@ -40,5 +40,7 @@ FROM results WHERE repository IS NOT NULL GROUP BY repository, substr(created_at
 CREATE INDEX idx_deliveries_state_id ON deliveries (state, id);
 CREATE INDEX idx_deliveries_updated ON deliveries (updated_at, target_display, state);
 CREATE INDEX idx_deliveries_target_dead ON deliveries (target_display, id) WHERE state = 'dead';
+CREATE INDEX idx_deliveries_target_error ON deliveries (target_display, updated_at)
+   WHERE last_error IS NOT NULL;
 -- Jobs by result (a result's page names its job).
 CREATE INDEX idx_jobs_result_id ON jobs (result_id);
