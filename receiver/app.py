@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -71,6 +72,9 @@ def create_app(config: Config) -> Litestar:
         log.info("service.started", db=redact.url(config.db_path), config=config.source)
         if not config.qualitymax.webhook_secrets:
             log.warning("callbacks.not_configured", answer=503, hint=NOT_CONFIGURED)
+        # What start-up made lives as long as the service: out of the collector's way, so a
+        # full collection does not walk it (measured: ~45 ms pauses, the dashboard's p99).
+        gc.freeze()
         try:
             with closed_on_stop(live):  # open event streams must not hold up a stop
                 yield
