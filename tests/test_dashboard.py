@@ -373,6 +373,7 @@ def test_the_schema_page_loads_nothing_from_another_host(client: TestClient[Any]
         sources[-1] if sources[-1].endswith(".js") else "/static/redoc.standalone.js"
     )
     assert script.status_code == 200 and b"Redoc" in script.content[:2000]
+    assert b"cdn.redoc.ly" not in script.content  # its footer's logo, replaced by data:
 
 
 def test_static_assets_are_vendored_with_their_licences(client: TestClient[Any]) -> None:

@@ -1,5 +1,6 @@
-"""Small inline SVG charts, drawn on the server: no chart library, no JavaScript. Only numbers
-and our own words go into them, so nothing in them needs escaping but the dates."""
+"""Small inline SVG charts, drawn on the server: no chart library, no JavaScript. They stretch
+to the page's width, so their labels are HTML beside them (text in a stretched SVG would be
+distorted); only numbers and our own words go into them."""
 
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ def days_chart(days: Sequence[Day]) -> Markup:
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     parts.append(f'<polyline class="line" points="{line}"/>')
     parts += [f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="3"/>' for x, y in points]
-    parts.append(_axis(f"{escape(days[0].day)}", f"{escape(days[-1].day)}"))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -64,7 +64,6 @@ def duration_chart(runs: Sequence[Run]) -> Markup:
     return Markup(
         _frame(f"Duration of the last {len(timed)} runs; the longest {longest / 1000:.1f}s")
         + f'<polyline class="line" points="{points}"/>'
-        + _axis(escape(timed[0].created_at[:10]), escape(timed[-1].created_at[:10]))
         + "</svg>"
     )
 
@@ -75,11 +74,4 @@ def _frame(title: str) -> str:
         f' preserveAspectRatio="none"><title>{escape(title)}</title>'
         f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
         f'y2="{HEIGHT - PAD}"/>'
-    )
-
-
-def _axis(first: str, last: str) -> str:
-    return (
-        f'<text x="{PAD}" y="{HEIGHT - 6}">{first}</text>'
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 6}" text-anchor="end">{last}</text>'
     )

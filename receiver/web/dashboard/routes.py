@@ -336,7 +336,8 @@ async def login(request: Request[Any, Any, Any], data: Annotated[LoginForm, Form
             },
             status_code=401,
         )
-    secure = request.url.scheme == "https"
+    # Behind a TLS-terminating proxy (fly.io) the request is http: the public URL tells.
+    secure = request.url.scheme == "https" or (config.server.public_url or "").startswith("https:")
     return Redirect(
         local_path(data.next),
         status_code=303,
