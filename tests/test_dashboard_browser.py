@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's chromium, headless, driven by Playwright, against
 one real ``receiver serve`` on loopback (both shared by this module's tests, to keep the suite
-fast). Each test saves a screenshot of the pages it visits (``RECEIVER_SCREENSHOTS``: a folder
-to copy them to, such as docs/screenshots)."""
+fast: every browser test is here). Each test saves a screenshot of the pages it visits
+(``RECEIVER_SCREENSHOTS``: a folder to copy them to, such as docs/screenshots)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from receiver.process import ServiceProcess
 from receiver.simulator.standin import StandIn
@@ -40,17 +40,21 @@ TOKEN = "browser-test-token"
 PHONE = {"width": 375, "height": 812}
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """pytest-playwright's browser is Debian's chromium: no browser can be downloaded here."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium (no browser can be downloaded here), for this module's tests.
+
+    Not pytest-playwright's session-wide browser: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, and the tests after these call asyncio.run().
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": CHROMIUM_ARGS,
-        "headless": True,
-    }
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
 
 
 def png(width: int = 64, height: int = 40) -> bytes:
