@@ -75,7 +75,7 @@ FROM (
 # Test k of result i: one of its repository's 100 names; the first `failed` of them failed.
 TESTS_SQL: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url, test_id, branch)
+    video_url, execution_id, url, test_id)
 SELECT r.id, k.k, 'test ' || ((r.id / 60 * 10 + k.k) % 100),
     CASE WHEN k.k < r.failed THEN 'failed' ELSE 'passed' END,
     1000 + (r.id * 31 + k.k * 17) % 9000,
@@ -83,8 +83,7 @@ SELECT r.id, k.k, 'test ' || ((r.id / 60 * 10 + k.k) % 100),
     CASE WHEN k.k < r.failed THEN 'https://shots.example.com/' || r.id || '-' || k.k || '.png' END,
     NULL, NULL, NULL,
     receiver_test_id(r.provider, r.repository, r.custom_data,
-        'test ' || ((r.id / 60 * 10 + k.k) % 100)),
-    r.branch
+        'test ' || ((r.id / 60 * 10 + k.k) % 100))
 FROM results r, (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3
     UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7
     UNION ALL SELECT 8 UNION ALL SELECT 9) k
@@ -136,6 +135,15 @@ FROM results WHERE {column} IS NOT NULL GROUP BY {column}, substr(created_at, 1,
 """
 
 
+# As migration 0004 fills delivery_hours from the deliveries it finds.
+DELIVERY_HOURS_SQL: Final = """
+INSERT INTO delivery_hours (target, hour, sent, dead)
+SELECT target_display, substr(updated_at, 1, 13),
+   sum(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END)
+FROM deliveries WHERE state IN ('sent', 'dead') GROUP BY target_display, substr(updated_at, 1, 13)
+"""
+
+
 def build(path: Path, count: int) -> None:
     """The store at ``path``: migrated by the service's own code, then filled in bulk."""
     open_store(str(path)).close()
@@ -169,6 +177,7 @@ def build(path: Path, count: int) -> None:
     _run(conn, "test identities", IDENTITIES_SQL)
     _run(conn, "jobs", JOBS_SQL)
     _run(conn, "deliveries", DELIVERIES_SQL)
+    _run(conn, "delivery hours", DELIVERY_HOURS_SQL)
     conn.execute("BEGIN")
     conn.execute("ANALYZE")
     conn.execute("COMMIT")

@@ -17,6 +17,7 @@ from receiver.store.errors import NotFound
 from receiver.store.tx import Tx, marks, rows_as
 
 STATES: Final = ("pending", "sent", "dead")
+HOUR: Final = len("2026-12-07T13")  # a timestamp's hour, as delivery_hours keys it
 
 
 class NewDelivery(msgspec.Struct, kw_only=True):
@@ -119,6 +120,13 @@ UPDATE deliveries
 SET state = ?, last_error = ?, next_attempt_at = ?, lease = NULL, updated_at = ?,
     sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
 WHERE id = ? AND lease = ? AND state = 'pending'
+RETURNING target_display
+"""
+# One more attempt ended sent or dead, in its target's hour (delivery_hours, migration 0004).
+COUNT_HOUR: Final = """
+INSERT INTO delivery_hours (target, hour, sent, dead) VALUES (?, ?, ?, ?)
+ON CONFLICT (target, hour) DO UPDATE SET
+    sent = delivery_hours.sent + excluded.sent, dead = delivery_hours.dead + excluded.dead
 """
 REDELIVER: Final = """
 UPDATE deliveries
@@ -130,13 +138,13 @@ COLUMNS: Final = (
     "next_attempt_at, sent_at, created_at, updated_at"
 )
 COUNT_BY_STATE: Final = "SELECT state, count(*) FROM deliveries GROUP BY state"
-# Per target since a time: read from idx_deliveries_updated alone (migration 0004).
 TARGET_STATS: Final = """
-SELECT target_display AS target,
-    sum(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent,
-    sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS dead,
-    sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS pending
-FROM deliveries WHERE updated_at >= ? GROUP BY target_display ORDER BY target_display
+SELECT target, sum(sent) AS sent, sum(dead) AS dead, 0 AS pending
+FROM delivery_hours WHERE hour >= ? GROUP BY target ORDER BY target
+"""
+# Pending ones are few: read through the partial index of due deliveries (its condition).
+PENDING_BY_TARGET: Final = """
+SELECT target_display, count(*) FROM deliveries WHERE state = 'pending' GROUP BY target_display
 """
 # One seek on the partial index idx_deliveries_target_error (migration 0004).
 LAST_ERROR: Final = """
@@ -208,7 +216,7 @@ def claim(
 def finish(tx: Tx, outcome: DeliveryOutcome) -> bool:
     """Record an attempt's outcome; False when the lease was lost (the row was not changed)."""
     now = utcnow()
-    cursor = tx.execute(
+    row = tx.execute(
         FINISH,
         [
             outcome.state,
@@ -220,8 +228,13 @@ def finish(tx: Tx, outcome: DeliveryOutcome) -> bool:
             outcome.id,
             outcome.lease,
         ],
-    )
-    return cursor.rowcount == 1
+    ).fetchone()
+    if row is None:
+        return False
+    if outcome.state in ("sent", "dead"):
+        sent, dead = (1, 0) if outcome.state == "sent" else (0, 1)
+        tx.execute(COUNT_HOUR, [row[0], now[:HOUR], sent, dead])
+    return True
 
 
 def next_due(tx: Tx) -> str | None:
@@ -276,14 +289,19 @@ def count_by_state(tx: Tx) -> dict[str, int]:
 
 
 def target_stats(tx: Tx, since: str) -> list[TargetStats]:
-    """Per target (masked), the deliveries last changed since ``since``: how many are sent,
-    dead and pending, and the newest error among them."""
-    stats = rows_as(tx.execute(TARGET_STATS, [since]), TargetStats)
-    for item in stats:
+    """Per target (masked): the attempts that ended sent or dead since ``since`` (by the hour),
+    the deliveries pending now, and the newest error since then."""
+    stats = {
+        item.target: item for item in rows_as(tx.execute(TARGET_STATS, [since[:HOUR]]), TargetStats)
+    }
+    for target, count in tx.execute(PENDING_BY_TARGET).fetchall():
+        item = stats.setdefault(target, TargetStats(target=target, sent=0, dead=0, pending=0))
+        item.pending = count
+    for item in stats.values():
         row = tx.execute(LAST_ERROR, [item.target, since]).fetchone()
         if row is not None:
             item.last_error, item.last_error_at = row[0], row[1]
-    return stats
+    return sorted(stats.values(), key=lambda item: item.target)
 
 
 def dead_by_target(tx: Tx) -> dict[str, int]:

@@ -64,8 +64,8 @@ RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url, test_id, branch)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, test_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_IDENTITY: Final = """
 INSERT INTO test_identities (test_id, provider, scope, name) VALUES (?, ?, ?, ?)
@@ -226,7 +226,6 @@ def _test_rows(result_id: int, result: Result, ids: list[str]) -> list[tuple[Any
             t.execution_id,
             t.url,
             ids[position],
-            result.branch,
         )
         for position, t in enumerate(result.tests)
     ]
@@ -331,3 +330,30 @@ def after(tx: Tx, last_id: int, *, limit: int) -> list[ResultRow]:
     """Results stored after result ``last_id``, oldest first: what a follower has not seen."""
     sql = f"SELECT {COLUMNS} FROM results WHERE id > ? ORDER BY id LIMIT ?"
     return rows_as(tx.execute(sql, [last_id, limit]), ResultRow, json=JSON_COLUMNS)
+
+
+# The newest results of the same branch, repository and provider up to one result, among the
+# branch's last `among` (a bounded walk of idx_results_branch, however busy the branch is).
+SIBLINGS: Final = """
+SELECT id FROM (
+    SELECT id, repository, provider FROM results
+    WHERE {branch} AND id <= ? ORDER BY id DESC LIMIT ?
+) recent
+WHERE {repository} AND provider = ? LIMIT ?
+"""
+
+
+def siblings(tx: Tx, result: ResultRow, *, among: int, limit: int) -> list[int]:
+    """Up to ``limit`` results like ``result`` (its branch, repository and provider), newest
+    first, ``result`` itself included."""
+    params: list[object] = []
+    branch = "branch IS NULL"
+    if result.branch is not None:
+        branch, params = "branch = ?", [result.branch]
+    repository = "repository IS NULL"
+    tail: list[object] = []
+    if result.repository is not None:
+        repository, tail = "repository = ?", [result.repository]
+    sql = SIBLINGS.format(branch=branch, repository=repository)
+    rows = tx.execute(sql, [*params, result.id, among, *tail, result.provider, limit]).fetchall()
+    return [row[0] for row in rows]

@@ -1,5 +1,5 @@
-"""Tests across runs: each stored test row carries its identity (``receiver.tests_identity``)
-and its result's branch, and ``test_identities`` holds each distinct test once."""
+"""Tests across runs: each stored test row carries its identity (``receiver.tests_identity``),
+and ``test_identities`` holds each distinct test once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Final
 
 import msgspec
 
-from receiver.store.tx import Tx, row_as, rows_as
+from receiver.store.tx import Tx, marks, row_as, rows_as
 
 
 class Identity(msgspec.Struct, kw_only=True):
@@ -24,7 +24,7 @@ class Run(msgspec.Struct, kw_only=True):
     status: str
     duration_ms: int | None
     error: str | None
-    branch: str | None
+    branch: str | None  # its result's
     created_at: str
 
 
@@ -39,17 +39,14 @@ WHERE lower(name) LIKE ? ESCAPE '\\' ORDER BY name, test_id LIMIT ?
 """
 IDENTITY: Final = "SELECT test_id, provider, scope, name FROM test_identities WHERE test_id = ?"
 RUNS: Final = """
-SELECT t.result_id, t.status, t.duration_ms, t.error, t.branch, r.created_at
+SELECT t.result_id, t.status, t.duration_ms, t.error, r.branch, r.created_at
 FROM tests t JOIN results r ON r.id = t.result_id
 WHERE t.test_id = ? ORDER BY t.result_id DESC LIMIT ?
 """
-ON_BRANCH: Final = """
-SELECT result_id, status FROM tests
-WHERE test_id = ? AND branch = ? AND result_id <= ? ORDER BY result_id DESC LIMIT ?
-"""
-ON_NO_BRANCH: Final = """
-SELECT result_id, status FROM tests
-WHERE test_id = ? AND branch IS NULL AND result_id <= ? ORDER BY result_id DESC LIMIT ?
+# The statuses of some tests in some results: one index range per result (idx_tests_result_id).
+IN_RESULTS: Final = """
+SELECT result_id, test_id, status FROM tests
+WHERE result_id IN ({results}) AND test_id IN ({tests})
 """
 
 
@@ -68,13 +65,17 @@ def runs(tx: Tx, test_id: str, *, limit: int) -> list[Run]:
     return rows_as(tx.execute(RUNS, [test_id, limit]), Run)
 
 
-def runs_on_branch(
-    tx: Tx, test_id: str, branch: str | None, *, up_to: int, limit: int
-) -> list[Mark]:
-    """The test's last runs on ``branch`` up to result ``up_to``, newest first."""
-    if branch is None:
-        return rows_as(tx.execute(ON_NO_BRANCH, [test_id, up_to, limit]), Mark)
-    return rows_as(tx.execute(ON_BRANCH, [test_id, branch, up_to, limit]), Mark)
+def marks_in(tx: Tx, result_ids: list[int], test_ids: list[str]) -> dict[str, list[Mark]]:
+    """Per test of ``test_ids``, its runs among ``result_ids``, newest first."""
+    found: dict[str, list[Mark]] = {test: [] for test in test_ids}
+    if not result_ids or not test_ids:
+        return found
+    sql = IN_RESULTS.format(results=marks(result_ids), tests=marks(test_ids))
+    for result_id, test, status in tx.execute(sql, [*result_ids, *test_ids]).fetchall():
+        found[test].append(Mark(result_id=result_id, status=status))
+    for runs in found.values():
+        runs.sort(key=lambda mark: -mark.result_id)
+    return found
 
 
 def _escape_like(text: str) -> str:

@@ -1,8 +1,7 @@
--- Tests stored before 0004 get their identity and branch. receiver_test_id() is
+-- Tests stored before 0004 get their identity. receiver_test_id() is
 -- receiver.tests_identity.test_id, registered on SQLite connections (receiver.store.sqlite); a
 -- PostgreSQL file for this number computes the same sha256 in SQL.
 UPDATE tests SET
-   branch = (SELECT r.branch FROM results r WHERE r.id = tests.result_id),
    test_id = (SELECT receiver_test_id(r.provider, r.repository, r.custom_data, tests.name)
               FROM results r WHERE r.id = tests.result_id)
 WHERE test_id IS NULL;

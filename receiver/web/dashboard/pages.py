@@ -23,6 +23,8 @@ from receiver.web.dashboard.format import commit_link, headline, pr_link, pretty
 PAGE_SIZE: Final = 50
 SEARCH_TESTS: Final = 25  # a search by name looks at most at this many matching tests
 STRIP_RUNS: Final = 12  # a test's last runs on the branch, on a result's page
+STRIP_RESULTS: Final = 30  # ... among this many results of the branch, repository and provider
+STRIP_AMONG: Final = 2000  # ... found among the branch's last results
 TEST_RUNS: Final = 200  # a test's page: its strip, duration trend and distinct errors
 MAX_ERRORS: Final = 20
 HISTORY_MARKS: Final = 200
@@ -161,23 +163,24 @@ def matches(result: ResultRow, where: ResultFilter) -> bool:
 def result_page(tx: Tx, result_id: int, github_web: str) -> ResultPageModel:
     result = results.get(tx, result_id)
     where = scope(result.repository, result.custom_data)
-    rows = []
-    for case in results.tests_of(tx, result_id):
-        identity = test_id(result.provider, where, case.name)
-        strip = tests.runs_on_branch(tx, identity, result.branch, up_to=result_id, limit=STRIP_RUNS)
-        rows.append(
-            TestRow(
-                test_id=identity,
-                name=case.name,
-                status=case.status,
-                duration_ms=case.duration_ms,
-                error=case.error,
-                screenshot_url=case.screenshot_url,
-                video_url=case.video_url,
-                url=case.url,
-                strip=list(reversed(strip)),  # oldest first, this run last
-            )
+    cases = results.tests_of(tx, result_id)
+    ids = [test_id(result.provider, where, case.name) for case in cases]
+    recent = results.siblings(tx, result, among=STRIP_AMONG, limit=STRIP_RESULTS)
+    strips = tests.marks_in(tx, recent, sorted(set(ids)))
+    rows = [
+        TestRow(
+            test_id=identity,
+            name=case.name,
+            status=case.status,
+            duration_ms=case.duration_ms,
+            error=case.error,
+            screenshot_url=case.screenshot_url,
+            video_url=case.video_url,
+            url=case.url,
+            strip=list(reversed(strips[identity][:STRIP_RUNS])),  # oldest first, this run last
         )
+        for identity, case in zip(ids, cases, strict=True)
+    ]
     raw = None
     if result.callback_id is not None:
         try:
