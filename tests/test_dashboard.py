@@ -359,7 +359,9 @@ def test_every_dead_delivery_of_a_target_is_retried_at_once(
                 for i in ids
             ]
             assert [d["state"] for d in states] == ["pending"] * 3
-            assert "Retry 3 dead" not in dashboard.get("/deliveries").text
+            page = dashboard.get("/deliveries").text
+            assert "Retry 3 dead" not in page
+            assert '<td data-label="Pending">3</td>' in page  # per target, from the outbox
     finally:
         hanging.close()
 
