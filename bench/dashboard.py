@@ -9,7 +9,8 @@ Then each page is requested in process through Litestar's TestClient, signed in,
 ids and filters; the time is the request's time in process (no network), after a warm-up.
 The time is wall time; "cpu p99" is the process's CPU time per request (server and in-process
 client together), which other work on a shared machine does not inflate. It also prints the
-bytes each page transfers before images: its HTML and the CSS and JavaScript it loads.
+bytes each page transfers before images: its HTML (as rendered, and as sent gzipped) and the CSS
+and JavaScript it loads.
 
     .venv/bin/python -m bench.dashboard                       # build (once) and measure
     .venv/bin/python -m bench.dashboard --results 100000      # smaller, quicker
@@ -231,12 +232,12 @@ def measure(path: Path, count: int, requests: int) -> None:
     rng = random.Random(20)
     with TestClient(create_app(config)) as client:
         client.cookies.set(COOKIE, sign_session(session_key(config)))
-        header = ("page", "p50 ms", "p99 ms", "max ms", "cpu p99", "bytes")
+        header = ("page", "p50 ms", "p99 ms", "max ms", "cpu p99", "html", "gzipped")
         print(f"\n{header[0]:<28}" + "".join(f" {h:>8}" for h in header[1:]))
         for name, url in pages(count, test_ids):
             for _ in range(5):  # warm-up: the page cache, Jinja's compiled templates
                 client.get(url(rng))
-            times, cpu, size = [], [], 0
+            times, cpu, size, sent = [], [], 0, 0
             for _ in range(requests):
                 started, started_cpu = time.perf_counter(), time.process_time()
                 answer = client.get(url(rng))
@@ -244,9 +245,10 @@ def measure(path: Path, count: int, requests: int) -> None:
                 cpu.append((time.process_time() - started_cpu) * 1000)
                 assert answer.status_code == 200, (name, answer.status_code, answer.text[:300])
                 size = max(size, len(answer.content))
+                sent = max(sent, answer.num_bytes_downloaded)
             print(
                 f"{name:<28} {statistics.median(times):8.1f} {p99(times):8.1f} {max(times):8.1f}"
-                f" {p99(cpu):8.1f} {size:8,}",
+                f" {p99(cpu):8.1f} {size:8,} {sent:8,}",
                 flush=True,
             )
         assets(client)
@@ -261,12 +263,18 @@ def assets(client: TestClient[Any]) -> None:
     """What every page loads besides its HTML (the browser caches them after the first)."""
     page = client.get("/").text
     found = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
-    total = 0
+    total = sent = 0
     for url in sorted(set(found)):
-        size = len(client.get(url).content)
-        total += size
-        print(f"  {url:<40} {size:8,} bytes")
-    print(f"  static assets of a page: {total:,} bytes (cached after the first page)")
+        answer = client.get(url)
+        total += len(answer.content)
+        sent += answer.num_bytes_downloaded
+        print(
+            f"  {url:<40} {len(answer.content):8,} bytes, {answer.num_bytes_downloaded:8,} gzipped"
+        )
+    print(
+        f"  static assets of a page: {total:,} bytes, {sent:,} gzipped "
+        "(cached a year after the first page: their URLs change with their content)"
+    )
 
 
 def main() -> None:

@@ -28,7 +28,13 @@ from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
-from receiver.web.dashboard.assets import SCHEMA_PAGE, csrf_config, static_files, template_config
+from receiver.web.dashboard.assets import (
+    SCHEMA_PAGE,
+    compression_config,
+    csrf_config,
+    static_files,
+    template_config,
+)
 from receiver.web.dashboard.routes import dashboard_router
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
@@ -106,6 +112,7 @@ def create_app(config: Config) -> Litestar:
         ),
         template_config=template_config(),
         csrf_config=csrf_config(config),
+        compression_config=compression_config(),
         debug=False,
         logging_config=None,
     )

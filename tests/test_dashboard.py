@@ -428,3 +428,12 @@ def test_a_tests_identity_is_stable_and_stored_with_each_run(routed: Config) -> 
 
 def _bearer() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_pages_and_files_are_gzipped_but_not_the_api(dashboard: TestClient[Any]) -> None:
+    post(dashboard, result_document())
+    gzip = {"Accept-Encoding": "gzip"}
+    assert dashboard.get("/", headers=gzip).headers["content-encoding"] == "gzip"
+    assert dashboard.get("/static/htmx.min.js", headers=gzip).headers["content-encoding"] == "gzip"
+    api = dashboard.get("/api/results", headers={**gzip, **_bearer()})
+    assert api.status_code == 200 and "content-encoding" not in api.headers

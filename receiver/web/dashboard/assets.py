@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import RedocRenderPlugin
@@ -44,6 +45,15 @@ SCHEMA_PAGE: Final = RedocRenderPlugin(
 )
 # Paths the CSRF check leaves alone: the callbacks (signed), the bearer API, the open GETs.
 CSRF_EXEMPT: Final = ["^/callbacks/", "^/api/", "^/health", "^/metrics", "^/schema", "^/static/"]
+
+
+# Compressed: the dashboard's pages and files (a phone on a slow link). Left as they were: the
+# event stream (gzip would hold its events back), the API, the callbacks, health and metrics.
+COMPRESSION_EXEMPT: Final = ["^/events", "^/callbacks/", "^/api/", "^/health", "^/metrics"]
+
+
+def compression_config() -> CompressionConfig:
+    return CompressionConfig(backend="gzip", gzip_compress_level=6, exclude=COMPRESSION_EXEMPT)
 
 
 def environment() -> Environment:
