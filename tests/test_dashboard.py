@@ -409,19 +409,31 @@ def test_a_tests_identity_is_stable_and_stored_with_each_run(routed: Config) -> 
             ("Login works", test_id("qualitymax", "acme/shop", "Login works")),
             (HOSTILE_NAME, test_id("qualitymax", "acme/shop", HOSTILE_NAME)),
         ]
-        # Migration 0005 computes the same identity for tests stored before 0004.
-        backfill = database.write_sync(
-            lambda tx: tx.execute(
-                "SELECT receiver_test_id(r.provider, r.repository, r.custom_data, t.name) "
-                "FROM tests t JOIN results r ON r.id = t.result_id ORDER BY t.id"
-            ).fetchall()
-        )
-        assert [row[0] for row in backfill] == [row[1] for row in stored]
         days = database.read(lambda tx: tx.execute("SELECT * FROM result_days").fetchall())
         assert sorted(row[:2] + row[3:5] for row in days) == [
             ("branch", "feat/login", 1, 0),
             ("repository", "acme/shop", 1, 0),
         ]
+        # As a database stored before 0004 meets 0005: tests without identity, no catalog.
+        database.write_sync(lambda tx: tx.execute("UPDATE tests SET test_id = NULL"))
+        database.write_sync(lambda tx: tx.execute("DROP TABLE test_identities"))
+        database.write_sync(
+            lambda tx: tx.execute("DELETE FROM _migrations WHERE name = '0005_test_identities'")
+        )
+    finally:
+        database.close()
+    database = open_store(routed.db_path)  # migrates again
+    try:
+        again = database.read(
+            lambda tx: tx.execute("SELECT name, test_id FROM tests ORDER BY id").fetchall()
+        )
+        assert again == stored
+        names = database.read(
+            lambda tx: tx.execute(
+                "SELECT name, scope FROM test_identities ORDER BY name"
+            ).fetchall()
+        )
+        assert names == [(HOSTILE_NAME, "acme/shop"), ("Login works", "acme/shop")]
     finally:
         database.close()
 

@@ -1,14 +1,8 @@
 -- The dashboard (issue 20). Each stored test carries its identity (receiver.tests_identity), so
--- a test's runs are one index range; test_identities holds each distinct test once, which is
--- what a search by name scans. (One index on tests only: each adds a random-key insert per
--- test to the callback's transaction, measured ~12 us a test.)
+-- a test's runs are one index range. (One index on tests only: each adds a random-key insert
+-- per test to the callback's transaction, measured ~7 us a test.) test_identities, which a
+-- search by name scans, comes with 0005.
 ALTER TABLE tests ADD COLUMN test_id TEXT;
-CREATE TABLE test_identities (
-   test_id TEXT PRIMARY KEY,
-   provider TEXT NOT NULL,
-   scope TEXT NOT NULL,
-   name TEXT NOT NULL
-);
 CREATE INDEX idx_tests_test_id ON tests (test_id, result_id);
 -- Results newest first under each filter of the Results page (the id keeps the order).
 CREATE INDEX idx_results_repository ON results (repository, id);
