@@ -166,17 +166,23 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--keep", is_flag=True, help="Keep the service and its dashboard serving until Ctrl-C"
+)
+def demo(keep: bool) -> None:
     """Show the whole loop locally in one command, on a throwaway database.
+
+    It ends by printing the dashboard's URL and the token to sign in with.
 
     \b
     Example:
         receiver demo
+        receiver demo --keep
     """
     from receiver.demo import run_demo
 
     with user_errors():
-        sys.exit(run_demo(Path.cwd()))
+        sys.exit(run_demo(Path.cwd(), keep=keep))
 
 
 @main.command()
@@ -467,6 +473,97 @@ def redeliver(config_file: str | None, delivery_id: int) -> None:
         finally:
             database.close()
     click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
+
+
+@main.command()
+@config_option
+@click.option("--status", help="Only results with this status (passed, failed, error, ...)")
+@click.option("--branch", help="Only results of this branch")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
+def results(
+    config_file: str | None, status: str | None, branch: str | None, limit: int, as_json: bool
+) -> None:
+    """List stored results, newest first.
+
+    \b
+    Example:
+        receiver results --status failed --branch main
+        receiver results --limit 5 --json
+    """
+    where = views.ResultFilter(status=status, branch=branch, limit=limit)
+    with user_errors():
+        database = existing_store(config_file)
+    try:
+        page = database.read(lambda tx: views.result_page(tx, where))
+    finally:
+        database.close()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
+        return
+    click.echo(result_table(page.items) if page.items else "no results")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, hidden=True)
+def tail(config_file: str | None, as_json: bool, interval: float) -> None:
+    """Print each new result as it is stored, until Ctrl-C.
+
+    \b
+    Example:
+        receiver tail
+        receiver tail --json | jq .status
+    """
+    from receiver.follow import follow
+
+    with user_errors():
+        database = existing_store(config_file)
+    click.echo("following new results (Ctrl-C stops)", err=True)
+    try:
+        for item in follow(database, interval=interval):
+            if as_json:
+                click.echo(msgspec.json.encode(item).decode())
+            else:
+                click.echo(result_line(item))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        database.close()
+
+
+RESULT_COLUMNS = ("id", "status", "result", "branch", "provider", "stored")
+
+
+def result_cells(item: views.ResultSummary) -> tuple[str, ...]:
+    from receiver.web.dashboard.format import headline
+
+    return (
+        str(item.id),
+        item.status,
+        headline(item.status, item.total, item.passed, item.failed),
+        _cut(item.branch or "-", 32),
+        item.provider,
+        item.created_at[:19].replace("T", " "),
+    )
+
+
+def result_table(items: list[views.ResultSummary]) -> str:
+    return _table(RESULT_COLUMNS, [result_cells(item) for item in items])
+
+
+def result_line(item: views.ResultSummary) -> str:
+    return "  ".join(result_cells(item))
+
+
+def _table(header: tuple[str, ...], cells: list[tuple[str, ...]]) -> str:
+    rows = [header, *cells]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
 
 
 DELIVERY_COLUMNS = ("id", "state", "attempts", "result", "route", "target", "when", "last error")

@@ -154,6 +154,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # From RECEIVER_DB, else [store] url: the SQLite path or the PostgreSQL URL.
     db_path: str = DEFAULT_DB_PATH
     api_token: str | None = None
+    session_secret: str | None = None  # signs dashboard sessions; else derived from api_token
     source: str = "(defaults)"
 
 
@@ -169,6 +170,7 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("RECEIVER_DB", ("db_path",)),
     EnvSetting("RECEIVER_PUBLIC_URL", ("server", "public_url")),
     EnvSetting("RECEIVER_API_TOKEN", ("api_token",), secret=True),
+    EnvSetting("RECEIVER_SESSION_SECRET", ("session_secret",), secret=True),
     EnvSetting("QUALITYMAX_API_KEY", ("qualitymax", "api_key"), secret=True),
     EnvSetting("QUALITYMAX_WEBHOOK_SECRET", ("qualitymax", "webhook_secret"), secret=True),
     EnvSetting("QUALITYMAX_PARTNER_SLUG", ("qualitymax", "partner_slug")),
@@ -254,8 +256,9 @@ def _blank_to_none(data: dict[str, Any]) -> None:
             for key, value in list(section.items()):
                 if value == "":
                     del section[key]
-    if data.get("api_token") == "":
-        del data["api_token"]
+    for key in ("api_token", "session_secret"):
+        if data.get(key) == "":
+            del data[key]
 
 
 def _check_values(config: Config, path: Path) -> None:
@@ -378,6 +381,7 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
     sections["store"] = {
         "db_path": redact.url(config.db_path),
         "api_token": redact.secret(config.api_token),
+        "session_secret": redact.secret(config.session_secret),
     }
     return sections
 

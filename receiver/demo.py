@@ -247,7 +247,8 @@ class ChatMessage(msgspec.Struct):
         return msgspec.json.decode(body, type=cls)
 
 
-def run_demo(_: Path) -> int:
+def run_demo(_: Path, *, keep: bool = False) -> int:
+    """The whole loop; with ``keep``, the service (and its dashboard) serves on until Ctrl-C."""
     started = time.monotonic()
     targets = StandIns()
     with tempfile.TemporaryDirectory(prefix="receiver-demo-") as tmp:
@@ -304,6 +305,13 @@ def run_demo(_: Path) -> int:
             targets.wait(jobs)
             matrix = _exercise_matrix(service.url, token)
             silent = _silent(service.url, token)
+            for job in jobs:
+                _show(job, targets)
+            _show_matrix(matrix, targets)
+            _show_explain(silent)
+            click.secho(f"\nDone in {time.monotonic() - started:.1f}s.", bold=True)
+            click.echo("Next: deploy it (README, 'Deploy to fly.io') and point QualityMax at it.")
+            _dashboard(service.url, token, keep=keep)
         except (SubmitError, DemoFailed, StartError) as exc:
             click.echo(f"Error: the demo failed: {exc}", err=True)
             click.echo(f"--- receiver log ---\n{service.tail()}", err=True)
@@ -314,13 +322,22 @@ def run_demo(_: Path) -> int:
             for served in (gate, gent):
                 served.stop()
             targets.close()
-    for job in jobs:
-        _show(job, targets)
-    _show_matrix(matrix, targets)
-    _show_explain(silent)
-    click.secho(f"\nDone in {time.monotonic() - started:.1f}s.", bold=True)
-    click.echo("Next: deploy it (README, 'Deploy to fly.io') and point QualityMax at it.")
     return 0
+
+
+def _dashboard(url: str, token: str, *, keep: bool) -> None:
+    """The dashboard's address and the demo's throwaway token; with ``keep``, serve on."""
+    click.secho(f"\nDashboard: {url}/", bold=True)
+    click.echo(f"  sign in with the demo's API token: {token}")
+    if not keep:
+        click.echo("  (the demo has stopped; `receiver demo --keep` keeps it serving)")
+        return
+    click.echo("  serving until Ctrl-C ...")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("\nstopping", err=True)
 
 
 def _exercise(url: str, token: str) -> list[JobView]:

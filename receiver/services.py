@@ -12,6 +12,7 @@ from litestar.di import Provide
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config
 from receiver.jobs import Submission
+from receiver.live import LiveResults
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import Poller
@@ -29,6 +30,7 @@ class Services:
     submission: Submission
     providers: dict[str, Provider] = field(default_factory=dict)
     poller: Poller | None = None  # None when no configured provider is polled
+    live: LiveResults | None = None  # new results for the dashboard's live pages
 
 
 def _services(state: State) -> Services:
@@ -57,6 +59,7 @@ def _submission(state: State) -> Submission:
 
 
 DEPENDENCIES: Final = {
+    "services": Provide(_services, sync_to_thread=False),
     "store": Provide(_store, sync_to_thread=False),
     "config": Provide(_config, sync_to_thread=False),
     "metrics": Provide(_metrics, sync_to_thread=False),

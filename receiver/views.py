@@ -32,6 +32,7 @@ __all__ = [
 
 class Links(msgspec.Struct, kw_only=True):
     report: str | None = None
+    dashboard: str | None = None  # the result's page, when the service has a public_url
     screenshots: list[str] = msgspec.field(default_factory=list)
     videos: list[str] = msgspec.field(default_factory=list)
 
@@ -111,11 +112,18 @@ def summary(row: ResultRow) -> ResultSummary:
     return msgspec.convert(row, ResultSummary, from_attributes=True)
 
 
-def result_detail(tx: Tx, result_id: int) -> ResultDetail:
-    return detail(tx, results.get(tx, result_id))
+def result_detail(tx: Tx, result_id: int, *, public_url: str | None = None) -> ResultDetail:
+    return detail(tx, results.get(tx, result_id), public_url=public_url)
 
 
-def detail(tx: Tx, row: ResultRow) -> ResultDetail:
+def dashboard_url(public_url: str | None, result_id: int) -> str | None:
+    """The result's page on the dashboard, at the service's public URL."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/results/{result_id}"
+
+
+def detail(tx: Tx, row: ResultRow, *, public_url: str | None = None) -> ResultDetail:
     tests = results.tests_of(tx, row.id)
     fields = msgspec.structs.asdict(row)
     fields.update(
@@ -124,6 +132,7 @@ def detail(tx: Tx, row: ResultRow) -> ResultDetail:
             report=row.report_url,
             screenshots=[t.screenshot_url for t in tests if t.screenshot_url],
             videos=[t.video_url for t in tests if t.video_url],
+            dashboard=dashboard_url(public_url, row.id),
         ),
         deliveries=deliveries.of_result(tx, row.id),
     )

@@ -4,9 +4,12 @@ the notification targets really received through the delivery worker."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 
 def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: Path) -> None:
@@ -47,7 +50,9 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     # their per-test links in the table.
     assert "\n    ❌ 1 of 2 tests failed · feat/checkout · deploy abc-124\n" in suite
     assert "| ❌ | Checkout Process | 45.0s | [run](https://qualigate.app/test-runs/" in suite
-    assert "    failure  receiver/qualigate: 1/2 passed\n" in suite
+    # No report link of its own: the commit status points at the result's page.
+    assert "    failure  receiver/qualigate: 1/2 passed  http://127.0.0.1:" in suite
+    assert "[Open in receiver](http://127.0.0.1:" in failed
     assert "| ✅ | Login Flow Test | – | [run](https://app.qualgent.ai/test-runs/" in mobile
     assert "    success  receiver/qualgent: 1/1 passed  https://app.qualgent.ai/" in mobile
     assert "forged signature -> 401" in done.stdout
@@ -69,4 +74,47 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     # explain of the nightly run that no route took
     assert "    Silent: none of the 3 route(s) matched\n" in silent
     assert '      team-chat: did not match: when.has wants "deploy_id", the result has' in silent
+    assert "\nDashboard: http://127.0.0.1:" in done.stdout
+    assert "sign in with the demo's API token: " in done.stdout
     assert list(tmp_path.iterdir()) == []  # the throwaway database went with its folder
+
+
+def test_the_demo_with_keep_serves_its_dashboard_until_ctrl_c(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RECEIVER_", "QUALITYMAX_", "GITHUB_"))
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "receiver", "demo", "--keep"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "serving until Ctrl-C" in line:
+                break
+        url = next(x for x in lines if x.startswith("Dashboard: ")).split()[1]
+        token = next(x for x in lines if "API token: " in x).split()[-1]
+        with httpx.Client(base_url=url, follow_redirects=True) as client:
+            assert client.get("/").url.path == "/login"  # serving, signed out
+            client.get("/login")
+            signed_in = client.post(
+                "/login",
+                data={"token": token, "_csrf_token": client.cookies["receiver_csrf"]},
+            )
+            assert signed_in.status_code == 200
+            # the four jobs, the three browsers of the matrix, the nightly run no route takes
+            assert signed_in.text.count('<tr id="result-') == 8
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,7 @@ ENV_VARS = [
     "RECEIVER_DB",
     "RECEIVER_PUBLIC_URL",
     "RECEIVER_API_TOKEN",
+    "RECEIVER_SESSION_SECRET",
     "QUALITYMAX_API_KEY",
     "QUALITYMAX_WEBHOOK_SECRET",
     "QUALITYMAX_PARTNER_SLUG",
@@ -82,3 +83,29 @@ def test_names_here_are_the_designs() -> None:
     for section, keys in CONFIG_KEYS.items():
         for key in keys:
             assert key in design, f"{section}.{key} is not a DESIGN.md key"
+
+
+DASHBOARD_PATHS = ["/results/{id}", "/jobs/{id}", "/deliveries", "/history", "/tests/", "/login"]
+
+
+@pytest.mark.parametrize("path", DASHBOARD_PATHS)
+def test_the_dashboards_paths_are_documented(path: str) -> None:
+    assert path in README.split("## Dashboard", 1)[1], path
+
+
+@pytest.mark.parametrize("name", ["results", "tail", "demo"])
+def test_the_dashboards_commands_have_help_and_are_documented(name: str) -> None:
+    from click.testing import CliRunner
+
+    from receiver.cli import main
+
+    shown = CliRunner().invoke(main, [name, "--help"])
+    assert shown.exit_code == 0 and "Example:" in shown.output
+    assert f"`receiver {name}" in README
+
+
+def test_the_readmes_screenshots_exist() -> None:
+    shots = re.findall(r"\]\((docs/screenshots/[^)]+)\)", README)
+    assert len(shots) >= 6
+    for shot in shots:
+        assert (REPO / shot).is_file(), shot

@@ -167,7 +167,8 @@ class GithubSender:
             "description": status_description(result, group),
             "context": f"receiver/{result.provider}",
         }
-        if report := escape.link(shown.links.report):  # never a javascript: link
+        # The provider's report, else the result's page on the dashboard; never a javascript: one.
+        if report := escape.link(shown.links.report) or escape.link(shown.links.dashboard):
             payload["target_url"] = report
         await self.call("POST", f"/repos/{repository}/statuses/{sha}", payload)
 
@@ -279,6 +280,8 @@ def _job_row(cell: matrix.Cell) -> str:
 
 def _footer(result: ResultDetail) -> str:
     footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
+    if page := MARKDOWN.link("Open in receiver", result.links.dashboard):
+        footer.append(page)
     if result.sha:
         footer.append(f"commit {_commit(result.sha)}")
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")

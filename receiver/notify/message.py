@@ -201,6 +201,7 @@ def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
     if failures := failure_lines(result, markup):
         blocks += [markup.paragraph("Failing tests:"), markup.bullets(failures)]
     evidence = [markup.link("Full report", result.links.report)]
+    evidence.append(markup.link("Open in receiver", result.links.dashboard))
     if not failures:  # the failing lines already link their own evidence
         evidence += [markup.link("screenshot", u) for u in result.links.screenshots[:3]]
         evidence += [markup.link("video", u) for u in result.links.videos[:3]]

@@ -77,6 +77,7 @@ class DeliveryWorker:
         self.settings = config.delivery
         self.github_settings = config.github
         self.metrics = metrics
+        self.public_url = config.server.public_url  # each message links its result's page
         self.concurrency = concurrency
         self.intake = IntakeRate()  # whether writes pour into the store: sends slow down then
         self.queued_seen = database.queued_writes
@@ -209,7 +210,9 @@ class DeliveryWorker:
         # Read before any task starts: each task then queues on its target's lock as it starts,
         # in claim order, so the later result's send goes last (a commit status or pull-request
         # comment shows the newest result). A read per task let them reach the lock in any order.
-        results = await asyncio.to_thread(self.store.read, partial(_results_of, claimed))
+        results = await asyncio.to_thread(
+            self.store.read, partial(_results_of, claimed, self.public_url)
+        )
         for delivery, result in zip(claimed, results, strict=True):
             task = asyncio.create_task(self.deliver(delivery, result))
             self.in_flight.add(task)
@@ -363,12 +366,14 @@ class DeliveryWorker:
                 del self.waiting[key], self.locks[key]
 
 
-def _results_of(claimed: list[ClaimedDelivery], tx: Tx) -> list[ResultDetail | Exception]:
+def _results_of(
+    claimed: list[ClaimedDelivery], public_url: str | None, tx: Tx
+) -> list[ResultDetail | Exception]:
     """Each delivery's result, or why it could not be read (that delivery alone fails)."""
     results: list[ResultDetail | Exception] = []
     for delivery in claimed:
         try:
-            results.append(views.result_detail(tx, delivery.result_id))
+            results.append(views.result_detail(tx, delivery.result_id, public_url=public_url))
         except Exception as exc:
             results.append(exc)
     return results

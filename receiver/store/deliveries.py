@@ -17,6 +17,7 @@ from receiver.store.errors import NotFound
 from receiver.store.tx import POSTGRESQL, SQLITE, Tx, marks, rows_as
 
 STATES: Final = ("pending", "sent", "dead")
+HOUR: Final = len("2026-12-07T13")  # a timestamp's hour, as delivery_hours keys it
 
 
 class NewDelivery(msgspec.Struct, kw_only=True):
@@ -40,6 +41,17 @@ class DeliveryRow(msgspec.Struct, kw_only=True):
     sent_at: str | None
     created_at: str
     updated_at: str
+
+
+class TargetStats(msgspec.Struct, kw_only=True):
+    """One target (as shown, masked) over a window: outcomes counted by state now."""
+
+    target: str
+    sent: int
+    dead: int
+    pending: int
+    last_error: str | None = None
+    last_error_at: str | None = None
 
 
 class DeliveryFilter(msgspec.Struct, kw_only=True):
@@ -113,6 +125,13 @@ UPDATE deliveries
 SET state = ?, last_error = ?, next_attempt_at = ?, lease = NULL, updated_at = ?,
     sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
 WHERE id = ? AND lease = ? AND state = 'pending'
+RETURNING target_display
+"""
+# One more attempt ended sent or dead, in its target's hour (delivery_hours, migration 0004).
+COUNT_HOUR: Final = """
+INSERT INTO delivery_hours (target, hour, sent, dead) VALUES (?, ?, ?, ?)
+ON CONFLICT (target, hour) DO UPDATE SET
+    sent = delivery_hours.sent + excluded.sent, dead = delivery_hours.dead + excluded.dead
 """
 REDELIVER: Final = """
 UPDATE deliveries
@@ -126,6 +145,39 @@ COLUMNS: Final = (
 COUNT_BY_STATE: Final = "SELECT state, count(*) FROM deliveries GROUP BY state"
 OLDEST_PENDING: Final = """
 SELECT route, target, min(created_at) FROM deliveries WHERE state = 'pending' GROUP BY route, target
+"""
+TARGET_STATS: Final = """
+SELECT target, sum(sent) AS sent, sum(dead) AS dead, 0 AS pending
+FROM delivery_hours WHERE hour >= ? GROUP BY target ORDER BY target
+"""
+# Pending ones of one target, through the partial index of due ones (measured: given only
+# state = 'pending', SQLite's planner, once ANALYZE has run, scans the whole outbox).
+PENDING_OF_TARGET: Final = """
+SELECT target_display, count(*) FROM deliveries WHERE state = 'pending' AND target = ?
+GROUP BY target_display
+"""
+# One seek on the partial index idx_deliveries_target_error (migration 0004).
+LAST_ERROR: Final = """
+SELECT last_error, updated_at FROM deliveries
+WHERE target_display = ? AND last_error IS NOT NULL AND updated_at >= ?
+ORDER BY updated_at DESC LIMIT 1
+"""
+# The targets with dead deliveries, one seek each on idx_deliveries_target_dead (migration 0004).
+DEAD_TARGETS: Final = """
+WITH RECURSIVE dead(target) AS (
+    SELECT min(target_display) FROM deliveries WHERE state = 'dead'
+    UNION ALL
+    SELECT (SELECT min(target_display) FROM deliveries
+            WHERE state = 'dead' AND target_display > dead.target)
+    FROM dead WHERE dead.target IS NOT NULL
+)
+SELECT target FROM dead WHERE target IS NOT NULL
+"""
+COUNT_DEAD: Final = "SELECT count(*) FROM deliveries WHERE state = 'dead' AND target_display = ?"
+REDELIVER_DEAD: Final = """
+UPDATE deliveries
+SET state = 'pending', attempts = 0, next_attempt_at = ?, lease = NULL, updated_at = ?
+WHERE state = 'dead' AND target_display = ?
 """
 
 
@@ -177,7 +229,7 @@ def claim(
 def finish(tx: Tx, outcome: DeliveryOutcome) -> bool:
     """Record an attempt's outcome; False when the lease was lost (the row was not changed)."""
     now = utcnow()
-    cursor = tx.execute(
+    row = tx.execute(
         FINISH,
         [
             outcome.state,
@@ -189,8 +241,13 @@ def finish(tx: Tx, outcome: DeliveryOutcome) -> bool:
             outcome.id,
             outcome.lease,
         ],
-    )
-    return cursor.rowcount == 1
+    ).fetchone()
+    if row is None:
+        return False
+    if outcome.state in ("sent", "dead"):
+        sent, dead = (1, 0) if outcome.state == "sent" else (0, 1)
+        tx.execute(COUNT_HOUR, [row[0], now[:HOUR], sent, dead])
+    return True
 
 
 def next_due(tx: Tx) -> str | None:
@@ -247,3 +304,33 @@ def count_by_state(tx: Tx) -> dict[str, int]:
 def oldest_pending(tx: Tx) -> dict[tuple[str, str], str]:
     """When the oldest pending delivery of each (route, target URL) was made."""
     return {(row[0], row[1]): row[2] for row in tx.execute(OLDEST_PENDING).fetchall()}
+
+
+def target_stats(tx: Tx, since: str) -> list[TargetStats]:
+    """Per target (masked): the attempts that ended sent or dead since ``since`` (by the hour),
+    the deliveries pending now, and the newest error since then."""
+    stats = {
+        item.target: item for item in rows_as(tx.execute(TARGET_STATS, [since[:HOUR]]), TargetStats)
+    }
+    for url in pending_targets(tx):
+        for target, count in tx.execute(PENDING_OF_TARGET, [url]).fetchall():
+            item = stats.setdefault(target, TargetStats(target=target, sent=0, dead=0, pending=0))
+            item.pending += count
+    for item in stats.values():
+        row = tx.execute(LAST_ERROR, [item.target, since]).fetchone()
+        if row is not None:
+            item.last_error, item.last_error_at = row[0], row[1]
+    return sorted(stats.values(), key=lambda item: item.target)
+
+
+def dead_by_target(tx: Tx) -> dict[str, int]:
+    """How many deliveries are dead, per target (masked)."""
+    targets = [row[0] for row in tx.execute(DEAD_TARGETS).fetchall()]
+    return {target: tx.execute(COUNT_DEAD, [target]).fetchone()[0] for target in targets}
+
+
+def redeliver_dead(tx: Tx, target_display: str) -> int:
+    """Every dead delivery to the target shown as ``target_display`` back to pending, due now,
+    with a fresh attempt budget; how many."""
+    now = utcnow()
+    return tx.execute(REDELIVER_DEAD, [now, now, target_display]).rowcount

@@ -6,10 +6,11 @@ from typing import Any, Final
 
 import msgspec
 
+from receiver import tests_identity
 from receiver.clock import utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
 from receiver.store.errors import NotFound
-from receiver.store.tx import POSTGRESQL, Tx, row_as, rows_as
+from receiver.store.tx import POSTGRESQL, Tx, marks, row_as, rows_as
 
 
 class ResultRow(msgspec.Struct, kw_only=True):
@@ -41,8 +42,12 @@ class ResultFilter(msgspec.Struct, kw_only=True):
     status: str | None = None
     branch: str | None = None
     provider: str | None = None
+    repository: str | None = None
     limit: int = 50
     before: int | None = None  # the cursor: the last id of the previous page
+
+
+FILTER_COLUMNS: Final = ("status", "branch", "provider", "repository")
 
 
 COLUMNS: Final = (
@@ -60,8 +65,12 @@ RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, test_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_IDENTITY: Final = """
+INSERT INTO test_identities (test_id, provider, scope, name) VALUES (?, ?, ?, ?)
+ON CONFLICT (test_id) DO NOTHING
 """
 SELECT_TESTS: Final = """
 SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url
@@ -94,10 +103,14 @@ def insert(
     """Store ``result`` and its tests (under ``result_id`` when one was reserved)."""
     if result_id is None:
         result_id = reserve_id(tx)
-    row = tx.execute(INSERT, _row(result_id, result, callback_id, job_id)).fetchone()
+    fields = _row(result_id, result, callback_id, job_id)
+    row = tx.execute(INSERT, fields).fetchone()
     stored_id: int = row[0]
+    _count_day(tx, result, fields[-1])
     if result.tests:
-        tx.executemany(INSERT_TEST, _test_rows(stored_id, result))
+        ids = _test_ids(result)
+        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids))
+        tx.executemany(INSERT_IDENTITY, _identity_rows(result, ids))
     if tx.dialect == POSTGRESQL:  # live pages and `receiver tail` of every instance
         tx.execute(f"NOTIFY {RESULTS_CHANNEL}")
     return stored_id
@@ -127,21 +140,54 @@ def tests_of(tx: Tx, result_id: int) -> list[TestCase]:
 
 def newest(tx: Tx, where: ResultFilter) -> list[ResultRow]:
     """Up to ``where.limit`` results, newest first (keyset paging on the id)."""
-    clauses: list[str] = []
-    params: list[object] = []
-    for column in ("status", "branch", "provider"):
-        value = getattr(where, column)
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if where.before is not None:
-        clauses.append("id < ?")
-        params.append(where.before)
+    clauses, params = _where(where)
     sql = f"SELECT {COLUMNS} FROM results"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY id DESC LIMIT ?"
     return rows_as(tx.execute(sql, [*params, where.limit]), ResultRow, json=JSON_COLUMNS)
+
+
+def _where(
+    where: ResultFilter, table: str = "", *, cursor: bool = True
+) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column in FILTER_COLUMNS:
+        value = getattr(where, column)
+        if value:
+            clauses.append(f"{table}{column} = ?")
+            params.append(value)
+    if cursor and where.before is not None:
+        clauses.append(f"{table}id < ?")
+        params.append(where.before)
+    return clauses, params
+
+
+def newest_with_test(tx: Tx, where: ResultFilter, test_ids: list[str]) -> list[ResultRow]:
+    """Like ``newest``, among the results that ran one of ``test_ids``: each test's newest
+    results (one index range per test), merged."""
+    clauses, params = _where(where, "r.", cursor=False)
+    condition = "".join(f" AND {clause}" for clause in clauses)
+    sql = (
+        "SELECT t.result_id FROM tests t JOIN results r ON r.id = t.result_id "
+        f"WHERE t.test_id = ? AND t.result_id < ?{condition} ORDER BY t.result_id DESC LIMIT ?"
+    )
+    found: set[int] = set()
+    before = where.before if where.before is not None else 2**63 - 1
+    for test in test_ids:
+        rows = tx.execute(sql, [test, before, *params, where.limit]).fetchall()
+        found.update(row[0] for row in rows)
+    chosen = sorted(found, reverse=True)[: where.limit]
+    return by_ids(tx, chosen)
+
+
+def by_ids(tx: Tx, ids: list[int]) -> list[ResultRow]:
+    """The results ``ids``, newest first."""
+    if not ids:
+        return []
+    sql = f"SELECT {COLUMNS} FROM results WHERE id IN ({marks(ids)}) ORDER BY id DESC"
+    return rows_as(tx.execute(sql, ids), ResultRow, json=JSON_COLUMNS)
 
 
 def _row(
@@ -172,7 +218,17 @@ def _row(
     ]
 
 
-def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
+def _test_ids(result: Result) -> list[str]:
+    where = tests_identity.scope(result.repository, result.custom_data)
+    return [tests_identity.test_id(result.provider, where, t.name) for t in result.tests]
+
+
+def _identity_rows(result: Result, ids: list[str]) -> list[tuple[str, str, str, str]]:
+    where = tests_identity.scope(result.repository, result.custom_data)
+    return [(i, result.provider, where, t.name) for i, t in zip(ids, result.tests, strict=True)]
+
+
+def _test_rows(result_id: int, result: Result, ids: list[str]) -> list[tuple[Any, ...]]:
     return [
         (
             result_id,
@@ -185,6 +241,135 @@ def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
             t.video_url,
             t.execution_id,
             t.url,
+            ids[position],
         )
         for position, t in enumerate(result.tests)
     ]
+
+
+# -- history: one branch or repository over time ----------------------------------------------
+
+SCOPES: Final = ("branch", "repository")
+
+
+class Day(msgspec.Struct, kw_only=True):
+    day: str  # 2026-12-07
+    total: int
+    passed: int
+    duration_ms: float | None  # the mean
+
+
+class HistoryMark(msgspec.Struct, kw_only=True):
+    id: int
+    status: str
+    total: int
+    failed: int
+    duration_ms: int | None
+    created_at: str
+
+
+class Recent(msgspec.Struct, kw_only=True):
+    value: str
+    last_id: int
+
+
+DAYS: Final = """
+SELECT day, total, passed,
+    CASE WHEN timed > 0 THEN 1.0 * duration_total / timed END AS duration_ms
+FROM result_days WHERE scope = ? AND value = ? AND day >= ? ORDER BY day
+"""
+# The result's day of its branch and of its repository, one more result in each.
+COUNT_DAY: Final = """
+INSERT INTO result_days (scope, value, day, total, passed, duration_total, timed)
+VALUES (?, ?, ?, 1, ?, ?, ?)
+ON CONFLICT (scope, value, day) DO UPDATE SET
+    total = result_days.total + 1,
+    passed = result_days.passed + excluded.passed,
+    duration_total = result_days.duration_total + excluded.duration_total,
+    timed = result_days.timed + excluded.timed
+"""
+MARKS: Final = """
+SELECT id, status, total, failed, duration_ms, created_at FROM results
+WHERE {column} = ? ORDER BY id DESC LIMIT ?
+"""
+# The branches or repositories of the newest results: what the history page offers.
+RECENT: Final = """
+SELECT {column} AS value, max(id) AS last_id
+FROM (SELECT {column}, id FROM results ORDER BY id DESC LIMIT ?) newest
+WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY last_id DESC LIMIT ?
+"""
+
+
+def days(tx: Tx, scope: str, value: str, *, since: str) -> list[Day]:
+    """Per day since ``since`` (``2026-12-07``): results, how many passed, their mean
+    duration."""
+    return rows_as(tx.execute(DAYS, [_scope_column(scope), value, since]), Day)
+
+
+def _count_day(tx: Tx, result: Result, created_at: str) -> None:
+    passed = 1 if result.status == "passed" else 0
+    timed = 0 if result.duration_ms is None else 1
+    rows = [
+        (scope, value, created_at[:10], passed, result.duration_ms or 0, timed)
+        for scope, value in (("branch", result.branch), ("repository", result.repository))
+        if value is not None
+    ]
+    if rows:
+        tx.executemany(COUNT_DAY, rows)
+
+
+def history_marks(tx: Tx, scope: str, value: str, *, limit: int) -> list[HistoryMark]:
+    """The newest ``limit`` results of a branch or repository, newest first."""
+    sql = MARKS.format(column=_scope_column(scope))
+    return rows_as(tx.execute(sql, [value, limit]), HistoryMark)
+
+
+def recent_values(tx: Tx, scope: str, *, among: int, limit: int) -> list[Recent]:
+    """The branches (or repositories) of the newest ``among`` results, most recent first."""
+    sql = RECENT.format(column=_scope_column(scope))
+    return rows_as(tx.execute(sql, [among, limit]), Recent)
+
+
+def _scope_column(scope: str) -> str:
+    if scope not in SCOPES:  # a column name goes into the SQL: only these two
+        raise ValueError(f"history is by {' or '.join(SCOPES)}, not {scope!r}")
+    return scope
+
+
+def newest_id(tx: Tx) -> int:
+    """The id of the newest result; 0 when there is none."""
+    row = tx.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()
+    return int(row[0])
+
+
+def after(tx: Tx, last_id: int, *, limit: int) -> list[ResultRow]:
+    """Results stored after result ``last_id``, oldest first: what a follower has not seen."""
+    sql = f"SELECT {COLUMNS} FROM results WHERE id > ? ORDER BY id LIMIT ?"
+    return rows_as(tx.execute(sql, [last_id, limit]), ResultRow, json=JSON_COLUMNS)
+
+
+# The newest results of the same branch, repository and provider up to one result, among the
+# branch's last `among` (a bounded walk of idx_results_branch, however busy the branch is).
+SIBLINGS: Final = """
+SELECT id FROM (
+    SELECT id, repository, provider FROM results
+    WHERE {branch} AND id <= ? ORDER BY id DESC LIMIT ?
+) recent
+WHERE {repository} AND provider = ? LIMIT ?
+"""
+
+
+def siblings(tx: Tx, result: ResultRow, *, among: int, limit: int) -> list[int]:
+    """Up to ``limit`` results like ``result`` (its branch, repository and provider), newest
+    first, ``result`` itself included."""
+    params: list[object] = []
+    branch = "branch IS NULL"
+    if result.branch is not None:
+        branch, params = "branch = ?", [result.branch]
+    repository = "repository IS NULL"
+    tail: list[object] = []
+    if result.repository is not None:
+        repository, tail = "repository = ?", [result.repository]
+    sql = SIBLINGS.format(branch=branch, repository=repository)
+    rows = tx.execute(sql, [*params, result.id, among, *tail, result.provider, limit]).fetchall()
+    return [row[0] for row in rows]

@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
+from receiver import tests_identity
 from receiver.clock import utcnow
 from receiver.store.errors import NoDatabase, NotWritable, StoreError
 from receiver.store.migrate import migrate
@@ -67,6 +68,9 @@ def connect(path: str, *, readonly: bool = False) -> SqliteConnection:
     conn.execute(f"PRAGMA cache_size = {CACHE_PAGES}")
     if sqlite3.sqlite_version_info < (3, 41):  # unhex() arrived in 3.41; migration 0002 uses it
         conn.create_function("unhex", 1, _unhex, deterministic=True)
+    # Migration 0006 gives tests stored before 0005 their identity.
+    conn.create_function("receiver_test_id", 4, _test_id, deterministic=True)
+    conn.create_function("receiver_test_scope", 2, _test_scope, deterministic=True)
     if readonly:
         conn.execute("PRAGMA query_only = ON")
         return conn
@@ -84,6 +88,14 @@ def connect(path: str, *, readonly: bool = False) -> SqliteConnection:
 
 def _unhex(value: str | None) -> bytes | None:
     return None if value is None else bytes.fromhex(value)
+
+
+def _test_scope(repository: str | None, custom_data: str | None) -> str:
+    return tests_identity.scope(repository, msgspec.json.decode(custom_data or "{}"))
+
+
+def _test_id(provider: str, repository: str | None, custom_data: str | None, name: str) -> str:
+    return tests_identity.test_id(provider, _test_scope(repository, custom_data), name)
 
 
 class _Write(msgspec.Struct):

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from receiver import explain, views
+from receiver.config import Config
 from receiver.store import Store
 from receiver.web.errors import error_answers
 from receiver.web.params import Cursor, Limit, RowId
@@ -41,8 +42,11 @@ class ResultsController(Controller):
         summary="One result with tests and failures",
         responses=error_answers({404: "No result with this id"}),
     )
-    def get_result(self, store: NamedDependency[Store], result_id: RowId) -> views.ResultDetail:
-        return store.read(lambda tx: views.result_detail(tx, result_id))
+    def get_result(
+        self, store: NamedDependency[Store], config: NamedDependency[Config], result_id: RowId
+    ) -> views.ResultDetail:
+        public_url = config.server.public_url
+        return store.read(lambda tx: views.result_detail(tx, result_id, public_url=public_url))
 
     @get(
         "/{result_id:int}/explain",
