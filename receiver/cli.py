@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, listen, preflight, providers, redact, views
+from receiver import __version__, listen, logs, preflight, providers, redact, views
 from receiver.config import (
     Config,
     ConfigError,
-    config_path,
     effective_settings,
+    find_config,
     load_config,
     polling_only,
 )
@@ -72,7 +72,7 @@ def provider_option(help_text: str) -> Callable[[F], F]:
 
 
 def read_config(config_file: str | None) -> Config:
-    return load_config(config_path(config_file, os.environ))
+    return load_config(find_config(config_file, os.environ))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,9 +102,9 @@ def serve(host: str, port: int, config_file: str | None) -> None:
     from receiver import server  # granian: imported only to serve
 
     with user_errors():
-        path = config_path(config_file, os.environ)
+        path = find_config(config_file, os.environ)
         config = load_config(path)
-        preflight.check(config)  # the reasons check-config gives too
+        router = preflight.check(config)  # the reasons check-config gives too
         with listen.listen_socket(host, port) as listener:  # a port in use stops here
             database = open_store(config.db_path)  # created and migrated before granian starts
             try:
@@ -112,13 +112,22 @@ def serve(host: str, port: int, config_file: str | None) -> None:
             finally:
                 database.close()
             limit = listen.connection_limit(config.server, listen.raise_open_file_limit())
-            click.echo(
-                f"receiver {__version__} on http://{host}:{port} "
-                f"(db {redact.url(config.db_path)}, up to {limit.connections} connections)",
-                err=True,
+            # From here on every line is a log line (JSON unless RECEIVER_LOG_FORMAT=console).
+            logs.configure()
+            logs.capture_process_output()
+            log = logs.get_logger("receiver.serve")
+            log.info(
+                "serve.listening",
+                version=__version__,
+                url=f"http://{host}:{port}",
+                db=redact.url(config.db_path),
+                config=config.source,
+                connections=limit.connections,
             )
             if note := limit.note():
-                click.echo(note, err=True)
+                log.warning("serve.connections_limited", hint=note.removeprefix("note: "))
+            for warning in preflight.warnings(router):
+                log.warning("routes.none", hint=warning)
             sys.exit(server.run(path, listener, config.server, limit))
 
 
@@ -156,6 +165,8 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     for route in config.routes:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
         print_route(router, route.name)
+    for warning in preflight.warnings(router):
+        click.echo(f"warning: {warning}")
     if polling_only(config):
         click.echo(
             "note: QUALITYMAX_WEBHOOK_SECRET is not set; the service only polls, and "
