@@ -20,6 +20,7 @@ from receiver import __version__, listen, logs, preflight, providers, redact, vi
 from receiver.config import (
     Config,
     ConfigError,
+    config_path,
     effective_settings,
     find_config,
     load_config,
@@ -174,6 +175,69 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
         )
     if not config.server.public_url:
         click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
+
+
+@main.command("notify-test")
+@config_option
+@click.argument("target", metavar="[TARGET]", required=False)
+def notify_test(config_file: str | None, target: str | None) -> None:
+    """Send a sample message to TARGET, or to every target of the config, and say what each
+    answered: see a Slack URL work before the first real failure.
+
+    TARGET is an Apprise URL (slack://..., mailto://..., json://...), slackbot://#channel,
+    or github://pr-comment / github://commit-status (for those only GITHUB_TOKEN is tried:
+    a comment or status needs a real pull request). Exits 1 when a target did not take it.
+
+    \b
+    Example:
+        receiver notify-test 'slack://T0000/B0000/XXXXXXXX'
+        RECEIVER_NOTIFY='slack://T0000/B0000/XXXXXXXX' receiver notify-test
+    """
+    from receiver.notify.sample import targets_to_try, try_targets
+
+    with user_errors():
+        config = read_config(config_file)
+        targets = targets_to_try(config, target)
+    outcomes = try_targets(targets, config)
+    for tried, outcome in zip(targets, outcomes, strict=True):
+        if outcome.ok:
+            click.echo(f"{tried.display}: sent ({outcome.answer or 'the target took it'})")
+        else:
+            click.echo(f"{tried.display}: failed: {outcome.error or 'no reason given'}")
+    if not all(outcome.ok for outcome in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--slack", metavar="URL", help="A route of failures to this Slack URL")
+@click.option("--github", is_flag=True, help="A route of pull requests to GitHub comment + status")
+@click.option("--force", is_flag=True, help="Overwrite an existing file")
+def init(config_file: str | None, slack: str | None, github: bool, force: bool) -> None:
+    """Write a commented starter config (config/receiver.toml unless --config says).
+
+    A Slack webhook URL holds its secret, so the file names it ${SLACK_URL}: give the
+    service that variable as you give it the others.
+
+    \b
+    Example:
+        receiver init --slack 'https://hooks.slack.com/services/T000/B000/XXXX' --github
+        receiver init --slack 'slackbot://#ci' --force
+    """
+    from receiver import starter
+
+    with user_errors():
+        path = config_path(config_file, os.environ)
+        made = starter.starter(slack=slack, github=github)
+        starter.write(path, made.text, force=force)
+    routes = ", ".join(made.routes) or "none yet: edit [[routes]] or set RECEIVER_NOTIFY"
+    click.echo(f"wrote {path} (routes: {routes})")
+    if slack is not None and starter.SLACK_VAR in made.variables:
+        click.echo(f"the file reads the Slack URL you passed from ${starter.SLACK_VAR}")
+    click.echo(
+        f"next: set {', '.join(made.variables)} in the service's environment, then "
+        "`receiver check-config` and `receiver notify-test`"
+    )
 
 
 @main.command()

@@ -21,7 +21,7 @@ from receiver import redact
 DEFAULT_CONFIG_PATH = "config/receiver.toml"
 DEFAULT_DB_PATH = "data/receiver.db"
 # What a config read from the environment alone names as its source (in messages).
-ENVIRONMENT_ONLY = f"the environment (no file at {DEFAULT_CONFIG_PATH})"
+ENVIRONMENT_ONLY = f"{DEFAULT_CONFIG_PATH} (no such file: the environment alone)"
 
 # One variable to get alerts: a default route to these targets.
 NOTIFY_ENV = "RECEIVER_NOTIFY"
