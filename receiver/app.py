@@ -13,11 +13,11 @@ from litestar.openapi import OpenAPIConfig
 
 from receiver import __version__, preflight, redact
 from receiver.callbacks import CallbackIntake
-from receiver.config import Config, config_path, load_config
+from receiver.config import Config, find_config, load_config
 from receiver.jobs import Submission
 from receiver.live import LiveResults, both, closed_on_stop
+from receiver.logs import capture_process_output, get_logger
 from receiver.logs import configure as configure_logs
-from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import start_poller
@@ -156,5 +156,6 @@ def app_from_environment() -> CallbacksFirst:
     Callback POSTs are answered in front of Litestar (see ``CallbacksFirst``).
     """
     configure_logs()
+    capture_process_output()
     die_with_parent()
-    return CallbacksFirst(create_app(load_config(config_path(None, os.environ))))
+    return CallbacksFirst(create_app(load_config(find_config(None, os.environ))))

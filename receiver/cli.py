@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from receiver import __version__, listen, preflight, providers, redact, views
+from receiver import __version__, listen, logs, preflight, providers, redact, views
 from receiver.config import (
     Config,
     ConfigError,
     config_path,
     effective_settings,
+    find_config,
     load_config,
     polling_only,
 )
@@ -72,7 +73,7 @@ def provider_option(help_text: str) -> Callable[[F], F]:
 
 
 def read_config(config_file: str | None) -> Config:
-    return load_config(config_path(config_file, os.environ))
+    return load_config(find_config(config_file, os.environ))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,9 +103,9 @@ def serve(host: str, port: int, config_file: str | None) -> None:
     from receiver import server  # granian: imported only to serve
 
     with user_errors():
-        path = config_path(config_file, os.environ)
+        path = find_config(config_file, os.environ)
         config = load_config(path)
-        preflight.check(config)  # the reasons check-config gives too
+        router = preflight.check(config)  # the reasons check-config gives too
         with listen.listen_socket(host, port) as listener:  # a port in use stops here
             database = open_store(config.db_path)  # created and migrated before granian starts
             try:
@@ -112,13 +113,22 @@ def serve(host: str, port: int, config_file: str | None) -> None:
             finally:
                 database.close()
             limit = listen.connection_limit(config.server, listen.raise_open_file_limit())
-            click.echo(
-                f"receiver {__version__} on http://{host}:{port} "
-                f"(db {redact.url(config.db_path)}, up to {limit.connections} connections)",
-                err=True,
+            # From here on every line is a log line (JSON unless RECEIVER_LOG_FORMAT=console).
+            logs.configure()
+            logs.capture_process_output()
+            log = logs.get_logger("receiver.serve")
+            log.info(
+                "serve.listening",
+                version=__version__,
+                url=f"http://{host}:{port}",
+                db=redact.url(config.db_path),
+                config=config.source,
+                connections=limit.connections,
             )
             if note := limit.note():
-                click.echo(note, err=True)
+                log.warning("serve.connections_limited", hint=note.removeprefix("note: "))
+            for warning in preflight.warnings(router):
+                log.warning("routes.none", hint=warning)
             sys.exit(server.run(path, listener, config.server, limit))
 
 
@@ -156,6 +166,8 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
     for route in config.routes:
         click.echo(f"  - {route.name}: {len(route.notify)} target(s)")
         print_route(router, route.name)
+    for warning in preflight.warnings(router):
+        click.echo(f"warning: {warning}")
     if polling_only(config):
         click.echo(
             "note: QUALITYMAX_WEBHOOK_SECRET is not set; the service only polls, and "
@@ -163,6 +175,69 @@ def check_config(config_file: str | None, result_file: Path | None) -> None:
         )
     if not config.server.public_url:
         click.echo("note: RECEIVER_PUBLIC_URL is not set; POST /api/jobs (receiver submit) refuses")
+
+
+@main.command("notify-test")
+@config_option
+@click.argument("target", metavar="[TARGET]", required=False)
+def notify_test(config_file: str | None, target: str | None) -> None:
+    """Send a sample message to TARGET, or to every target of the config, and say what each
+    answered: see a Slack URL work before the first real failure.
+
+    TARGET is an Apprise URL (slack://..., mailto://..., json://...), slackbot://#channel,
+    or github://pr-comment / github://commit-status (for those only GITHUB_TOKEN is tried:
+    a comment or status needs a real pull request). Exits 1 when a target did not take it.
+
+    \b
+    Example:
+        receiver notify-test 'slack://T0000/B0000/XXXXXXXX'
+        RECEIVER_NOTIFY='slack://T0000/B0000/XXXXXXXX' receiver notify-test
+    """
+    from receiver.notify.sample import targets_to_try, try_targets
+
+    with user_errors():
+        config = read_config(config_file)
+        targets = targets_to_try(config, target)
+    outcomes = try_targets(targets, config)
+    for tried, outcome in zip(targets, outcomes, strict=True):
+        if outcome.ok:
+            click.echo(f"{tried.display}: sent ({outcome.answer or 'the target took it'})")
+        else:
+            click.echo(f"{tried.display}: failed: {outcome.error or 'no reason given'}")
+    if not all(outcome.ok for outcome in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--slack", metavar="URL", help="A route of failures to this Slack URL")
+@click.option("--github", is_flag=True, help="A route of pull requests to GitHub comment + status")
+@click.option("--force", is_flag=True, help="Overwrite an existing file")
+def init(config_file: str | None, slack: str | None, github: bool, force: bool) -> None:
+    """Write a commented starter config (config/receiver.toml unless --config says).
+
+    A Slack webhook URL holds its secret, so the file names it ${SLACK_URL}: give the
+    service that variable as you give it the others.
+
+    \b
+    Example:
+        receiver init --slack 'https://hooks.slack.com/services/T000/B000/XXXX' --github
+        receiver init --slack 'slackbot://#ci' --force
+    """
+    from receiver import starter
+
+    with user_errors():
+        path = config_path(config_file, os.environ)
+        made = starter.starter(slack=slack, github=github)
+        starter.write(path, made.text, force=force)
+    routes = ", ".join(made.routes) or "none yet: edit [[routes]] or set RECEIVER_NOTIFY"
+    click.echo(f"wrote {path} (routes: {routes})")
+    if slack is not None and starter.SLACK_VAR in made.variables:
+        click.echo(f"the file reads the Slack URL you passed from ${starter.SLACK_VAR}")
+    click.echo(
+        f"next: set {', '.join(made.variables)} in the service's environment, then "
+        "`receiver check-config` and `receiver notify-test`"
+    )
 
 
 @main.command()

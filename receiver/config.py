@@ -20,6 +20,14 @@ from receiver import redact
 
 DEFAULT_CONFIG_PATH = "config/receiver.toml"
 DEFAULT_DB_PATH = "data/receiver.db"
+# What a config read from the environment alone names as its source (in messages).
+ENVIRONMENT_ONLY = f"{DEFAULT_CONFIG_PATH} (no such file: the environment alone)"
+
+# One variable to get alerts: a default route to these targets.
+NOTIFY_ENV = "RECEIVER_NOTIFY"
+NOTIFY_ALL_ENV = "RECEIVER_NOTIFY_ALL"
+NOTIFY_ROUTE = "RECEIVER_NOTIFY"  # the route's name, as explain and check-config show it
+NOTIFY_STATUSES = ("failed", "error", "timeout")
 
 
 class ConfigError(Exception):
@@ -193,18 +201,30 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path:
     return Path(explicit or environ.get("RECEIVER_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and decode the config file at ``path``; raise ConfigError saying what to fix."""
+def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """``config_path``, or None when no file is named and none is at the default path: the
+    environment alone configures the service then. A named file that is missing stays an error
+    (``load_config`` says so)."""
+    path = config_path(explicit, environ)
+    named = explicit or environ.get("RECEIVER_CONFIG")
+    return path if named or path.exists() else None
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and decode the config file at ``path`` (None: no file, the environment
+    alone); raise ConfigError saying what to fix."""
     env = os.environ if environ is None else environ
-    raw = _read_toml(path)
+    source = ENVIRONMENT_ONLY if path is None else str(path)
+    raw = {} if path is None else _read_toml(path)
     expanded = _expand(raw, env)
     _apply_environment(expanded, env)
-    expanded["source"] = str(path)
+    _add_notify_route(expanded, env)
+    expanded["source"] = source
     try:
         config = msgspec.convert(expanded, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
-    _check_values(config, path)
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    _check_values(config, source)
     if not env.get("RECEIVER_DB") and config.store.url:
         config = msgspec.structs.replace(config, db_path=config.store.url)
     return config
@@ -248,6 +268,41 @@ def _apply_environment(data: dict[str, Any], env: Mapping[str, str]) -> None:
     _blank_to_none(data)
 
 
+# A comma separates two targets where the next one starts with a scheme: a comma inside one
+# (``mailto://...?to=a@x.com,b@x.com``) stays in it.
+_NEXT_TARGET = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+_YES = frozenset({"1", "true", "yes", "on"})
+_NO = frozenset({"", "0", "false", "no", "off"})
+
+
+def notify_targets(value: str) -> list[str]:
+    """``RECEIVER_NOTIFY``'s targets, in order."""
+    return [t for part in _NEXT_TARGET.split(value) if (t := part.strip().strip(",").strip())]
+
+
+def _add_notify_route(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """``RECEIVER_NOTIFY``: a route of every failed, errored or timed-out result (every result
+    with ``RECEIVER_NOTIFY_ALL=1``) to its targets, after the file's routes."""
+    every = env.get(NOTIFY_ALL_ENV, "").strip().lower()
+    if every not in _YES | _NO:
+        raise ConfigError(
+            f"{NOTIFY_ALL_ENV} must be 1 (notify every result) or 0 (failed, errored and "
+            f"timed-out results), not {env[NOTIFY_ALL_ENV]!r}"
+        )
+    targets = notify_targets(env.get(NOTIFY_ENV, ""))
+    if not targets:
+        if every in _YES:
+            raise ConfigError(
+                f"{NOTIFY_ALL_ENV} is set but {NOTIFY_ENV} is empty: set {NOTIFY_ENV} to the "
+                "targets to notify (Apprise URLs or github://...), comma-separated"
+            )
+        return
+    when = {} if every in _YES else {"status": list(NOTIFY_STATUSES)}
+    routes = data.setdefault("routes", [])
+    if isinstance(routes, list):  # anything else is the file's error, named by the decoder
+        routes.append({"name": NOTIFY_ROUTE, "when": when, "notify": targets})
+
+
 def _blank_to_none(data: dict[str, Any]) -> None:
     """An empty string (an unset ``${VAR}``) means "not configured" for optional settings."""
     for name in ("server", "qualitymax", "github", "qualigate", "qualgent", "slack", "store"):
@@ -261,7 +316,7 @@ def _blank_to_none(data: dict[str, Any]) -> None:
             del data[key]
 
 
-def _check_values(config: Config, path: Path) -> None:
+def _check_values(config: Config, path: str) -> None:
     if config.server.max_body_bytes < 1024:
         raise ConfigError(f"{path}: [server] max_body_bytes must be at least 1024")
     for key in ("header_timeout_seconds", "body_timeout_seconds", "max_connections"):
@@ -308,7 +363,7 @@ def _check_values(config: Config, path: Path) -> None:
             )
 
 
-def _check_watch(config: Config, path: Path) -> None:
+def _check_watch(config: Config, path: str) -> None:
     if config.watch.after_failures < 1:
         raise ConfigError(f"{path}: [watch] after_failures must be at least 1")
     if any(not target.strip() for target in config.watch.notify):

@@ -1,4 +1,8 @@
-"""Structured logs: one JSON object per line when not on a terminal, readable lines when on one.
+"""Structured logs: one JSON object per line (``RECEIVER_LOG_FORMAT=console``: readable lines).
+
+Every line of ``receiver serve`` takes this form, the HTTP server's own too (granian's start,
+stop and error lines, its access lines if enabled), and so do the standard library's loggers,
+Python's warnings and uncaught exceptions: a log collector parses one stream of JSON objects.
 
 Secrets never reach a log line: any key that names one is shown as ``set (N chars)``.
 """
@@ -8,16 +12,42 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
+import re
 import sys
 import threading
-from collections.abc import MutableMapping
-from typing import Any, BinaryIO, Final
+from collections.abc import Mapping, MutableMapping
+from types import TracebackType
+from typing import Any, BinaryIO, Final, Literal
 
 import msgspec
 import structlog
 
 from receiver import redact
 from receiver.clock import utcnow
+from receiver.config import ConfigError
+
+FORMAT_ENV: Final = "RECEIVER_LOG_FORMAT"
+FORMATS: Final = ("json", "console")
+LogFormat = Literal["json", "console"]
+# granian's loggers: its own lines (the Rust core logs under "_granian" too) and access lines.
+GRANIAN_LOGGER: Final = "_granian"
+ACCESS_LOGGER: Final = "granian.access"
+# A job's callback path holds its unguessable key: an access line shows the path without it.
+_JOB_KEY: Final = re.compile(r"^(/callbacks/[^/]+/)[^/?]+")
+
+
+def log_format(environ: Mapping[str, str]) -> LogFormat:
+    """``RECEIVER_LOG_FORMAT``: ``json`` (the default) or ``console``."""
+    value = environ.get(FORMAT_ENV, "").strip().lower() or "json"
+    if value == "json":
+        return "json"
+    if value == "console":
+        return "console"
+    raise ConfigError(
+        f"{FORMAT_ENV} must be json (one JSON object per line, the default) or console "
+        f"(readable lines for a terminal), not {environ[FORMAT_ENV]!r}"
+    )
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -46,13 +76,14 @@ def add_timestamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
 
 
 def configure(*, level: int = logging.INFO, json: bool | None = None) -> None:
-    as_json = not sys.stderr.isatty() if json is None else json
-    renderer: Any = structlog.dev.ConsoleRenderer()
+    """structlog's lines, to stderr; ``json`` None: as ``RECEIVER_LOG_FORMAT`` says."""
+    as_json = log_format(os.environ) == "json" if json is None else json
+    renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     # WriteLogger: the same lines as PrintLogger, without print()'s overhead per line.
     factory: Any = structlog.WriteLoggerFactory(file=sys.stderr)
     if as_json:
         renderer = render_json
-        factory = LineWriter(sys.stderr.buffer).factory
+        factory = line_writer().factory
     structlog.configure(
         # No merge_contextvars: nothing binds context variables, and it copied the context
         # for every line (0.3 us measured).
@@ -135,3 +166,110 @@ class LineWriter:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+_writer: LineWriter | None = None
+
+
+def line_writer() -> LineWriter:
+    """The one writer of JSON lines to stderr, shared by structlog and the stdlib handler so
+    their lines never interleave mid-line."""
+    global _writer
+    stream = sys.stderr.buffer
+    if _writer is None or _writer.stream is not stream:
+        _writer = LineWriter(stream)
+    return _writer
+
+
+# -- the standard library's loggers: granian, apprise, warnings ----------------------------------
+
+
+def stdlib_config(fmt: LogFormat) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` sending granian's loggers and the root logger through
+    ``StdlibHandler``; granian applies it (``log_dictconfig``) in its main and worker processes."""
+    handler = {"()": "receiver.logs.StdlibHandler", "fmt": fmt}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"receiver": handler},
+        "loggers": {
+            GRANIAN_LOGGER: {"handlers": ["receiver"], "level": "INFO", "propagate": False},
+            ACCESS_LOGGER: {"handlers": ["receiver"], "level": "INFO", "propagate": False},
+        },
+        # Libraries' warnings (apprise's failed sends among them) and Python's warnings.
+        "root": {"handlers": ["receiver"], "level": "WARNING"},
+    }
+
+
+class StdlibHandler(logging.Handler):
+    """A stdlib log record as one of our lines: ``event``, ``level``, ``timestamp`` (plus
+    ``logger``), secrets redacted, exceptions in ``exception``; written by ``line_writer``."""
+
+    def __init__(self, fmt: LogFormat = "json") -> None:
+        super().__init__()
+        self.fmt = fmt
+        self.console = (
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if fmt == "console" else None
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = record_event(record)
+            for processor in (add_timestamp, redact_secrets, structlog.processors.format_exc_info):
+                event = processor(None, "", event)
+            if self.console is None:
+                line_writer().msg(render_json(None, "", event))
+            else:
+                sys.stderr.write(self.console(None, "", event) + "\n")
+                sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def record_event(record: logging.LogRecord) -> MutableMapping[str, Any]:
+    event: dict[str, Any]
+    if record.name == ACCESS_LOGGER and isinstance(record.args, Mapping):
+        event = access_event(record.args)
+    else:
+        event = {"event": record.getMessage()}
+    event["logger"] = "granian" if record.name.startswith(GRANIAN_LOGGER) else record.name
+    event["level"] = record.levelname.lower()
+    if record.exc_info:
+        event["exc_info"] = record.exc_info
+    return event
+
+
+def access_event(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """granian's access fields, without the query (it may carry a token) or a job's key."""
+    path = _JOB_KEY.sub(r"\1" + redact.HIDDEN, str(fields.get("path", "")))
+    duration = fields.get("dt_ms")
+    return {
+        "event": "http.access",
+        "method": fields.get("method"),
+        "path": path,
+        "status": fields.get("status"),
+        "duration_ms": round(duration, 3) if isinstance(duration, float) else duration,
+        "addr": fields.get("addr"),
+        "protocol": fields.get("protocol"),
+    }
+
+
+def capture_process_output() -> None:
+    """What Python itself prints to stderr as lines of ours too: warnings and uncaught
+    exceptions (of the main thread and of others)."""
+    logging.captureWarnings(True)
+    log = get_logger("receiver")
+
+    def uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        log.critical("uncaught_exception", exc_info=(kind, exc, tb))
+
+    def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            log.error(
+                "uncaught_exception",
+                thread=args.thread.name if args.thread else None,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
+
+    sys.excepthook = uncaught
+    threading.excepthook = uncaught_in_thread

@@ -10,22 +10,33 @@ import os
 from pathlib import Path
 from typing import Final
 
-from receiver import redact
-from receiver.config import Config, require_webhook_secret
+from receiver import logs, redact
+from receiver.config import NOTIFY_ENV, Config, require_webhook_secret
 from receiver.redact import url
 from receiver.routing import Router
 from receiver.store import StoreError, is_postgresql
 
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
+NO_ROUTE: Final = (
+    f"no route: results are stored and nobody is notified. Set {NOTIFY_ENV} to a target "
+    "(a Slack webhook URL, any Apprise URL, github://...; `receiver notify-test URL` tries one) "
+    "or add [[routes]] to the config (`receiver init` writes a starter file)"
+)
 
 
 def check(config: Config) -> Router:
     """The routes ``serve`` would use; or the first reason it refuses to start, raised as
     ConfigError or StoreError (the same order ``serve`` meets them)."""
+    logs.log_format(os.environ)  # RECEIVER_LOG_FORMAT: json or console
     require_webhook_secret(config)
     router = Router.from_config(config)  # routes valid; GITHUB_TOKEN when a github target exists
     check_database(config.db_path)
     return router
+
+
+def warnings(router: Router) -> list[str]:
+    """What ``serve`` starts with all the same but a user should hear (one line each)."""
+    return [] if router.routes else [NO_ROUTE]
 
 
 def check_database(path: str) -> None:

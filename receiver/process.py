@@ -33,7 +33,7 @@ class ServiceProcess:
 
     def __init__(
         self,
-        config_file: Path,
+        config_file: Path | None,
         env: Mapping[str, str],
         log_file: Path,
         port: int = 0,
@@ -54,7 +54,8 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30) -> ServiceProcess:
         command = [sys.executable, "-m", "receiver", "serve", "--port", str(self.port)]
-        command += ["--config", str(self.config_file)]
+        if self.config_file is not None:  # None: as a user would, the default path or none
+            command += ["--config", str(self.config_file)]
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 command,

