@@ -22,11 +22,11 @@ from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import start_poller
 from receiver.providers import configured
-from receiver.record import Recorder
+from receiver.record import RecordedHook, Recorder
 from receiver.retention import Retention
 from receiver.server import die_with_parent
 from receiver.services import DEPENDENCIES, Services
-from receiver.store import open_store
+from receiver.store import open_store, results
 from receiver.timeouts import start_watcher
 from receiver.web.api import JobsController, ResultsController
 from receiver.web.auth import bearer_guard
@@ -73,8 +73,11 @@ def create_app(config: Config) -> Litestar:
         providers = configured(config)
         submission = Submission(database, config, providers)
         live = LiveResults()
-        # After each commit that stored a result: wake the worker, tell the live pages.
-        on_recorded = both(worker.recorded, live.publish)
+        # After each commit that stored a result: wake the worker, tell the live pages. On
+        # PostgreSQL the live pages hear every instance's results from the database instead.
+        on_recorded: RecordedHook = worker.recorded
+        if not database.listen(results.RESULTS_CHANNEL, live.publish_id):
+            on_recorded = both(worker.recorded, live.publish)
         services = app.state.services = Services(
             config=config,
             store=database,

@@ -47,6 +47,11 @@ class LiveResults:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._fan_out, recorded.result_id)
 
+    def publish_id(self, payload: str) -> None:
+        """A result another instance (or this one) committed, named by the store's notice."""
+        if payload.isdigit():
+            self.publish(Recorded(result_id=int(payload), deliveries=0))
+
     def _fan_out(self, result_id: int) -> None:
         for queue in self.subscribers:
             if queue.full():

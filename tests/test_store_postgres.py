@@ -109,7 +109,7 @@ def test_a_polled_job_is_held_by_one_instance_and_picked_up_when_its_lease_ends(
 
 def test_a_commit_on_one_instance_wakes_the_other(two: tuple[Store, Store], tmp_path: Path) -> None:
     heard = threading.Event()
-    assert two[1].listen(deliveries.OUTBOX_CHANNEL, heard.set)
+    assert two[1].listen(deliveries.OUTBOX_CHANNEL, lambda payload: heard.set())
     config = make_config(tmp_path, route("all", "json://127.0.0.1:9/a"))
     recorder = Recorder(Router.from_config(config))
     two[0].write_sync(lambda tx: recorder.record(tx, result(), job_id=None))

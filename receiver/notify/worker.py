@@ -152,7 +152,7 @@ class DeliveryWorker:
             self.watch = Watch(targets, self.send_text)
         self.task = asyncio.create_task(self.run(), name="receiver-delivery-worker")
         # Other instances on the same database queue deliveries too: wake on theirs as well.
-        self.store.listen(deliveries.OUTBOX_CHANNEL, self.wake_threadsafe)
+        self.store.listen(deliveries.OUTBOX_CHANNEL, lambda _: self.wake_threadsafe())
         log.info("worker.started", concurrency=self.concurrency, lease_seconds=self.lease_seconds)
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:

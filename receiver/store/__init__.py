@@ -53,9 +53,10 @@ class Store(Protocol):
 
     def check_writable(self) -> None: ...
 
-    def listen(self, channel: str, callback: Callable[[], None]) -> bool:
-        """Call ``callback`` when any instance commits a ``NOTIFY channel``; False when the
-        backend has no such thing (SQLite: one process, whose own hooks suffice)."""
+    def listen(self, channel: str, callback: Callable[[str], None]) -> bool:
+        """Call ``callback`` with the payload when any instance commits a notification on
+        ``channel``; False when the backend has no such thing (SQLite: one process writes,
+        whose own hooks already say what it committed)."""
         ...
 
 

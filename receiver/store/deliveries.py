@@ -190,7 +190,7 @@ def insert_many(tx: Tx, deliveries: list[NewDelivery]) -> None:
     rows = [(d.result_id, d.route, d.target, d.target_display, now, now, now) for d in deliveries]
     tx.executemany(INSERT, rows)
     if tx.dialect == POSTGRESQL:
-        tx.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        tx.execute("SELECT pg_notify(?, '')", [OUTBOX_CHANNEL])
 
 
 def pending_targets(tx: Tx) -> list[str]:

@@ -87,7 +87,7 @@ class PostgresStore:
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
         self._listeners_lock = threading.Lock()
         self._listening: psycopg.Connection[Any] | None = None
         self.batches = 0
@@ -284,9 +284,9 @@ class PostgresStore:
 
     # -- notifications -----------------------------------------------------------------------
 
-    def listen(self, channel: str, callback: Callable[[], None]) -> bool:
-        """Call ``callback`` (on a thread of the store's) whenever any instance commits a
-        ``NOTIFY channel``."""
+    def listen(self, channel: str, callback: Callable[[str], None]) -> bool:
+        """Call ``callback`` with the payload (on a thread of the store's) whenever any
+        instance commits a notification on ``channel``."""
         with self._listeners_lock:
             self._listeners.setdefault(channel, []).append(callback)
             if self._listening is None:
@@ -309,7 +309,7 @@ class PostgresStore:
                     heard.add(channel)
                 for notice in conn.notifies(timeout=LISTEN_WAIT):
                     for callback in list(self._listeners.get(notice.channel, [])):
-                        callback()
+                        callback(notice.payload)
 
     # -- health ------------------------------------------------------------------------------
 

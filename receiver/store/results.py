@@ -111,8 +111,8 @@ def insert(
         ids = _test_ids(result)
         tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids))
         tx.executemany(INSERT_IDENTITY, _identity_rows(result, ids))
-    if tx.dialect == POSTGRESQL:  # live pages and `receiver tail` of every instance
-        tx.execute(f"NOTIFY {RESULTS_CHANNEL}")
+    if tx.dialect == POSTGRESQL:  # the live pages of every instance (sent at COMMIT)
+        tx.execute("SELECT pg_notify(?, ?)", [RESULTS_CHANNEL, str(stored_id)])
     return stored_id
 
 

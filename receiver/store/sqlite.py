@@ -307,7 +307,7 @@ class SqliteStore:
         """Raise NotWritable unless a write commits (start-up: a read-only file opens quietly)."""
         self.write_sync(_touch_health)
 
-    def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+    def listen(self, channel: str, callback: Callable[[str], None]) -> bool:
         return False  # one process writes: its own hooks already say what it committed
 
 
