@@ -33,8 +33,11 @@ log = get_logger("receiver.poller")
 
 MAX_ERROR_BACKOFF: Final = 300.0  # a provider down for long is asked every 5 minutes
 MAX_TICK: Final = 1.0
-# How long a claimed job is this instance's to ask about: beyond any poll's own retries.
-LEASE_SECONDS: Final = 180.0
+# How long a claimed job is this instance's to ask about: three of its poll intervals, within
+# these bounds. A poll that outlasts it (retrying a provider that is down) may meet another
+# instance's poll of the same run: harmless, polls only read, and a result is stored once.
+LEASE_MIN: Final = 5.0
+LEASE_MAX: Final = 30.0
 
 
 class Poller:
@@ -112,15 +115,14 @@ class Poller:
         return started
 
     async def _claim(self, provider: Provider) -> list[PollJob]:
-        """The due jobs of ``provider``, each held for LEASE_SECONDS (another instance sharing
-        the database skips them; if this one dies, the lease runs out and another asks)."""
+        """The due jobs of ``provider``, each held for a lease (another instance sharing the
+        database skips them; if this one dies, the lease runs out and another asks)."""
         if not self.store.read(partial(jobs.any_due_for_polling, provider=provider.name)):
             return []  # the usual answer, without a write
         busy = list(self._in_flight)
+        lease = min(LEASE_MAX, max(LEASE_MIN, 3 * provider.settings.poll_seconds))
         return await self.store.write(
-            lambda tx: jobs.claim_for_polling(
-                tx, provider.name, lease_seconds=LEASE_SECONDS, skip=busy
-            )
+            lambda tx: jobs.claim_for_polling(tx, provider.name, lease_seconds=lease, skip=busy)
         )
 
     def _done(self, job_id: int, _: asyncio.Task[None]) -> None:
