@@ -28,6 +28,7 @@ from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS
+from receiver.web.flaky import FlakyController
 from receiver.web.health import health, metrics
 from receiver.web.jobs import SubmitController
 
@@ -42,7 +43,7 @@ def create_app(config: Config) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = open_store(config.db_path)
         database.check_writable()  # a read-only file opens quietly: refuse it here
-        recorder = Recorder(router)
+        recorder = Recorder(router, config.triage)
         worker = DeliveryWorker(database, config)
         services = app.state.services = Services(
             config=config,
@@ -76,7 +77,13 @@ def create_app(config: Config) -> Litestar:
 
     api = Router(
         "/",
-        route_handlers=[ResultsController, JobsController, SubmitController, DeliveriesController],
+        route_handlers=[
+            ResultsController,
+            JobsController,
+            SubmitController,
+            DeliveriesController,
+            FlakyController,
+        ],
         guards=[bearer_guard],
     )
     return Litestar(

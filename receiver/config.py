@@ -17,8 +17,12 @@ from typing import Any
 import msgspec
 
 from receiver import redact
+from receiver.triage import LABELS
 
 DEFAULT_CONFIG_PATH = "config/receiver.toml"
+# A test's window is kept with each test (receiver.store.test_history): bounded, so is its row.
+MIN_WINDOW = 2
+MAX_WINDOW = 1000
 DEFAULT_DB_PATH = "data/receiver.db"
 
 
@@ -76,6 +80,15 @@ class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     keep_digest_days: float = 400  # a callback's digest: a replay after the purge is a duplicate
 
 
+class TriageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How failed tests are labelled from their history (receiver.triage)."""
+
+    base_branch: str = "main"  # "failing on main" means failed in this branch's latest result
+    window: int = 50  # the runs of a test its flakiness is judged on
+    flaky_threshold: float = 0.2  # flaky past this share of flips among the window's runs
+    flaky_is_green: bool = False  # a result whose only failures are flaky: a green commit status
+
+
 # A custom_data value a route can match on exactly.
 Scalar = str | int | float | bool
 
@@ -87,6 +100,8 @@ class When(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     branch: str | list[str] | None = None
     has: list[str] = msgspec.field(default_factory=list)
     custom_data: dict[str, Scalar] = msgspec.field(default_factory=dict)
+    new_failures: bool = False  # true: only results with at least one failed test labelled new
+    labels: list[str] = msgspec.field(default_factory=list)  # any of these triage labels
 
 
 class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -105,6 +120,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     qualgent: QualgentSettings = msgspec.field(default_factory=QualgentSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    triage: TriageSettings = msgspec.field(default_factory=TriageSettings)
     routes: list[Route] = msgspec.field(default_factory=list)
     # Set only from the environment: paths and the API token are not part of the shared file.
     db_path: str = DEFAULT_DB_PATH
@@ -226,6 +242,7 @@ def _check_values(config: Config, path: Path) -> None:
             f"{path}: [retention] keep_days must be greater than 0 and keep_digest_days at "
             "least keep_days (a digest must outlive its body)"
         )
+    _check_triage(config.triage, path)
     for name in ("qualigate", "qualgent"):
         polling = getattr(config, name)
         if polling.poll_seconds <= 0 or polling.timeout_seconds <= 0:
@@ -239,6 +256,25 @@ def _check_values(config: Config, path: Path) -> None:
                     f"{path}: route {route.name!r} (routes[{index}]) has an empty notify target: "
                     f"a ${{VAR}} it uses is not set; export it or remove the target"
                 )
+        unknown = [label for label in route.when.labels if label not in LABELS]
+        if unknown:
+            raise ConfigError(
+                f"{path}: route {route.name!r} (routes[{index}]) has when.labels {unknown!r}; "
+                f"use any of {', '.join(repr(label) for label in LABELS)}"
+            )
+
+
+def _check_triage(triage: TriageSettings, path: Path) -> None:
+    if not triage.base_branch.strip():
+        raise ConfigError(f'{path}: [triage] base_branch must name a branch (default "main")')
+    if not MIN_WINDOW <= triage.window <= MAX_WINDOW:
+        raise ConfigError(
+            f"{path}: [triage] window must be from {MIN_WINDOW} to {MAX_WINDOW} runs (default 50)"
+        )
+    if not 0 <= triage.flaky_threshold <= 1:
+        raise ConfigError(
+            f"{path}: [triage] flaky_threshold is a share of runs, from 0 to 1 (default 0.2)"
+        )
 
 
 def polling_only(config: Config) -> bool:
@@ -291,6 +327,7 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
         "github",
         "delivery",
         "retention",
+        "triage",
         "qualigate",
         "qualgent",
     ):

@@ -1,5 +1,5 @@
-"""One way in for a result: the result, its tests, its job's link and the outbox rows its routes
-ask for, inside the caller's one transaction.
+"""One way in for a result: the result, its tests with their triage labels, its job's link and
+the outbox rows its routes ask for, inside the caller's one transaction.
 
 The callback intake and the poller call it the same way, from the function they hand the
 store's writer. Nothing here has an effect outside the transaction (it may run twice, see
@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import msgspec
 
+from receiver import history
+from receiver.config import TriageSettings
 from receiver.results import Result
 from receiver.routing import Router
 from receiver.store import deliveries, jobs, results
@@ -22,6 +24,7 @@ from receiver.store.tx import Tx
 class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     result_id: int
     deliveries: int  # outbox rows written: the worker has work when this is not 0
+    labels: dict[str, int] = msgspec.field(default_factory=dict)  # triage: count per label
 
 
 # Called after the commit that holds the result (waking the worker is one).
@@ -29,10 +32,11 @@ RecordedHook = Callable[[Recorded], None]
 
 
 class Recorder:
-    """Stores results and routes them, with the config's routes."""
+    """Stores results, labels their tests and routes them, with the config's routes."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, triage: TriageSettings | None = None) -> None:
         self.router = router
+        self.triage = triage or TriageSettings()
 
     def record(
         self,
@@ -45,12 +49,23 @@ class Recorder:
         job_has_it: bool = False,
     ) -> Recorded:
         """Write ``result`` (under ``result_id`` if reserved) and route it. ``job_has_it``: the
-        job was made for this result and points at it already."""
+        job was made for this result and points at it already.
+
+        The labels come from the tests' history before this result (receiver.history), so the
+        routes' ``new_failures`` and ``labels`` and the outbox rows written here see them."""
+        triaged = history.triage(tx, result, self.triage)
         stored_id = results.insert(
-            tx, result, callback_id=callback_id, job_id=job_id, result_id=result_id
+            tx,
+            result,
+            callback_id=callback_id,
+            job_id=job_id,
+            result_id=result_id,
+            verdicts=triaged.verdicts,
+            labels=triaged.labels,
         )
+        triaged.save(tx, stored_id)
         if job_id is not None and not job_has_it:
             jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)
-        wanted = self.router.deliveries(tx, stored_id, result)
+        wanted = self.router.deliveries(tx, stored_id, result, labels=triaged.present)
         deliveries.insert_many(tx, wanted)
-        return Recorded(result_id=stored_id, deliveries=len(wanted))
+        return Recorded(result_id=stored_id, deliveries=len(wanted), labels=triaged.labels)

@@ -19,6 +19,7 @@ from receiver.results import TERMINAL_STATUSES, Result
 from receiver.store import groups
 from receiver.store.deliveries import NewDelivery
 from receiver.store.tx import Tx
+from receiver.triage import NEW
 
 GITHUB_SCHEME: Final = "github://"
 GITHUB_KINDS: Final = ("pr-comment", "commit-status")
@@ -104,8 +105,8 @@ class Router:
     def uses_github(self) -> bool:
         return any(t.kind != "apprise" for r in self.routes for t in r.targets)
 
-    def matching(self, result: Result) -> list[CompiledRoute]:
-        return [r for r in self.routes if matches(r.route.when, result)]
+    def matching(self, result: Result, labels: frozenset[str] = frozenset()) -> list[CompiledRoute]:
+        return [r for r in self.routes if matches(r.route.when, result, labels)]
 
     def reach(self, result: Result) -> list[Reach]:
         return [
@@ -117,12 +118,14 @@ class Router:
             for r in self.matching(result)
         ]
 
-    def deliveries(self, tx: Tx, result_id: int, result: Result) -> list[NewDelivery]:
+    def deliveries(
+        self, tx: Tx, result_id: int, result: Result, labels: frozenset[str] = frozenset()
+    ) -> list[NewDelivery]:
         """The result's deliveries: one per target of each matching route that speaks for it
         (an on_change route updates its group's status here). A second route to the same
-        target adds none."""
+        target adds none. ``labels``: the triage labels its tests carry."""
         found: dict[str, NewDelivery] = {}
-        for compiled in self.matching(result):
+        for compiled in self.matching(result, labels):
             route = compiled.route
             if route.on_change and not _speaks(tx, route, result, result_id):
                 continue
@@ -139,9 +142,10 @@ class Router:
         return list(found.values())
 
 
-def matches(when: When, result: Result) -> bool:
-    """All keys of ``when`` hold for ``result``; the first that fails ends the check (this runs
-    for every route of every callback, inside the batch's transaction)."""
+def matches(when: When, result: Result, labels: frozenset[str] = frozenset()) -> bool:
+    """All keys of ``when`` hold for ``result``, whose tests carry the triage ``labels``; the
+    first that fails ends the check (this runs for every route of every callback, inside the
+    batch's transaction)."""
     return (
         _one_of(when.provider, result.provider)
         and _one_of(when.event, result.event)
@@ -149,6 +153,8 @@ def matches(when: When, result: Result) -> bool:
         and _branch(when.branch, result.branch)
         and all(key in result.custom_data for key in when.has)
         and all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items())
+        and (not when.new_failures or NEW in labels)
+        and (not when.labels or not labels.isdisjoint(when.labels))
     )
 
 

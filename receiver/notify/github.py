@@ -19,16 +19,23 @@ import msgspec
 from receiver.notify import escape
 from receiver.notify.message import (
     MARKDOWN,
+    MAX_FAILURES,
     clip,
     duration,
+    failing,
+    failure_items,
     failure_lines,
+    fixed_tests,
     headline,
     icon,
+    label_detail,
+    label_name,
     links,
     title,
 )
 from receiver.notify.retry import Outcome, parse_retry_after
 from receiver.results import TestCase
+from receiver.triage import FIXED, FLAKY, LABELS
 from receiver.views import ResultDetail
 
 MARKER: Final = "<!-- receiver:pr-comment -->"
@@ -67,8 +74,11 @@ class Comment(msgspec.Struct):
 class GithubSender:
     """Both GitHub kinds, on one pooled HTTP client."""
 
-    def __init__(self, *, api_url: str, token: str | None, timeout: float) -> None:
+    def __init__(
+        self, *, api_url: str, token: str | None, timeout: float, flaky_is_green: bool = False
+    ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.flaky_is_green = flaky_is_green  # [triage] flaky_is_green
         self.client = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=timeout,
@@ -134,8 +144,9 @@ class GithubSender:
 
     async def commit_status(self, result: ResultDetail) -> None:
         repository, sha = _repository(result), _sha(result)
+        green = self.flaky_is_green and only_flaky(result)
         payload: dict[str, Any] = {
-            "state": COMMIT_STATES.get(result.status, "error"),
+            "state": "success" if green else COMMIT_STATES.get(result.status, "error"),
             "description": status_description(result),
             "context": f"receiver/{result.provider}",
         }
@@ -153,10 +164,21 @@ class GithubSender:
 
 
 def status_description(result: ResultDetail) -> str:
-    """``12/14 passed``; GitHub cuts descriptions at 140 characters."""
+    """``12/14 passed``, ``12/14 passed, 2 flaky``; GitHub cuts descriptions at 140
+    characters."""
     if result.status in ("pending", "running"):
         return f"tests {result.status}"
-    return f"{result.passed}/{result.total} passed"[:140]
+    flaky = f", {result.labels[FLAKY]} flaky" if result.labels.get(FLAKY) else ""
+    return f"{result.passed}/{result.total} passed{flaky}"[:140]
+
+
+def only_flaky(result: ResultDetail) -> bool:
+    """The result failed, and each of its failures is a test labelled flaky ([triage]
+    flaky_is_green makes its commit status green)."""
+    if result.status != "failed":
+        return False
+    items = failing(result)
+    return bool(items) and all(t.label == FLAKY for t in items)
 
 
 def comment_body(result: ResultDetail) -> str:
@@ -174,7 +196,9 @@ def comment_body(result: ResultDetail) -> str:
         lines += [_row(t) for t in result.tests[:MAX_TABLE_ROWS]]
         if len(result.tests) > MAX_TABLE_ROWS:
             lines.append(f"| | … {len(result.tests) - MAX_TABLE_ROWS} more in the report | | |")
-    if failures := failure_lines(result, MARKDOWN):
+    if grouped := triage_groups(result):
+        lines += ["", "<details open><summary>Failures</summary>", *grouped, "", "</details>"]
+    elif failures := failure_lines(result, MARKDOWN):
         details = ["<details open><summary>Failures</summary>", "", MARKDOWN.bullets(failures)]
         lines += ["", *details, "", "</details>"]
     footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
@@ -183,6 +207,38 @@ def comment_body(result: ResultDetail) -> str:
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")
     lines += ["", " · ".join(footer)]
     return "\n".join(lines)
+
+
+def triage_groups(result: ResultDetail) -> list[str]:
+    """The failures under a heading per triage label, what each label rests on below each
+    failure, then the fixed tests; nothing when no test carries a label."""
+    items, fixed = failing(result), fixed_tests(result)
+    if not fixed and not any(t.label for t in items):
+        return []
+    lines = []
+    for label in (*[label for label in LABELS if label != FIXED], None):
+        group = [t for t in items if t.label == label]
+        if group:
+            lines += _group(label, group)
+    if fixed:
+        lines += _group(FIXED, fixed)
+    return lines
+
+
+def _group(label: str | None, tests: list[TestCase]) -> list[str]:
+    """``#### Flaky (2)`` and a list item per test (what the label rests on, in italics, on
+    the item's second line)."""
+    if label is None:
+        heading = "Other failures"
+    else:
+        name = label_name(label, tests[0].triage, escape.markdown)
+        heading = name[0].upper() + name[1:]
+    items = failure_items(tests, MARKDOWN, labels=False)
+    for index, test in enumerate(tests[:MAX_FAILURES]):
+        detail = label_detail(test, MARKDOWN)
+        if detail and detail != label_name(label or "", test.triage, escape.markdown):
+            items[index] += f"<br>\n  _{detail}_"
+    return ["", f"#### {heading} ({len(tests)})", "", MARKDOWN.bullets(items)]
 
 
 def _row(test: TestCase) -> str:

@@ -63,6 +63,7 @@ class DeliveryWorker:
         self.store = database
         self.settings = config.delivery
         self.github_settings = config.github
+        self.flaky_is_green = config.triage.flaky_is_green
         self.concurrency = concurrency
         self.intake = IntakeRate()  # whether writes pour into the store: sends slow down then
         self.queued_seen = database.queued_writes
@@ -113,7 +114,10 @@ class DeliveryWorker:
         timeout = self.settings.timeout_seconds
         self.apprise = AppriseSender(timeout=timeout, threads=self.concurrency)
         self.github = GithubSender(
-            api_url=self.github_settings.api_url, token=self.github_settings.token, timeout=timeout
+            api_url=self.github_settings.api_url,
+            token=self.github_settings.token,
+            timeout=timeout,
+            flaky_is_green=self.flaky_is_green,
         )
         self.task = asyncio.create_task(self.run(), name="receiver-delivery-worker")
         log.info("worker.started", concurrency=self.concurrency, lease_seconds=self.lease_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -10,6 +11,7 @@ from receiver.clock import utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
 from receiver.store.errors import NotFound
 from receiver.store.tx import POSTGRESQL, Tx, row_as, rows_as
+from receiver.triage import Verdict
 
 
 class ResultRow(msgspec.Struct, kw_only=True):
@@ -34,6 +36,7 @@ class ResultRow(msgspec.Struct, kw_only=True):
     created_at: str
     custom_data: CustomData = msgspec.field(default_factory=dict)
     failures: list[Failure] = msgspec.field(default_factory=list)
+    labels: dict[str, int] = msgspec.field(default_factory=dict)  # triage: count per label
 
 
 class ResultFilter(msgspec.Struct, kw_only=True):
@@ -47,23 +50,24 @@ class ResultFilter(msgspec.Struct, kw_only=True):
 COLUMNS: Final = (
     "id, callback_id, job_id, provider, event, status, raw_status, total, passed, failed, "
     "duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha, "
-    "custom_data, failures, created_at"
+    "custom_data, failures, labels, created_at"
 )
-JSON_COLUMNS: Final = ("custom_data", "failures")
+JSON_COLUMNS: Final = ("custom_data", "failures", "labels")
 INSERT: Final = """
 INSERT INTO results (id, callback_id, job_id, provider, event, status, raw_status, total, passed,
     failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
-    custom_data, failures, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    custom_data, failures, created_at, labels)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, label, triage)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SELECT_TESTS: Final = """
-SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url
+SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url, label,
+    triage
 FROM tests WHERE result_id = ? ORDER BY position
 """
 # SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
@@ -88,12 +92,17 @@ def insert(
     callback_id: int | None,
     job_id: int | None,
     result_id: int | None = None,
+    verdicts: Sequence[Verdict | None] = (),
+    labels: Mapping[str, int] | None = None,
 ) -> int:
-    """Store ``result`` and its tests (under ``result_id`` when one was reserved)."""
-    row = tx.execute(INSERT, _row(result_id, result, callback_id, job_id)).fetchone()
-    stored_id: int = row[0]
+    """Store ``result`` and its tests (under ``result_id`` when one was reserved), with the
+    triage's verdict of each test (``verdicts``, in the tests' order) and ``labels``, the
+    count of each label."""
+    row = _row(result_id, result, callback_id, job_id)
+    row.append(msgspec.json.encode(labels).decode() if labels else None)
+    stored_id: int = tx.execute(INSERT, row).fetchone()[0]
     if result.tests:
-        tx.executemany(INSERT_TEST, _test_rows(stored_id, result))
+        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, verdicts))
     return stored_id
 
 
@@ -106,7 +115,7 @@ def get(tx: Tx, result_id: int) -> ResultRow:
 
 
 def tests_of(tx: Tx, result_id: int) -> list[TestCase]:
-    return rows_as(tx.execute(SELECT_TESTS, [result_id]), TestCase)
+    return rows_as(tx.execute(SELECT_TESTS, [result_id]), TestCase, json=("triage",))
 
 
 def newest(tx: Tx, where: ResultFilter) -> list[ResultRow]:
@@ -156,7 +165,10 @@ def _row(
     ]
 
 
-def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
+def _test_rows(
+    result_id: int, result: Result, verdicts: Sequence[Verdict | None]
+) -> list[tuple[Any, ...]]:
+    judged = list(verdicts) or [None] * len(result.tests)
     return [
         (
             result_id,
@@ -169,6 +181,14 @@ def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
             t.video_url,
             t.execution_id,
             t.url,
+            verdict.label if verdict else None,
+            _note(verdict),
         )
-        for position, t in enumerate(result.tests)
+        for position, (t, verdict) in enumerate(zip(result.tests, judged, strict=True))
     ]
+
+
+def _note(verdict: Verdict | None) -> str | None:
+    if verdict is None or verdict.note is None:
+        return None
+    return msgspec.json.encode(verdict.note).decode()

@@ -1,0 +1,29 @@
+-- Triage (receiver.triage): per test, its window of recent runs and whether it is on the
+-- quarantine list; per test and branch, its streak there. Bounded per test and branch, so a
+-- result's triage reads and writes only its own tests' rows, however long the history. A row
+-- is written only when it changes (last_seen_at, updated_at: when that was).
+CREATE TABLE test_history (
+   test_id TEXT PRIMARY KEY,
+   provider TEXT NOT NULL,
+   scope TEXT NOT NULL,
+   name TEXT NOT NULL,
+   recent TEXT NOT NULL,
+   flaky INTEGER NOT NULL DEFAULT 0,
+   last_seen_at TEXT NOT NULL,
+   last_failed_at TEXT
+);
+CREATE INDEX idx_test_history_flaky ON test_history (scope) WHERE flaky = 1;
+CREATE TABLE test_branches (
+   test_id TEXT NOT NULL,
+   branch TEXT NOT NULL,
+   outcome TEXT NOT NULL,
+   runs INTEGER NOT NULL,
+   since TEXT,
+   result_id INTEGER,
+   updated_at TEXT NOT NULL,
+   PRIMARY KEY (test_id, branch)
+);
+-- Each test row's label and what it rests on (JSON); each result's count per label (JSON).
+ALTER TABLE tests ADD COLUMN label TEXT;
+ALTER TABLE tests ADD COLUMN triage TEXT;
+ALTER TABLE results ADD COLUMN labels TEXT;

@@ -1,0 +1,124 @@
+"""The per-test history triage reads and advances (receiver.triage, receiver.history).
+
+``test_history``: one row per test (receiver.test_identity), its window of recent runs and
+whether it is on the quarantine list. ``test_branches``: one row per test and branch, its streak
+there. Both are bounded per row, so a result costs a read and an upsert of its own tests' rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from receiver.store.tx import Tx, marks, rows_as
+from receiver.triage import Known, Streak
+
+CHUNK: Final = 500  # test ids per IN list: far below any backend's limit on parameters
+
+SELECT_KNOWN: Final = """
+SELECT h.test_id, h.recent, h.flaky, b.branch, b.outcome, b.runs, b.since
+FROM test_history h
+LEFT JOIN test_branches b ON b.test_id = h.test_id AND b.branch IN (?, ?)
+WHERE h.test_id IN ({ids})
+"""
+UPSERT_TEST: Final = """
+INSERT INTO test_history (test_id, provider, scope, name, recent, flaky, last_seen_at,
+    last_failed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (test_id) DO UPDATE SET
+    recent = excluded.recent, flaky = excluded.flaky, last_seen_at = excluded.last_seen_at,
+    last_failed_at = coalesce(excluded.last_failed_at, test_history.last_failed_at)
+"""
+UPSERT_BRANCH: Final = """
+INSERT INTO test_branches (test_id, branch, outcome, runs, since, result_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (test_id, branch) DO UPDATE SET
+    outcome = excluded.outcome, runs = excluded.runs, since = excluded.since,
+    result_id = excluded.result_id, updated_at = excluded.updated_at
+"""
+SELECT_FLAKY: Final = """
+SELECT test_id, provider, scope, name, recent, last_seen_at, last_failed_at
+FROM test_history WHERE flaky = 1{scope}
+ORDER BY last_failed_at DESC, test_id
+"""
+
+
+class Advance(msgspec.Struct, frozen=True, kw_only=True):
+    """One test's rows after a result: its window and list state, its streak on the branch;
+    each written only when it changed."""
+
+    test_id: str
+    provider: str
+    scope: str
+    name: str
+    branch: str
+    recent: str
+    flaky: bool
+    failed: bool
+    streak: Streak
+    window_changed: bool = True
+    streak_changed: bool = True
+
+
+class FlakyRow(msgspec.Struct, kw_only=True):
+    test_id: str
+    provider: str
+    scope: str
+    name: str
+    recent: str
+    last_seen_at: str
+    last_failed_at: str | None
+
+
+def known(tx: Tx, test_ids: Sequence[str], *, branch: str, base: str) -> dict[str, Known]:
+    """What is kept about each of ``test_ids`` (those never seen are absent), with their
+    streaks on ``branch`` and on ``base``."""
+    found: dict[str, Known] = {}
+    for start in range(0, len(test_ids), CHUNK):
+        chunk = test_ids[start : start + CHUNK]
+        sql = SELECT_KNOWN.format(ids=marks(chunk))
+        for row in tx.execute(sql, [branch, base, *chunk]).fetchall():
+            found[row[0]] = _merge(found.get(row[0]), row, branch=branch, base=base)
+    return found
+
+
+def _merge(seen: Known | None, row: Sequence[Any], *, branch: str, base: str) -> Known:
+    """Fold one joined row (a test with one of its two branches, or none) into its Known."""
+    _, recent, flaky, row_branch, outcome, runs, since = row
+    known = seen or Known(recent=recent, flaky=bool(flaky))
+    if row_branch is None:
+        return known
+    streak = Streak(outcome=outcome, runs=runs, since=since)
+    changes: dict[str, Streak] = {}
+    if row_branch == branch:
+        changes["on_branch"] = streak
+    if row_branch == base:
+        changes["on_base"] = streak
+    return msgspec.structs.replace(known, **changes)
+
+
+def advance(tx: Tx, rows: Iterable[Advance], *, result_id: int, now: str) -> None:
+    """Write what changed of each test's window and streak: the history as of ``result_id``."""
+    tests, branches = [], []
+    for row in rows:
+        if row.window_changed:
+            failed_at = now if row.failed else None
+            identity = (row.test_id, row.provider, row.scope, row.name)
+            tests.append((*identity, row.recent, int(row.flaky), now, failed_at))
+        if row.streak_changed:
+            streak = row.streak
+            where = (row.test_id, row.branch)
+            branches.append((*where, streak.outcome, streak.runs, streak.since, result_id, now))
+    if tests:
+        tx.executemany(UPSERT_TEST, tests)
+    if branches:
+        tx.executemany(UPSERT_BRANCH, branches)
+
+
+def flaky(tx: Tx, *, scope: str | None = None) -> list[FlakyRow]:
+    """The quarantine list, the latest failure first (of one repository or project if given)."""
+    sql = SELECT_FLAKY.format(scope=" AND scope = ?" if scope is not None else "")
+    params = [scope] if scope is not None else []
+    return rows_as(tx.execute(sql, params), FlakyRow)

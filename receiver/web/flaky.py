@@ -1,0 +1,33 @@
+"""``GET /api/flaky``: the quarantine list, for a CI job that skips or retries flaky tests."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+
+from receiver import views
+from receiver.services import services_of
+
+Repository = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only the tests of this repository (owner/name), or project:ID", max_length=400
+    ),
+]
+
+
+class FlakyController(Controller):
+    path = "/api/flaky"
+    tags = ["triage"]  # noqa: RUF012  (Litestar declares it as an instance attribute)
+
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Flaky tests: passed and failed on one commit, or flip too often",
+    )
+    def list_flaky(
+        self, request: Request[Any, Any, Any], repository: Repository = None
+    ) -> views.FlakyList:
+        return services_of(request).store.read(lambda tx: views.flaky_list(tx, repository))
