@@ -196,8 +196,7 @@ def judge(
         flaky=flaky,
         streak=streak,
         window_changed=recent != known.recent or flaky != known.flaky,
-        # A passed streak with nothing before it says what no row says: not failing.
-        streak_changed=streak != previous and (previous is not None or outcome == FAILED),
+        streak_changed=streak != previous,
     )
 
 

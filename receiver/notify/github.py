@@ -189,7 +189,7 @@ def comment_body(result: ResultDetail) -> str:
         f"<!-- receiver:result {result.id} -->",
         f"### {title(result, escape.markdown)}",
         "",
-        f"**{headline(result)}** in {duration(result.duration_ms)}",
+        f"**{headline(result, escape.markdown)}** in {duration(result.duration_ms)}",
     ]
     if result.tests:
         lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |"]
