@@ -2,17 +2,18 @@
 
 Pure decisions, without a database (receiver.history reads and writes what they need). A test is
 one test across runs (receiver.test_identity). For each, the store keeps its window, the last
-``[triage] window`` runs on any branch, and per branch its streak: the latest outcome there and
-for how many runs in a row it has held, since which commit. From those and the test's outcome
-in the result, ``judge`` gives the label, what it rests on, and what to keep next.
+``[triage] window`` runs on any branch, and per branch where it is failing its failing streak:
+for how many runs in a row it has failed there, since which commit. From those and the test's
+outcome in the result, ``judge`` gives the label, what it rests on, and what to keep next.
 
 A failed test gets exactly one label, the first of these that holds:
 
 - ``failing on main``: its latest run on the base branch (``[triage] base_branch``) failed;
 - ``flaky``: within the window it both passed and failed on one commit, or its flips exceed
   ``[triage] flaky_threshold`` of its runs there (a flip: an outcome other than the test's
-  previous one on the same branch; judged from ``MIN_FLIP_RUNS`` runs on, as two runs that
-  differ are a change, not a pattern), or it is still on the quarantine list;
+  previous one on the same branch, a branch without runs of it counting as its base branch;
+  judged from ``MIN_FLIP_RUNS`` runs on, as two runs that differ are a change, not a pattern),
+  or it is still on the quarantine list;
 - ``still failing``: its previous run on the result's branch failed too;
 - ``new``: none of those (it passed, or never ran, on the branch before).
 
@@ -26,7 +27,10 @@ a full window of clean runs: then the window holds no failure, so nothing can ho
 The window is one string of fixed-width entries, oldest first: a letter for the outcome (``P``
 passed, ``F`` failed; lower case ``p``/``f`` for a flip) and 8 characters naming the commit (its
 sha's first 8 hex digits, a digest of a sha that is not hex, ``-`` x 8 without one). Appending,
-cutting and counting it are string operations, so a result costs O(its tests).
+cutting and counting it are string operations. A test off the list can only become flaky by its
+newest run (the rest of its window showed nothing), so ``judge`` looks for the other half of a
+same-commit pair of that run alone; a result costs O(its tests), each test a few string
+operations.
 """
 
 from __future__ import annotations
@@ -62,9 +66,9 @@ HEX_SHA: Final = re.compile(r"[0-9a-fA-F]{8,64}")
 
 
 class Streak(msgspec.Struct, frozen=True, kw_only=True):
-    """A test's latest outcome on one branch, and for how many runs in a row it has held."""
+    """A test failing on one branch: for how many runs in a row, since which commit. A branch
+    where the test passed last has none."""
 
-    outcome: str  # PASSED or FAILED
     runs: int
     since: str | None  # the commit of the streak's first run
 
@@ -86,8 +90,8 @@ class Known(msgspec.Struct, frozen=True, kw_only=True):
 
     recent: str = ""  # the window, encoded (see the module's docstring)
     flaky: bool = False  # on the quarantine list
-    on_branch: Streak | None = None  # on the result's branch
-    on_base: Streak | None = None  # on the base branch (the same as on_branch on the base)
+    on_branch: Streak | None = None  # failing on the result's branch
+    on_base: Streak | None = None  # failing on the base branch (the same, on the base)
 
 
 UNKNOWN: Final = Known()
@@ -101,9 +105,9 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     note: Note | None
     recent: str
     flaky: bool
-    streak: Streak  # the test's streak on the result's branch, this run included
+    streak: Streak | None  # failing on the result's branch after this run, or not
     # What changed, so only that is written: a test passing again and again on commits its
-    # window holds already changes nothing (its streak counts failures only).
+    # window holds already changes nothing.
     window_changed: bool = True
     streak_changed: bool = True
 
@@ -152,9 +156,27 @@ def window_stats(recent: str) -> WindowStats:
 
 
 def shows_flaky(stats: WindowStats, threshold: float) -> bool:
+    """The window holds a same-commit pair, or flips more than ``threshold`` of its runs."""
     if stats.same_commit:
         return True
-    return stats.runs >= MIN_FLIP_RUNS and stats.flake_rate > threshold
+    return flips_too_often(stats.runs, stats.flips, threshold)
+
+
+def flips_too_often(runs: int, flips: int, threshold: float) -> bool:
+    return runs >= MIN_FLIP_RUNS and flips / runs > threshold
+
+
+def pairs(recent: str, outcome: str, commit: str) -> bool:
+    """The window holds a run on ``commit`` with the other outcome than ``outcome``."""
+    if commit == NO_COMMIT:
+        return False
+    for letter in "Ff" if outcome == PASSED else "Pp":
+        found = recent.find(letter + commit)
+        while found != -1:
+            if found % ENTRY == 0:  # an entry's start: a commit key can hold "f" too
+                return True
+            found = recent.find(letter + commit, found + 1)
+    return False
 
 
 def extend(recent: str, outcome: str, *, flip: bool, commit: str, window: int) -> str:
@@ -177,15 +199,28 @@ def judge(
     """The test's label for ``outcome`` in a result at ``sha`` (``commit`` = commit_key(sha)),
     and what to keep. ``on_base_branch``: the result is of the base branch itself."""
     previous = known.on_branch
-    flip = previous is not None and previous.outcome != outcome
-    recent = extend(known.recent, outcome, flip=flip, commit=commit, window=settings.window)
-    stats = window_stats(recent)
-    clean = stats.runs >= settings.window and stats.failures == 0
-    flaky = shows_flaky(stats, settings.flaky_threshold) or (known.flaky and not clean)
-    streak = _streak(previous, outcome, flip, sha)
+    base = known.on_branch if on_base_branch else known.on_base
+    # A branch where the test has not failed last starts from its base branch's state.
+    before = FAILED if previous is not None or base is not None else PASSED
+    recent = extend(
+        known.recent, outcome, flip=outcome != before, commit=commit, window=settings.window
+    )
+    codes = recent[::ENTRY]
+    runs, failures = len(codes), codes.count("F") + codes.count("f")
+    if known.flaky:  # listed until a full window of clean runs
+        flaky = runs < settings.window or failures > 0
+    else:
+        flips = codes.count("p") + codes.count("f")
+        flaky = flips_too_often(runs, flips, settings.flaky_threshold) or pairs(
+            recent, outcome, commit
+        )
+    streak: Streak | None = None  # a pass ends the branch's failing streak
     label: str | None
+    note: Note | None
     if outcome == FAILED:
-        label, note = _failure(known, stats, flaky, streak, settings.base_branch, on_base_branch)
+        streak = Streak(runs=previous.runs + 1, since=previous.since) if previous else None
+        streak = streak or Streak(runs=1, since=sha)
+        label, note = _failure(known, recent, flaky, streak, settings.base_branch, on_base_branch)
     else:
         label, note = _passed(previous)
     return Verdict(
@@ -200,41 +235,32 @@ def judge(
     )
 
 
-def _streak(previous: Streak | None, outcome: str, flip: bool, sha: str | None) -> Streak:
-    """The streak after this run: a failing one counts its runs; a passing one is only that
-    (what it would count is never shown)."""
-    if previous is None or flip:
-        return Streak(outcome=outcome, runs=1, since=sha)
-    if outcome == PASSED:
-        return previous
-    return Streak(outcome=outcome, runs=previous.runs + 1, since=previous.since)
-
-
 def _failure(
     known: Known,
-    stats: WindowStats,
+    recent: str,
     flaky: bool,
     streak: Streak,
     base_branch: str,
     on_base_branch: bool,
 ) -> tuple[str, Note | None]:
-    base = streak if on_base_branch else known.on_base
-    if known.on_base is not None and known.on_base.outcome == FAILED and base is not None:
+    if known.on_base is not None:
+        base = streak if on_base_branch else known.on_base  # on the base, this run counts
         return FAILING_ON_MAIN, Note(base_branch=base_branch, since=base.since, runs=base.runs)
     if flaky:
+        stats = window_stats(recent)
         return FLAKY, Note(
             failures=stats.failures,
             window_runs=stats.runs,
             same_commit=stats.same_commit,
             flake_rate=round(stats.flake_rate, 3),
         )
-    if known.on_branch is not None and known.on_branch.outcome == FAILED:
+    if known.on_branch is not None:
         return STILL_FAILING, Note(since=streak.since, runs=streak.runs)
     return NEW, None
 
 
 def _passed(previous: Streak | None) -> tuple[str | None, Note | None]:
-    if previous is not None and previous.outcome == FAILED:
+    if previous is not None:
         return FIXED, Note(since=previous.since, runs=previous.runs)
     return None, None
 

@@ -28,6 +28,7 @@ CONFIG_KEYS = {
     "github": ["api_url", "token"],
     "delivery": ["max_attempts", "backoff", "timeout_seconds"],
     "routes": ["name", "when", "notify", "on_change", "group_by"],
+    "triage": ["base_branch", "window", "flaky_threshold", "flaky_is_green"],
 }
 
 

@@ -30,8 +30,8 @@ P, F = PASSED, FAILED
 
 
 class Memory:
-    """What the store keeps about one test, in memory: the window, the list state, a streak per
-    branch (written, like the store's rows, only when it changed)."""
+    """What the store keeps about one test, in memory: the window, the list state, a failing
+    streak per branch where it failed last (written, like the store's rows, only on change)."""
 
     def __init__(self, settings: TriageSettings) -> None:
         self.settings = settings
@@ -57,7 +57,9 @@ class Memory:
         )
         if verdict.window_changed:
             self.recent, self.flaky = verdict.recent, verdict.flaky
-        if verdict.streak_changed:
+        if verdict.streak_changed and verdict.streak is None:
+            del self.streaks[branch]
+        elif verdict.streak_changed and verdict.streak is not None:
             self.streaks[branch] = verdict.streak
         return verdict
 
@@ -212,17 +214,18 @@ def test_a_test_passing_again_and_again_changes_no_row() -> None:
     """The steady state costs a read and no write: the window's string and the streak stay."""
     memory = Memory(TriageSettings(window=3))
     first = memory.run("feat", None, P)
-    assert first.window_changed and first.streak_changed  # the branch's first run: its row
-    second = memory.run("feat", None, P)
-    assert second.window_changed and not second.streak_changed  # a passing streak: no count
+    assert first.window_changed and not first.streak_changed  # passing: no streak to keep
     memory.run("feat", None, P)
+    memory.run("feat", None, P)  # the window is full
     again = memory.run("feat", None, P)
     assert not again.window_changed and not again.streak_changed
     moved = memory.run("feat", "a1", P)  # a new commit moves the window
     assert moved.window_changed and not moved.streak_changed
     failed = memory.run("feat", "a2", F)
-    assert failed.window_changed and failed.streak_changed
-    assert memory.run("feat", "a3", F).streak_changed  # its runs go on counting
+    assert failed.window_changed and failed.streak == Streak(runs=1, since="a2")
+    assert memory.run("feat", "a3", F).streak == Streak(runs=2, since="a2")  # counting on
+    fixed = memory.run("feat", "a4", P)
+    assert fixed.streak_changed and fixed.streak is None  # its row goes
 
 
 LABEL_ORDER = [
@@ -244,8 +247,8 @@ def test_where_several_hold_the_first_in_order_wins(
     known = Known(
         recent="",
         flaky=flaky,
-        on_branch=Streak(outcome=F if before else P, runs=1, since="b0"),
-        on_base=Streak(outcome=F if on_main else P, runs=1, since="a0"),
+        on_branch=Streak(runs=1, since="b0") if before else None,
+        on_base=Streak(runs=1, since="a0") if on_main else None,
     )
     verdict = judge(known, F, sha="b1", commit=commit_key("b1"), settings=TriageSettings())
     assert verdict.label == expected

@@ -263,7 +263,7 @@ def test_the_flaky_list_names_each_flaky_test_with_its_figures(tmp_path: Path) -
         ]
         login = found[1]
         assert (login.provider, login.runs, login.failures) == ("qualitymax", 2, 1)
-        assert (login.same_commit_failures, login.flake_rate) == (1, 0.5)
+        assert (login.same_commit_failures, login.flake_rate) == (1, 1.0)  # F then P: 2 flips
         assert login.last_failure is not None and login.last_seen >= login.last_failure
         only = stored.store.read(lambda tx: views.flaky_list(tx, "acme/shop")).items
         assert [t.test for t in only] == ["Login"]

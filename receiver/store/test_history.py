@@ -1,8 +1,10 @@
 """The per-test history triage reads and advances (receiver.triage, receiver.history).
 
 ``test_history``: one row per test (receiver.test_identity), its window of recent runs and
-whether it is on the quarantine list. ``test_branches``: one row per test and branch, its streak
-there. Both are bounded per row, so a result costs a read and an upsert of its own tests' rows.
+whether it is on the quarantine list. ``test_branches``: one row per test and branch where the
+test failed last, its failing streak there (a pass deletes it). Both are bounded per row and
+written only when they change, so a result costs one read of its own tests' rows, and a write
+of those that changed.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from receiver.triage import Known, Streak
 
 CHUNK: Final = 500  # test ids per IN list: far below any backend's limit on parameters
 
+# One row per test: its window, and its failing streaks on the result's branch and the base.
 SELECT_KNOWN: Final = """
-SELECT h.test_id, h.recent, h.flaky, b.branch, b.outcome, b.runs, b.since
+SELECT h.test_id, h.recent, h.flaky, b.runs, b.since, m.runs, m.since
 FROM test_history h
-LEFT JOIN test_branches b ON b.test_id = h.test_id AND b.branch IN (?, ?)
+LEFT JOIN test_branches b ON b.test_id = h.test_id AND b.branch = ?
+LEFT JOIN test_branches m ON m.test_id = h.test_id AND m.branch = ?
 WHERE h.test_id IN ({ids})
 """
 UPSERT_TEST: Final = """
@@ -32,12 +36,13 @@ ON CONFLICT (test_id) DO UPDATE SET
     last_failed_at = coalesce(excluded.last_failed_at, test_history.last_failed_at)
 """
 UPSERT_BRANCH: Final = """
-INSERT INTO test_branches (test_id, branch, outcome, runs, since, result_id, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO test_branches (test_id, branch, runs, since, result_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (test_id, branch) DO UPDATE SET
-    outcome = excluded.outcome, runs = excluded.runs, since = excluded.since,
-    result_id = excluded.result_id, updated_at = excluded.updated_at
+    runs = excluded.runs, since = excluded.since, result_id = excluded.result_id,
+    updated_at = excluded.updated_at
 """
+DELETE_BRANCH: Final = "DELETE FROM test_branches WHERE test_id = ? AND branch = ?"
 SELECT_FLAKY: Final = """
 SELECT test_id, provider, scope, name, recent, last_seen_at, last_failed_at
 FROM test_history WHERE flaky = 1{scope}
@@ -57,7 +62,7 @@ class Advance(msgspec.Struct, frozen=True, kw_only=True):
     recent: str
     flaky: bool
     failed: bool
-    streak: Streak
+    streak: Streak | None  # failing on the branch after this result, or not
     window_changed: bool = True
     streak_changed: bool = True
 
@@ -74,47 +79,46 @@ class FlakyRow(msgspec.Struct, kw_only=True):
 
 def known(tx: Tx, test_ids: Sequence[str], *, branch: str, base: str) -> dict[str, Known]:
     """What is kept about each of ``test_ids`` (those never seen are absent), with their
-    streaks on ``branch`` and on ``base``."""
+    failing streaks on ``branch`` and on ``base``."""
     found: dict[str, Known] = {}
     for start in range(0, len(test_ids), CHUNK):
         chunk = test_ids[start : start + CHUNK]
         sql = SELECT_KNOWN.format(ids=marks(chunk))
         for row in tx.execute(sql, [branch, base, *chunk]).fetchall():
-            found[row[0]] = _merge(found.get(row[0]), row, branch=branch, base=base)
+            found[row[0]] = _known(row)
     return found
 
 
-def _merge(seen: Known | None, row: Sequence[Any], *, branch: str, base: str) -> Known:
-    """Fold one joined row (a test with one of its two branches, or none) into its Known."""
-    _, recent, flaky, row_branch, outcome, runs, since = row
-    known = seen or Known(recent=recent, flaky=bool(flaky))
-    if row_branch is None:
-        return known
-    streak = Streak(outcome=outcome, runs=runs, since=since)
-    changes: dict[str, Streak] = {}
-    if row_branch == branch:
-        changes["on_branch"] = streak
-    if row_branch == base:
-        changes["on_base"] = streak
-    return msgspec.structs.replace(known, **changes)
+def _known(row: Sequence[Any]) -> Known:
+    _, recent, flaky, runs, since, base_runs, base_since = row
+    return Known(
+        recent=recent,
+        flaky=bool(flaky),
+        on_branch=Streak(runs=runs, since=since) if runs is not None else None,
+        on_base=Streak(runs=base_runs, since=base_since) if base_runs is not None else None,
+    )
 
 
 def advance(tx: Tx, rows: Iterable[Advance], *, result_id: int, now: str) -> None:
     """Write what changed of each test's window and streak: the history as of ``result_id``."""
-    tests, branches = [], []
+    tests, failing, fixed = [], [], []
     for row in rows:
         if row.window_changed:
             failed_at = now if row.failed else None
             identity = (row.test_id, row.provider, row.scope, row.name)
             tests.append((*identity, row.recent, int(row.flaky), now, failed_at))
         if row.streak_changed:
-            streak = row.streak
-            where = (row.test_id, row.branch)
-            branches.append((*where, streak.outcome, streak.runs, streak.since, result_id, now))
+            if row.streak is None:
+                fixed.append((row.test_id, row.branch))
+            else:
+                where = (row.test_id, row.branch)
+                failing.append((*where, row.streak.runs, row.streak.since, result_id, now))
     if tests:
         tx.executemany(UPSERT_TEST, tests)
-    if branches:
-        tx.executemany(UPSERT_BRANCH, branches)
+    if failing:
+        tx.executemany(UPSERT_BRANCH, failing)
+    if fixed:
+        tx.executemany(DELETE_BRANCH, fixed)
 
 
 def flaky(tx: Tx, *, scope: str | None = None) -> list[FlakyRow]:

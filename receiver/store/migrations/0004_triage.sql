@@ -1,7 +1,7 @@
 -- Triage (receiver.triage): per test, its window of recent runs and whether it is on the
--- quarantine list; per test and branch, its streak there. Bounded per test and branch, so a
--- result's triage reads and writes only its own tests' rows, however long the history. A row
--- is written only when it changes (last_seen_at, updated_at: when that was).
+-- quarantine list; per test and branch where it failed last, its failing streak there. Bounded
+-- per row, so a result's triage reads and writes only its own tests' rows, however long the
+-- history. A row is written only when it changes (last_seen_at, updated_at: when that was).
 CREATE TABLE test_history (
    test_id TEXT PRIMARY KEY,
    provider TEXT NOT NULL,
@@ -16,7 +16,6 @@ CREATE INDEX idx_test_history_flaky ON test_history (scope) WHERE flaky = 1;
 CREATE TABLE test_branches (
    test_id TEXT NOT NULL,
    branch TEXT NOT NULL,
-   outcome TEXT NOT NULL,
    runs INTEGER NOT NULL,
    since TEXT,
    result_id INTEGER,
