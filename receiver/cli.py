@@ -359,6 +359,8 @@ def print_reach(router: Router, result_file: Path) -> None:
     branch = result.branch or "(no branch)"
     click.echo(f"result: {result.status} ({result.provider}, event {result.event}, {branch})")
     reach = router.reach(result)
+    for name in router.waiting_on_labels(result):
+        click.echo(f"route {name!r}: only if its tests' triage labels match (known when stored)")
     if not reach:
         click.echo("reaches no route")
         return

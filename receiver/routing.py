@@ -118,6 +118,18 @@ class Router:
             for r in self.matching(result)
         ]
 
+    def waiting_on_labels(self, result: Result) -> list[str]:
+        """The routes ``result`` matches but for their triage keys (``new_failures``,
+        ``labels``): whether they speak is decided from the tests' history when it is stored."""
+        return [
+            r.route.name
+            for r in self.routes
+            if (r.route.when.new_failures or r.route.when.labels)
+            and matches(
+                msgspec.structs.replace(r.route.when, new_failures=False, labels=[]), result
+            )
+        ]
+
     def deliveries(
         self, tx: Tx, result_id: int, result: Result, labels: frozenset[str] = frozenset()
     ) -> list[NewDelivery]:

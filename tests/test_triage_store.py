@@ -21,7 +21,7 @@ from receiver.results import Result, TestCase
 from receiver.routing import Router
 from receiver.store import Store, open_store
 from receiver.views import ResultDetail
-from tests.conftest import SECRET
+from tests.conftest import SECRET, callback_body
 from tests.notify_helpers import make_config, route
 
 TESTS = ("Login", "Checkout", "Search")
@@ -310,3 +310,26 @@ def test_receiver_flaky_never_creates_a_database(tmp_path: Path) -> None:
     assert code == 1
     assert output.startswith("Error: No database at ")
     assert not Path(config.db_path).exists()
+
+
+def test_check_config_result_says_which_routes_wait_on_labels(tmp_path: Path) -> None:
+    routes = route("breakage", HOOK, when='{ new_failures = true, branch = "feat/*" }') + route(
+        "main fixes", HOOK, when='{ labels = ["fixed"], branch = "main" }'
+    )
+    config = make_config(tmp_path, routes)
+    body = tmp_path / "callback.json"
+    body.write_bytes(callback_body())  # feat/new-feature
+    env = {"QUALITYMAX_WEBHOOK_SECRET": SECRET, "RECEIVER_DB": config.db_path}
+    args = ["check-config", "--config", config.source, "--result", str(body)]
+    outcome = CliRunner().invoke(main, args, env=env)
+    assert (outcome.exit_code, outcome.output) == (
+        0,
+        "result: passed (qualitymax, event test_results, feat/new-feature)\n"
+        "route 'breakage': only if its tests' triage labels match (known when stored)\n"
+        "reaches no route\n",
+    )
+
+
+def test_flaky_has_help_with_an_example() -> None:
+    output = CliRunner().invoke(main, ["flaky", "--help"]).output
+    assert "Example:" in output and "--repository" in output and "--json" in output
