@@ -23,7 +23,7 @@ from receiver.store import test_history
 from receiver.store.test_history import Advance
 from receiver.store.tx import Tx
 from receiver.test_identity import scope_of, stable_id
-from receiver.triage import FAILED, NEW, UNKNOWN, Verdict, commit_key, counts, judge, outcome_of
+from receiver.triage import FAILED, UNKNOWN, Verdict, commit_key, counts, judge, outcome_of
 
 
 class Triaged(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,12 +36,8 @@ class Triaged(msgspec.Struct, frozen=True, kw_only=True):
         """The labels the result carries, for the routes' ``labels`` and ``new_failures``."""
         return frozenset(self.labels)
 
-    @property
-    def new_failures(self) -> int:
-        return self.labels.get(NEW, 0)
-
     def save(self, tx: Tx, result_id: int) -> None:
-        test_history.advance(tx, self.advances, result_id=result_id, now=utcnow())
+        test_history.advance(tx, self.advances, result_id=result_id, now=utcnow)
 
 
 NOTHING: Final = Triaged(verdicts=[], labels={}, advances=[])

@@ -9,7 +9,8 @@ of those that changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -83,10 +84,15 @@ def known(tx: Tx, test_ids: Sequence[str], *, branch: str, base: str) -> dict[st
     found: dict[str, Known] = {}
     for start in range(0, len(test_ids), CHUNK):
         chunk = test_ids[start : start + CHUNK]
-        sql = SELECT_KNOWN.format(ids=marks(chunk))
-        for row in tx.execute(sql, [branch, base, *chunk]).fetchall():
+        for row in tx.execute(_select_known(len(chunk)), [branch, base, *chunk]).fetchall():
             found[row[0]] = _known(row)
     return found
+
+
+@functools.lru_cache(maxsize=CHUNK)
+def _select_known(count: int) -> str:
+    """SELECT_KNOWN for ``count`` ids (a result's test count: the same run after run)."""
+    return SELECT_KNOWN.format(ids=marks([None] * count))
 
 
 def _known(row: Sequence[Any]) -> Known:
@@ -99,20 +105,27 @@ def _known(row: Sequence[Any]) -> Known:
     )
 
 
-def advance(tx: Tx, rows: Iterable[Advance], *, result_id: int, now: str) -> None:
-    """Write what changed of each test's window and streak: the history as of ``result_id``."""
-    tests, failing, fixed = [], [], []
-    for row in rows:
+def advance(tx: Tx, rows: Iterable[Advance], *, result_id: int, now: Callable[[], str]) -> None:
+    """Write what changed of each test's window and streak: the history as of ``result_id``
+    (``now`` gives the time, asked only when something changed)."""
+    tests: list[tuple[Any, ...]] = []
+    failing: list[tuple[Any, ...]] = []
+    fixed: list[tuple[Any, ...]] = []
+    changed = [row for row in rows if row.window_changed or row.streak_changed]
+    if not changed:
+        return
+    when = now()
+    for row in changed:
         if row.window_changed:
-            failed_at = now if row.failed else None
+            failed_at = when if row.failed else None
             identity = (row.test_id, row.provider, row.scope, row.name)
-            tests.append((*identity, row.recent, int(row.flaky), now, failed_at))
+            tests.append((*identity, row.recent, int(row.flaky), when, failed_at))
         if row.streak_changed:
             if row.streak is None:
                 fixed.append((row.test_id, row.branch))
             else:
                 where = (row.test_id, row.branch)
-                failing.append((*where, row.streak.runs, row.streak.since, result_id, now))
+                failing.append((*where, row.streak.runs, row.streak.since, result_id, when))
     if tests:
         tx.executemany(UPSERT_TEST, tests)
     if failing:
