@@ -22,6 +22,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -213,6 +214,9 @@ class Spent:
             self.cpu += time.thread_time() - cpu
 
 
+LABELLED: Counter[str] = Counter()  # the labels the timed records gave: triage really ran
+
+
 def timed_record(database: Store, recorder: Recorder, value: Result) -> tuple[Spent, Spent]:
     """The time of (record, triage within it) for one result, in one transaction rolled back."""
     record, own = Spent(), Spent()
@@ -228,7 +232,8 @@ def timed_record(database: Store, recorder: Recorder, value: Result) -> tuple[Sp
 
     def write(tx: Tx) -> None:
         with record.adding():
-            recorder.record(tx, value, job_id=None)
+            recorded = recorder.record(tx, value, job_id=None)
+        LABELLED.update(recorded.labels)
         raise Rollback
 
     history.triage, history.Triaged.save = timed_triage, timed_save  # type: ignore[method-assign]
@@ -283,6 +288,7 @@ def report(shape: Shape, on: list[Spent], off: list[Spent], own: list[Spent]) ->
     print(line("record with triage", on))
     print(line("record without triage", off))
     print(line("triage itself", own))
+    print("  labels given: " + ", ".join(f"{n} {label}" for label, n in LABELLED.items()))
     wall = statistics.median(a.wall - b.wall for a, b in zip(on, off, strict=True))
     cpu = statistics.median(a.cpu - b.cpu for a, b in zip(on, off, strict=True))
     print(
