@@ -29,7 +29,7 @@ from receiver.triage import FAILED, UNKNOWN, Verdict, commit_key, counts, judge,
 class Triaged(msgspec.Struct, frozen=True, kw_only=True):
     verdicts: list[Verdict | None]  # one per test of the result, in its order
     labels: dict[str, int]  # how many tests carry each label
-    advances: list[Advance]  # one per distinct test
+    advances: list[Advance]  # one per distinct test whose rows change
 
     @property
     def present(self) -> frozenset[str]:
@@ -69,6 +69,8 @@ def triage(tx: Tx, result: Result, settings: TriageSettings) -> Triaged:
             on_base_branch=on_base,
         )
         judged[name] = verdict
+        if not (verdict.window_changed or verdict.streak_changed):
+            continue  # passing again on a commit its window holds: nothing to write
         advances.append(
             Advance(
                 test_id=test_id,
