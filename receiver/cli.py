@@ -534,7 +534,7 @@ def flaky_table(items: list[views.FlakyTest]) -> str:
         (
             _cut(t.test, 48),
             t.provider,
-            _cut(t.repository or (f"project {t.project}" if t.project else "–"), 32),
+            _cut(t.repository or "–", 32),
             f"{t.failures} of {t.runs}",
             f"{t.flake_rate:.0%}",
             str(t.same_commit_failures),

@@ -14,7 +14,6 @@ from receiver.store.deliveries import DeliveryFilter, DeliveryRow
 from receiver.store.results import ResultFilter, ResultRow
 from receiver.store.test_history import FlakyRow
 from receiver.store.tx import Tx
-from receiver.test_identity import PROJECT_SCOPE
 from receiver.triage import window_stats
 
 DeliveryView = DeliveryRow  # the row is the view: the target already masked
@@ -112,8 +111,7 @@ class FlakyTest(msgspec.Struct, kw_only=True):
     test: str  # the test's name as its provider reports it
     test_id: str  # its stable id (receiver.test_identity)
     provider: str
-    repository: str | None  # None: the test's results named no repository
-    project: str | None  # the provider's project, when they named no repository
+    repository: str | None  # or the provider's project when the results named no repository
     runs: int  # runs in the window
     failures: int  # of which failed
     flake_rate: float  # flips (an outcome other than the previous one on its branch) / runs
@@ -127,19 +125,17 @@ class FlakyList(msgspec.Struct, kw_only=True):
 
 
 def flaky_list(tx: Tx, repository: str | None = None) -> FlakyList:
-    """The quarantine list, latest failure first; of one repository (or ``project:ID``)."""
+    """The quarantine list, latest failure first; of one repository (or project)."""
     return FlakyList(items=[_flaky(row) for row in test_history.flaky(tx, scope=repository)])
 
 
 def _flaky(row: FlakyRow) -> FlakyTest:
     stats = window_stats(row.recent)
-    project = row.scope.removeprefix(PROJECT_SCOPE) if row.scope.startswith(PROJECT_SCOPE) else None
     return FlakyTest(
         test=row.name,
         test_id=row.test_id,
         provider=row.provider,
-        repository=row.scope if row.scope and project is None else None,
-        project=project,
+        repository=row.scope or None,
         runs=stats.runs,
         failures=stats.failures,
         flake_rate=round(stats.flake_rate, 3),

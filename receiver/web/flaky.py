@@ -13,7 +13,7 @@ from receiver.services import services_of
 Repository = Annotated[
     str | None,
     QueryParameter(
-        description="Only the tests of this repository (owner/name), or project:ID", max_length=400
+        description="Only the tests of this repository (owner/name), or project", max_length=400
     ),
 ]
 
