@@ -14,6 +14,7 @@ B/A round by round. Needs wrk (``bench/run`` installs it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -87,6 +88,13 @@ def main(argv: list[str] | None = None) -> list[list[Run]]:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--custom-data",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help='added to every callback\'s custom_data, e.g. \'{"repository": "acme/shop"}\'',
+    )
     args = parser.parse_args(argv)
     checkouts = [args.a.resolve(), args.b.resolve()]
     for checkout in checkouts:
@@ -102,7 +110,7 @@ def alternate(checkouts: list[Path], folder: Path, args: argparse.Namespace) -> 
     bodies = folder / "bodies.txt"
     # Enough for both checkouts' runs at 10,000 callbacks a second (receiver reaches ~6,500
     # here), so that no callback is a repeat.
-    generate_bodies(bodies, 2 * args.rounds * args.seconds * 10_000, "ab")
+    generate_bodies(bodies, 2 * args.rounds * args.seconds * 10_000, "ab", args.custom_data)
     rounds: list[list[Run]] = []
     sent = 0
     for n in range(args.rounds):

@@ -47,9 +47,13 @@ MAX_RATE = 20_000  # callbacks a second no target here reaches: bodies loaded pe
 # Bodies
 
 
-def generate_bodies(path: Path, count: int, prefix: str) -> None:
-    """``count`` distinct seed callbacks (each its own job id), one "<signature> <body>" a line."""
+def generate_bodies(
+    path: Path, count: int, prefix: str, custom_data: dict[str, object] | None = None
+) -> None:
+    """``count`` distinct seed callbacks (each its own job id), one "<signature> <body>" a line;
+    ``custom_data`` is added to each one's."""
     seed = json.loads(seed_callback())
+    seed["custom_data"].update(custom_data or {})
     with path.open("w") as out:
         for i in range(count):
             seed["job_id"] = f"{prefix}-{i}"

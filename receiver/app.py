@@ -43,6 +43,7 @@ from receiver.web.dashboard.routes import dashboard_router
 from receiver.web.deadlines import body_deadline
 from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
+from receiver.web.flaky import FlakyController
 from receiver.web.health import health, metrics
 from receiver.web.jobs import submit_handler
 from receiver.web.openapi import ErrorBodySchema, LayeredResponses, layered
@@ -67,7 +68,7 @@ def create_app(config: Config) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = open_store(config.db_path)
         database.check_writable()  # a read-only file opens quietly: refuse it here
-        recorder = Recorder(router)
+        recorder = Recorder(router, config.triage)
         metrics = Metrics()
         worker = DeliveryWorker(database, config, metrics=metrics)
         providers = configured(config)
@@ -124,7 +125,13 @@ def create_app(config: Config) -> Litestar:
 
     api = Router(
         "/",
-        route_handlers=[ResultsController, JobsController, submit_handler(), DeliveriesController],
+        route_handlers=[
+            ResultsController,
+            JobsController,
+            submit_handler(),
+            DeliveriesController,
+            FlakyController,
+        ],
         guards=[bearer_guard],
         opt=layered(API_ERRORS),
     )

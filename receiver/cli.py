@@ -455,6 +455,8 @@ def print_reach(router: Router, result_file: Path) -> None:
     branch = result.branch or "(no branch)"
     click.echo(f"result: {result.status} ({result.provider}, event {result.event}, {branch})")
     reach = router.reach(result)
+    for name in router.waiting_on_labels(result):
+        click.echo(f"route {name!r}: only if its tests' triage labels match (known when stored)")
     if not reach:
         click.echo("reaches no route")
         return
@@ -706,4 +708,58 @@ def purge(config_file: str | None, older_than: float | None, dry_run: bool) -> N
     click.echo(
         f"{verb}: {purged.results} results (with their tests and deliveries), "
         f"{purged.jobs} jobs, {purged.callbacks} callbacks, {purged.digests} callback digests"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Triage
+
+
+@main.command()
+@config_option
+@click.option("--repository", metavar="R", help="Only this repository's tests (owner/name)")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table (for CI jobs)")
+def flaky(config_file: str | None, repository: str | None, as_json: bool) -> None:
+    """The quarantine list: tests that passed and failed on one commit, or flip too often,
+    within their last [triage] window runs. A test leaves it after a window of clean runs.
+
+    \b
+    Example:
+        receiver flaky
+        receiver flaky --repository acme/shop --json
+    """
+    with user_errors():
+        database = existing_store(config_file)
+    try:
+        found = database.read(lambda tx: views.flaky_list(tx, repository))
+    finally:
+        database.close()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(found.items)).decode())
+        return
+    click.echo(flaky_table(found.items))
+
+
+FLAKY_COLUMNS = ("test", "provider", "repository", "failed", "flips", "same commit", "last failure")
+
+
+def flaky_table(items: list[views.FlakyTest]) -> str:
+    if not items:
+        return "no flaky tests"
+    rows = [FLAKY_COLUMNS] + [
+        (
+            _cut(t.test + (f" [{t.cell}]" if t.cell else ""), 60),
+            t.provider,
+            _cut(t.repository or "–", 32),
+            f"{t.failures} of {t.runs}",
+            f"{t.flake_rate:.0%}",
+            str(t.same_commit_failures),
+            (t.last_failure or "–")[:19],
+        )
+        for t in items
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(FLAKY_COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )

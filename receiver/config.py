@@ -17,8 +17,12 @@ from typing import Any
 import msgspec
 
 from receiver import redact
+from receiver.triage import LABELS
 
 DEFAULT_CONFIG_PATH = "config/receiver.toml"
+# A test's window is kept with each test (receiver.store.test_history): bounded, so is its row.
+MIN_WINDOW = 2
+MAX_WINDOW = 1000
 DEFAULT_DB_PATH = "data/receiver.db"
 # What a config read from the environment alone names as its source (in messages).
 ENVIRONMENT_ONLY = f"{DEFAULT_CONFIG_PATH} (no such file: the environment alone)"
@@ -108,6 +112,15 @@ class RetentionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     keep_digest_days: float = 400  # a callback's digest: a replay after the purge is a duplicate
 
 
+class TriageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How failed tests are labelled from their history (receiver.triage)."""
+
+    base_branch: str = "main"  # "failing on main" means failed in this branch's latest result
+    window: int = 50  # the runs of a test its flakiness is judged on
+    flaky_threshold: float = 0.2  # flaky past this share of flips among the window's runs
+    flaky_is_green: bool = False  # a result whose only failures are flaky: a green commit status
+
+
 # A custom_data value a route can match on exactly.
 Scalar = str | int | float | bool
 
@@ -119,6 +132,8 @@ class When(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     branch: str | list[str] | None = None
     has: list[str] = msgspec.field(default_factory=list)
     custom_data: dict[str, Scalar] = msgspec.field(default_factory=dict)
+    new_failures: bool = False  # true: only results with at least one failed test labelled new
+    labels: list[str] = msgspec.field(default_factory=list)  # any of these triage labels
 
 
 class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -155,6 +170,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     qualgent: QualgentSettings = msgspec.field(default_factory=QualgentSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    triage: TriageSettings = msgspec.field(default_factory=TriageSettings)
     slack: SlackSettings = msgspec.field(default_factory=SlackSettings)
     watch: WatchSettings = msgspec.field(default_factory=WatchSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
@@ -339,6 +355,7 @@ def _check_values(config: Config, path: str) -> None:
     if config.qualitymax.timeout_seconds <= 0:
         raise ConfigError(f"{path}: [qualitymax] timeout_seconds must be greater than 0")
     _check_watch(config, path)
+    _check_triage(config.triage, path)
     for name in ("qualigate", "qualgent"):
         polling = getattr(config, name)
         if polling.poll_seconds <= 0 or polling.timeout_seconds <= 0:
@@ -361,6 +378,25 @@ def _check_values(config: Config, path: str) -> None:
             raise ConfigError(
                 f"{path}: route {route.name!r}: thread_by must name at least one custom_data key"
             )
+        unknown = [label for label in route.when.labels if label not in LABELS]
+        if unknown:
+            raise ConfigError(
+                f"{path}: route {route.name!r} (routes[{index}]) has when.labels {unknown!r}; "
+                f"use any of {', '.join(repr(label) for label in LABELS)}"
+            )
+
+
+def _check_triage(triage: TriageSettings, path: str) -> None:
+    if not triage.base_branch.strip():
+        raise ConfigError(f'{path}: [triage] base_branch must name a branch (default "main")')
+    if not MIN_WINDOW <= triage.window <= MAX_WINDOW:
+        raise ConfigError(
+            f"{path}: [triage] window must be from {MIN_WINDOW} to {MAX_WINDOW} runs (default 50)"
+        )
+    if not 0 <= triage.flaky_threshold <= 1:
+        raise ConfigError(
+            f"{path}: [triage] flaky_threshold is a share of runs, from 0 to 1 (default 0.2)"
+        )
 
 
 def _check_watch(config: Config, path: str) -> None:
@@ -423,6 +459,7 @@ def effective_settings(config: Config) -> dict[str, dict[str, str]]:
         "github",
         "delivery",
         "retention",
+        "triage",
         "qualigate",
         "qualgent",
         "slack",

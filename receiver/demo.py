@@ -3,10 +3,12 @@
 It starts the QualityMax, Qualigate and QualGent simulators, a chat webhook and a GitHub stand-in,
 and the service on free loopback ports, with routes to the chat webhook (``json://``) and to
 ``github://pr-comment`` and ``github://commit-status`` (``GITHUB_API_URL`` pointed at the
-stand-in). It submits a passing and a failing QualityMax job, a Qualigate suite and a QualGent
-test case through ``POST /api/jobs``, waits for their results (callbacks, polls) and their
-deliveries, and prints what the targets really received: the chat message, the pull-request
-comment's Markdown as GitHub holds it, the commit statuses.
+stand-in). It first gives the pull request ``feat/login`` a history (a run where logout failed,
+then a re-run of the same commit where it passed: flaky), then submits a passing and a failing
+QualityMax job, a Qualigate suite and a QualGent test case through ``POST /api/jobs``, waits for
+their results (callbacks, polls) and their deliveries, and prints what the targets really
+received: the chat message, the pull-request comment's Markdown as GitHub holds it, the commit
+statuses. The failing job's failures are labelled by triage: one ``new``, one ``flaky``.
 
 Then a matrix: one pull request tested on three browsers at once, whose results edit one living
 Slack message (``slackbot://#previews``, through the Slack Web API stand-in) and share one PR
@@ -85,10 +87,21 @@ class DemoJob(msgspec.Struct, kw_only=True):
     sha: str
     deploy_id: str
     simulate: str | None = None  # the QualityMax simulator's outcome
+    simulate_failing: list[str] | None = None  # the QualityMax simulator's tests to fail
+    simulate_delay: float | None = None
     repository: str = DEMO_REPOSITORY
 
     def body(self) -> dict[str, Any]:
-        keys = ("simulate", "repository", "branch", "pr_number", "sha", "deploy_id")
+        keys = (
+            "simulate",
+            "simulate_failing",
+            "simulate_delay",
+            "repository",
+            "branch",
+            "pr_number",
+            "sha",
+            "deploy_id",
+        )
         custom = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
         if browser := self.fields.get("options", {}).get("browser"):
             custom["browser"] = browser  # the matrix cell, for the living message's rows
@@ -102,6 +115,32 @@ def _preview(number: int) -> dict[str, Any]:
     }
 
 
+DASHBOARD: Final = "Dashboard shows the task sections"
+LOGOUT: Final = "Logout returns to the sign-in page"
+# The pull request's earlier runs, one after the other: logout failed on a commit, then passed on
+# a re-run of that same commit. Triage keeps that; the demo's failing job then shows it.
+HISTORY_JOBS: Final = (
+    DemoJob(
+        provider="qualitymax",
+        fields=_preview(42),
+        branch="feat/login",
+        pr_number=42,
+        sha="4b1e7c0a52",
+        deploy_id="abc-120",
+        simulate_failing=[LOGOUT],
+        simulate_delay=0.1,
+    ),
+    DemoJob(
+        provider="qualitymax",
+        fields=_preview(42),
+        branch="feat/login",
+        pr_number=42,
+        sha="4b1e7c0a52",
+        deploy_id="abc-121",
+        simulate="passed",
+        simulate_delay=0.1,
+    ),
+)
 DEMO_JOBS: Final = (
     DemoJob(
         provider="qualitymax",
@@ -117,9 +156,9 @@ DEMO_JOBS: Final = (
         fields=_preview(42),
         branch="feat/login",
         pr_number=42,
-        sha="4b1e7c0a52",
+        sha="e5a8d3f961",
         deploy_id="abc-123",
-        simulate="failed",
+        simulate_failing=[DASHBOARD, LOGOUT],  # the dashboard's is new, logout's flaky
     ),
     DemoJob(
         provider="qualigate",
@@ -190,21 +229,25 @@ class StandIns:
 
     def delivered(self, jobs: list[JobView]) -> bool:
         """Every job's chat message, PR comment and commit status has arrived."""
-        chats = len(self.chat.delivered(CHAT_PATH)) >= len(jobs)
-        return chats and all(self._comment(job) and self._statuses(job) for job in jobs)
+        return all(self._chat(job) and self._comment(job) and self._statuses(job) for job in jobs)
 
-    def chat_message(self, job: JobView) -> str:
+    def _chat(self, job: JobView) -> str | None:
         tag = f"result #{job.result_id}_"
         for request in self.chat.delivered(CHAT_PATH):
             message = ChatMessage.decode(request.body)
             if message.message.endswith(tag):
                 return f"{message.title}\n\n{message.message}"
-        return "(none arrived)"
+        return None
+
+    def chat_message(self, job: JobView) -> str:
+        return self._chat(job) or "(none arrived)"
 
     def _comment(self, job: JobView) -> str | None:
+        """The pull request's sticky comment, once it shows this job's result."""
         pr = job.custom_data.get("pr_number")
+        marker = f"<!-- receiver:result {job.result_id} -->"
         found = [c.body for c in self.github.comments.get(DEMO_REPOSITORY, []) if c.issue == pr]
-        return found[-1] if found else None
+        return found[-1] if found and marker in found[-1] else None
 
     def pr_comment(self, job: JobView) -> str:
         return self._comment(job) or "(none arrived)"
@@ -342,6 +385,14 @@ def _dashboard(url: str, token: str, *, keep: bool) -> None:
 
 def _exercise(url: str, token: str) -> list[JobView]:
     with ApiClient(url, token) as api:
+        click.secho("\nThe pull request's history: two earlier runs of feat/login", bold=True)
+        for demo_job in HISTORY_JOBS:
+            earlier = _wait(api, api.submit(demo_job.body()).id, quiet=True)
+            labels = earlier.result.labels if earlier.result else {}
+            said = ", ".join(f"{n} {label}" for label, n in labels.items()) or "no labels"
+            click.echo(
+                f"  job {earlier.id} {demo_job.branch} at {demo_job.sha}: {earlier.state} ({said})"
+            )
         click.secho("\nSubmitting four preview deploys through POST /api/jobs", bold=True)
         submitted = []
         for demo_job in DEMO_JOBS:
@@ -355,13 +406,14 @@ def _exercise(url: str, token: str) -> list[JobView]:
     return jobs
 
 
-def _wait(api: ApiClient, job_id: int) -> JobView:
+def _wait(api: ApiClient, job_id: int, *, quiet: bool = False) -> JobView:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         job = api.job(job_id)
         if job.result is not None:
             how = "callback taken" if job.provider == "qualitymax" else "polled to its end"
-            click.echo(f"  job {job_id}: {how}, state {job.state}")
+            if not quiet:
+                click.echo(f"  job {job_id}: {how}, state {job.state}")
             return job
         time.sleep(0.1)
     raise DemoFailed(f"job {job_id} got no result within {WAIT_SECONDS:.0f}s")
@@ -458,7 +510,7 @@ def _show_matrix(jobs: list[JobView], targets: StandIns) -> None:
             click.echo(_indent(f"  ↳ {reply.text}"))
     pr = f"{DEMO_REPOSITORY}#{MATRIX_PR}"
     click.secho(f"Pull-request comment on {pr}, a row per job (Markdown):", fg="cyan")
-    click.echo(_indent(targets.pr_comment(jobs[0])))
+    click.echo(_indent(targets.pr_comment(jobs[-1])))  # the newest result's rendering
     click.secho("Commit status (one per provider: the worst of its jobs):", fg="cyan")
     for status in targets._statuses(jobs[0])[-1:]:
         click.echo(_indent(f"{status['state']:<8} {status['context']}: {status['description']}"))

@@ -20,8 +20,9 @@ __all__ = ["Ledger", "Miss", "OnChange", "Repeat", "RouteDecision", "first_miss"
 MAX_SEEN_CHARS: Final = 200
 
 
-def first_miss(when: When, result: Result) -> Miss:
-    """The first key of ``when`` that ``result`` fails (call it only when ``matches`` said no)."""
+def first_miss(when: When, result: Result, labels: frozenset[str] = frozenset()) -> Miss:
+    """The first key of ``when`` that ``result``, whose tests carry the triage ``labels``,
+    fails (call it only when ``matches`` said no)."""
     # The very checks matches() makes; imported here, as routing imports this module.
     from receiver.routing import _branch, _one_of, _same
 
@@ -41,6 +42,10 @@ def first_miss(when: When, result: Result) -> Miss:
         actual = result.custom_data.get(name)
         if not _same(actual, value):
             return Miss(key=f"custom_data.{name}", wanted=value, seen=_shown(actual))
+    if when.new_failures and "new" not in labels:
+        return Miss(key="new_failures", wanted=True, seen=sorted(labels))
+    if when.labels and labels.isdisjoint(when.labels):
+        return Miss(key="labels", wanted=when.labels, seen=sorted(labels))
     # A key added to `when` after this was written: named as a whole.
     return Miss(key="when", wanted="(a key this version of explain does not itemise)")
 

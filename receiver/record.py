@@ -1,5 +1,5 @@
-"""One way in for a result: the result, its tests, its job's link and the outbox rows its routes
-ask for, inside the caller's one transaction.
+"""One way in for a result: the result, its tests with their triage labels, its job's link and
+the outbox rows its routes ask for, inside the caller's one transaction.
 
 The callback intake and the poller call it the same way, from the function they hand the
 store's writer. Nothing here has an effect outside the transaction (it may run twice, see
@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from receiver import matrix
+from receiver import history, matrix
+from receiver.config import TriageSettings
 from receiver.ledger import Ledger
 from receiver.results import Result
 from receiver.routing import Router
@@ -24,6 +25,7 @@ from receiver.store.tx import Tx
 class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     result_id: int
     deliveries: int  # outbox rows written: the worker has work when this is not 0
+    labels: dict[str, int] = msgspec.field(default_factory=dict)  # triage: count per label
 
 
 # Called after the commit that holds the result (waking the worker is one).
@@ -31,10 +33,11 @@ RecordedHook = Callable[[Recorded], None]
 
 
 class Recorder:
-    """Stores results and routes them, with the config's routes."""
+    """Stores results, labels their tests and routes them, with the config's routes."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, triage: TriageSettings | None = None) -> None:
         self.router = router
+        self.triage = triage or TriageSettings()
 
     def record(
         self,
@@ -51,12 +54,22 @@ class Recorder:
 
         A result for a job that already ended in receiver's own ``timeout`` result replaces it:
         the job points at the real one, both are kept, and the real one says it came late.
+        The labels come from the tests' history before this result (receiver.history), so the
+        routes' ``new_failures`` and ``labels`` and the outbox rows written here see them.
         Every route's decision goes into the ledger (``receiver explain``), and the result
         takes its row in each group a living target renders (receiver.matrix).
         """
+        triaged = history.triage(tx, result, self.triage)
         stored_id = results.insert(
-            tx, result, callback_id=callback_id, job_id=job_id, result_id=result_id
+            tx,
+            result,
+            callback_id=callback_id,
+            job_id=job_id,
+            result_id=result_id,
+            verdicts=triaged.verdicts,
+            labels=triaged.labels,
         )
+        triaged.save(tx, stored_id)
         if job_id is not None and not job_has_it:
             _replace_timeout(tx, job_id, stored_id)
             jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)
@@ -65,11 +78,11 @@ class Recorder:
                 tx, self.router.groupings, result, result_id=stored_id, job_id=job_id
             )
         ledger = Ledger() if self.router.routes else None
-        wanted = self.router.deliveries(tx, stored_id, result, ledger)
+        wanted = self.router.deliveries(tx, stored_id, result, ledger, labels=triaged.present)
         deliveries.insert_many(tx, wanted)
         if ledger is not None:
             ledger.write(tx, stored_id)
-        return Recorded(result_id=stored_id, deliveries=len(wanted))
+        return Recorded(result_id=stored_id, deliveries=len(wanted), labels=triaged.labels)
 
 
 def _replace_timeout(tx: Tx, job_id: int, result_id: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 from receiver.limits import pr_number_of
+from receiver.triage import Note
 
 # Providers hand custom_data back untouched; it is the user's own JSON, so its values stay open.
 CustomData = dict[str, Any]
@@ -47,6 +48,9 @@ class TestCase(msgspec.Struct, kw_only=True):
     video_url: str | None = None
     execution_id: str | None = None
     url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
+    # Set by the store, never by a provider: the test's triage label and what it rests on.
+    label: str | None = None
+    triage: Note | None = None
 
 
 class Failure(msgspec.Struct, kw_only=True):

@@ -21,6 +21,7 @@ from receiver.results import TERMINAL_STATUSES, Result
 from receiver.store import groups
 from receiver.store.deliveries import NewDelivery
 from receiver.store.tx import Tx
+from receiver.triage import NEW
 
 GITHUB_SCHEME: Final = "github://"
 GITHUB_KINDS: Final = ("pr-comment", "commit-status")
@@ -136,8 +137,8 @@ class Router:
     def uses_slack(self) -> bool:
         return bool(self.thread_by)
 
-    def matching(self, result: Result) -> list[CompiledRoute]:
-        return [r for r in self.routes if matches(r.route.when, result)]
+    def matching(self, result: Result, labels: frozenset[str] = frozenset()) -> list[CompiledRoute]:
+        return [r for r in self.routes if matches(r.route.when, result, labels)]
 
     def reach(self, result: Result) -> list[Reach]:
         return [
@@ -149,22 +150,37 @@ class Router:
             for r in self.matching(result)
         ]
 
+    def waiting_on_labels(self, result: Result) -> list[str]:
+        """The routes ``result`` matches but for their triage keys (``new_failures``,
+        ``labels``): whether they speak is decided from the tests' history when it is stored."""
+        return [
+            r.route.name
+            for r in self.routes
+            if (r.route.when.new_failures or r.route.when.labels)
+            and matches(
+                msgspec.structs.replace(r.route.when, new_failures=False, labels=[]), result
+            )
+        ]
+
     def deliveries(
-        self, tx: Tx, result_id: int, result: Result, ledger: Ledger | None = None
+        self,
+        tx: Tx,
+        result_id: int,
+        result: Result,
+        ledger: Ledger | None = None,
+        labels: frozenset[str] = frozenset(),
     ) -> list[NewDelivery]:
         """The result's deliveries: one per target of each matching route that speaks for it
         (an on_change route updates its group's status here). A second route to the same
-        target adds none. ``ledger`` collects each route's decision as it is made."""
+        target adds none. ``ledger`` collects each route's decision as it is made; ``labels``
+        are the triage labels the result's tests carry."""
         found: dict[str, NewDelivery] = {}
         for compiled in self.routes:
             route = compiled.route
-            if not matches(route.when, result):
+            if not matches(route.when, result, labels):
                 if ledger is not None:
-                    ledger.add(
-                        RouteDecision(
-                            route=route.name, matched=False, miss=first_miss(route.when, result)
-                        )
-                    )
+                    miss = first_miss(route.when, result, labels)
+                    ledger.add(RouteDecision(route=route.name, matched=False, miss=miss))
                 continue
             decision = RouteDecision(route=route.name, matched=True)
             if ledger is not None:
@@ -196,9 +212,10 @@ class Router:
         return list(found.values())
 
 
-def matches(when: When, result: Result) -> bool:
-    """All keys of ``when`` hold for ``result``; the first that fails ends the check (this runs
-    for every route of every callback, inside the batch's transaction)."""
+def matches(when: When, result: Result, labels: frozenset[str] = frozenset()) -> bool:
+    """All keys of ``when`` hold for ``result``, whose tests carry the triage ``labels``; the
+    first that fails ends the check (this runs for every route of every callback, inside the
+    batch's transaction)."""
     return (
         _one_of(when.provider, result.provider)
         and _one_of(when.event, result.event)
@@ -206,6 +223,8 @@ def matches(when: When, result: Result) -> bool:
         and _branch(when.branch, result.branch)
         and all(key in result.custom_data for key in when.has)
         and all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items())
+        and (not when.new_failures or NEW in labels)
+        and (not when.labels or not labels.isdisjoint(when.labels))
     )
 
 

@@ -7,6 +7,7 @@ keys on a test (per-test summaries, flakiness).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Final
 
@@ -29,6 +30,8 @@ def scope(repository: str | None, custom_data: CustomData) -> str:
     return ""
 
 
+# The same tests come back run after run: their ids are worth keeping (a digest each).
+@functools.lru_cache(maxsize=65_536)
 def test_id(provider: str, scope: str, name: str) -> str:
     """The identity of the test ``name`` of ``provider`` in ``scope`` (see ``scope``)."""
     key = SEPARATOR.join((provider, scope, name)).encode("utf-8", "surrogatepass")

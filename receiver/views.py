@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import msgspec
 
+from receiver import tests_identity
 from receiver.results import CustomData, Failure, TestCase
-from receiver.store import deliveries, jobs, results
+from receiver.store import deliveries, jobs, results, test_history
 from receiver.store.deliveries import DeliveryFilter, DeliveryRow
 from receiver.store.results import ResultFilter, ResultRow
+from receiver.store.test_history import FlakyRow
 from receiver.store.tx import Tx
+from receiver.triage import window_stats
 
 DeliveryView = DeliveryRow  # the row is the view: the target already masked
 
@@ -20,6 +23,8 @@ __all__ = [
     "DeliveryFilter",
     "DeliveryPage",
     "DeliveryView",
+    "FlakyList",
+    "FlakyTest",
     "JobPage",
     "JobView",
     "Links",
@@ -54,6 +59,9 @@ class ResultSummary(msgspec.Struct, kw_only=True):
     job_id: int | None
     callback_id: int | None
     created_at: str
+    # Triage: how many tests carry each label (new, still failing, failing on main, flaky,
+    # fixed); each test of a ResultDetail carries its own.
+    labels: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class ResultDetail(ResultSummary, kw_only=True):
@@ -97,6 +105,49 @@ class JobPage(msgspec.Struct, kw_only=True):
 class DeliveryPage(msgspec.Struct, kw_only=True):
     items: list[DeliveryView]
     next_cursor: int | None
+
+
+class FlakyTest(msgspec.Struct, kw_only=True):
+    """One test of the quarantine list, judged on its window (its last ``[triage] window``
+    runs, on any branch)."""
+
+    test: str  # the test's name as its provider reports it
+    test_id: str  # its stable id (receiver.tests_identity): /tests/{test_id} on the dashboard
+    provider: str
+    cell: str | None  # the matrix cell (browser, device ...) it is flaky in; each is judged apart
+    repository: str | None  # or the provider's project when the results named no repository
+    runs: int  # runs in the window
+    failures: int  # of which failed
+    flake_rate: float  # flips (an outcome other than the previous one on its branch) / runs
+    same_commit_failures: int  # failures on a commit where the test also passed
+    last_failure: str | None
+    last_seen: str
+
+
+class FlakyList(msgspec.Struct, kw_only=True):
+    items: list[FlakyTest]
+
+
+def flaky_list(tx: Tx, repository: str | None = None) -> FlakyList:
+    """The quarantine list, latest failure first; of one repository (or project)."""
+    return FlakyList(items=[_flaky(row) for row in test_history.flaky(tx, scope=repository)])
+
+
+def _flaky(row: FlakyRow) -> FlakyTest:
+    stats = window_stats(row.recent)
+    return FlakyTest(
+        test=row.name,
+        test_id=tests_identity.test_id(row.provider, row.scope, row.name),
+        provider=row.provider,
+        cell=row.cell or None,
+        repository=row.scope or None,
+        runs=stats.runs,
+        failures=stats.failures,
+        flake_rate=round(stats.flake_rate, 3),
+        same_commit_failures=stats.same_commit,
+        last_failure=row.last_failed_at,
+        last_seen=row.last_seen_at,
+    )
 
 
 def result_page(tx: Tx, where: ResultFilter) -> ResultPage:

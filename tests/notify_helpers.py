@@ -100,7 +100,7 @@ class Harness:
         self.config = config
         self.store = open_store(config.db_path)
         self.router = Router.from_config(config)
-        self.recorder = Recorder(self.router)
+        self.recorder = Recorder(self.router, config.triage)
         self.worker = DeliveryWorker(self.store, config, **worker_options)
 
     async def __aenter__(self) -> Harness:

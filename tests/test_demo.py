@@ -34,8 +34,17 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     passed, failed, suite, mobile = jobs.split("━━ job ")[1:]
     # The chat webhook's JSON (Apprise json://): the title, then the Markdown body.
     assert "\n    ✅ 3 of 3 tests passed · main · deploy abc-122\n" in passed
-    assert "\n    ❌ 1 of 3 tests failed · feat/login · deploy abc-123\n" in failed
-    assert "- **Dashboard shows the task sections** (3.0s): Expected 4 task sections" in failed
+    # Its history (a failure, then a pass on the same commit) makes triage label the failing
+    # job's two failures: the dashboard's is new, logout's flaky.
+    assert "job 1 feat/login at 4b1e7c0a52: failed (1 new)" in done.stdout
+    assert "job 2 feat/login at 4b1e7c0a52: passed (1 fixed)" in done.stdout
+    assert "\n    ❌ 2 of 3 tests failed: 1 new, 1 flaky · feat/login · deploy abc-123\n" in failed
+    assert "- _new_ · **Dashboard shows the task sections** (3.0s): Expected 4 task" in failed
+    assert "- _flaky_ · **Logout returns to the sign-in page** (3.9s): Expected the sign" in failed
+    assert "    #### New (1)\n\n    - **Dashboard shows the task sections** (3.0s)" in failed
+    assert "    #### Flaky (1)\n\n    - **Logout returns to the sign-in page** (3.9s)" in failed
+    assert "      _flaky: failed 2 of its last " in failed
+    assert " runs, 1 time on a commit where it also passed_" in failed
     # The sticky comment as the GitHub stand-in holds it, one per pull request.
     assert "on acme/shop#41, as GitHub holds it" in passed
     assert "on acme/shop#42, as GitHub holds it" in failed
@@ -45,10 +54,10 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     assert "| ❌ | Dashboard shows the task sections | 3.0s | [screenshot](" in failed
     # The commit statuses GitHub received.
     assert "    success  receiver/qualitymax: 3/3 passed  http://127.0.0.1:" in passed
-    assert "    failure  receiver/qualitymax: 2/3 passed  http://127.0.0.1:" in failed
+    assert "    failure  receiver/qualitymax: 1/3 passed, 1 flaky  http://127.0.0.1:" in failed
     # Qualigate and QualGent: triggered, polled from their simulators, routed the same way,
     # their per-test links in the table.
-    assert "\n    ❌ 1 of 2 tests failed · feat/checkout · deploy abc-124\n" in suite
+    assert "\n    ❌ 1 of 2 tests failed: 1 new · feat/checkout · deploy abc-124\n" in suite
     assert "| ❌ | Checkout Process | 45.0s | [run](https://qualigate.app/test-runs/" in suite
     # No report link of its own: the commit status points at the result's page.
     assert "    failure  receiver/qualigate: 1/2 passed  http://127.0.0.1:" in suite
@@ -110,8 +119,9 @@ def test_the_demo_with_keep_serves_its_dashboard_until_ctrl_c(tmp_path: Path) ->
                 data={"token": token, "_csrf_token": client.cookies["receiver_csrf"]},
             )
             assert signed_in.status_code == 200
-            # the four jobs, the three browsers of the matrix, the nightly run no route takes
-            assert signed_in.text.count('<tr id="result-') == 8
+            # the pull request's two earlier runs, the four jobs, the three browsers of the
+            # matrix, the nightly run no route takes
+            assert signed_in.text.count('<tr id="result-') == 10
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 0
     finally:

@@ -36,6 +36,7 @@ CONFIG_KEYS = {
     "delivery": ["max_attempts", "backoff", "timeout_seconds"],
     "routes": ["name", "when", "notify", "on_change", "group_by", "thread_by", "repeat_after"],
     "watch": ["after_failures", "notify"],
+    "triage": ["base_branch", "window", "flaky_threshold", "flaky_is_green"],
 }
 # Keys of ours that DESIGN.md does not list (yet): documented all the same.
 MORE_CONFIG_KEYS = {

@@ -182,7 +182,7 @@ def check_json(payload: dict[str, Any]) -> None:
     message = reads(payload["message"])
     assert f"{NAME} (4.2s): {ERROR}" in message  # the words, as they were sent
     assert reads(payload["title"]) == (
-        "❌ 1 of 2 tests failed · feat/<!here> · deploy <@U024BE7LH> · "
+        "❌ 1 of 2 tests failed: 1 new · feat/<!here> · deploy <@U024BE7LH> · "
         "<!subteam^S0123|@oncall> & qa_eu"
     )
     assert "**" not in message.replace(SUMMARY, "")  # plain text: no Markdown of ours

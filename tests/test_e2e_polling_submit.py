@@ -103,7 +103,7 @@ def test_qualigate_suite_and_qualgent_job_end_in_notifications_and_pr_comments(
 
     sink.wait_for(lambda: len(sink.delivered("/chat")) == 2)
     titles = sorted(r.json()["title"] for r in sink.delivered("/chat"))
-    assert titles == ["✅ 1 of 1 tests passed · feat/x", "❌ 1 of 2 tests failed · feat/x"]
+    assert titles == ["✅ 1 of 1 tests passed · feat/x", "❌ 1 of 2 tests failed: 1 new · feat/x"]
     sink.wait_for(lambda: len(github.markers(REPO, 41)) == len(github.markers(REPO, 42)) == 1)
     web = comment_of(github, 41)
     assert "| ❌ | Checkout Process |" in web

@@ -97,7 +97,9 @@ def test_done_when(
             post("failed", 1)
             wait(lambda: settled() and len(inbox.messages) == 1, "the failure is delivered")
             (chat,) = sink.delivered("/chat")
-            assert chat.json()["title"] == "❌ 2 of 14 tests failed · feat/login · deploy abc-123"
+            # Both failures are the pull request's own: triage labels them new.
+            title = "❌ 2 of 14 tests failed: 2 new · feat/login · deploy abc-123"
+            assert chat.json()["title"] == title
             (comment,) = github.markers("acme/shop", 7)
             assert "❌ 2 of 14 tests failed" in comment.body
             assert github.statuses[SHA][-1]["state"] == "failure"

@@ -28,11 +28,17 @@ from receiver.matrix import Group
 from receiver.notify import escape, fit
 from receiver.notify.message import (
     MARKDOWN,
+    MAX_FAILURES,
     clip,
     duration,
+    failing,
+    failure_items,
     failure_lines,
+    fixed_tests,
     headline,
     icon,
+    label_detail,
+    label_name,
     links,
     title,
 )
@@ -40,6 +46,7 @@ from receiver.notify.retry import Outcome, parse_retry_after
 from receiver.notify.slack_render import group_title  # the same words as the Slack message
 from receiver.results import TestCase
 from receiver.store import Store
+from receiver.triage import FIXED, FLAKY, LABELS
 from receiver.views import ResultDetail
 
 MARKER: Final = "<!-- receiver:pr-comment -->"
@@ -79,10 +86,17 @@ class GithubSender:
     """Both GitHub kinds, on one pooled HTTP client."""
 
     def __init__(
-        self, *, api_url: str, token: str | None, timeout: float, store: Store | None = None
+        self,
+        *,
+        api_url: str,
+        token: str | None,
+        timeout: float,
+        store: Store | None = None,
+        flaky_is_green: bool = False,
     ) -> None:
         self.store = store  # where a pull request's or commit's other jobs are read
         self.api_url = api_url.rstrip("/")
+        self.flaky_is_green = flaky_is_green  # [triage] flaky_is_green
         self.client = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=timeout,
@@ -162,8 +176,12 @@ class GithubSender:
         repository, sha = _repository(result), _sha(result)
         group = await self.group(matrix.COMMIT_GROUP, result, provider=result.provider)
         shown = result if group is None else _worst_cell(group).result
+        state = COMMIT_STATES.get(group.status if group else result.status, "error")
+        jobs = [c.result for c in group.cells] if group else [result]
+        if state == "failure" and self.flaky_is_green and _only_flaky_failed(jobs):
+            state = "success"
         payload: dict[str, Any] = {
-            "state": COMMIT_STATES.get(group.status if group else result.status, "error"),
+            "state": state,
             "description": status_description(result, group),
             "context": f"receiver/{result.provider}",
         }
@@ -182,8 +200,9 @@ class GithubSender:
 
 
 def status_description(result: ResultDetail, group: Group | None = None) -> str:
-    """``12/14 passed``, or for a matrix ``2 of 3 jobs failed: firefox, webkit``; within
-    GitHub's 140 characters (the jobs that do not fit are counted: ``+4``)."""
+    """``12/14 passed``, ``12/14 passed, 2 flaky``, or for a matrix ``2 of 3 jobs failed:
+    firefox, webkit``; within GitHub's 140 characters (the jobs that do not fit are counted:
+    ``+4``)."""
     if group is not None:
         bad = [c for c in group.cells if c.result.status not in ("passed", "pending", "running")]
         if not bad:
@@ -195,7 +214,22 @@ def status_description(result: ResultDetail, group: Group | None = None) -> str:
         return head + fit.words_within(names, fit.GITHUB_DESCRIPTION - len(head))
     if result.status in ("pending", "running"):
         return f"tests {result.status}"
-    return f"{result.passed}/{result.total} passed"[: fit.GITHUB_DESCRIPTION]
+    flaky = f", {result.labels[FLAKY]} flaky" if result.labels.get(FLAKY) else ""
+    return f"{result.passed}/{result.total} passed{flaky}"[: fit.GITHUB_DESCRIPTION]
+
+
+def only_flaky(result: ResultDetail) -> bool:
+    """The result failed, and each of its failures is a test labelled flaky ([triage]
+    flaky_is_green makes its commit status green)."""
+    if result.status != "failed":
+        return False
+    items = failing(result)
+    return bool(items) and all(t.label == FLAKY for t in items)
+
+
+def _only_flaky_failed(jobs: list[ResultDetail]) -> bool:
+    """Every job that did not pass failed on flaky tests alone."""
+    return all(only_flaky(job) for job in jobs if job.status != "passed")
 
 
 def _cell_name(label: str) -> str:
@@ -219,7 +253,7 @@ def comment_body(result: ResultDetail, group: Group | None = None) -> str:
         f"<!-- receiver:result {result.id} -->",
         f"### {title(result, escape.markdown)}",
         "",
-        f"**{headline(result)}** in {duration(result.duration_ms)}",
+        f"**{headline(result, escape.markdown)}** in {duration(result.duration_ms)}",
     ]
     if result.replaces is not None:
         lines += ["", f"_Came late, after the timeout (result #{result.replaces}); replaces it._"]
@@ -227,12 +261,17 @@ def comment_body(result: ResultDetail, group: Group | None = None) -> str:
     table = fit.Part(lines=[_row(t) for t in result.tests[:MAX_TABLE_ROWS]], note=_table_note(full))
     if len(result.tests) > MAX_TABLE_ROWS:
         table.cut = len(result.tests) - MAX_TABLE_ROWS
-    failures = fit.Part(lines=failure_lines(result, MARKDOWN), note=_list_note(full))
+    # With triage labels the failures come under a heading per label; else one plain list.
+    grouped = triage_groups(result)
+    failures = fit.Part(lines=grouped or failure_lines(result, MARKDOWN), note=_list_note(full))
     footer = _footer(result)
     fit.fit([table, failures], fit.GITHUB_COMMENT, _size(lines, footer) + 200)
     if table.shown:
         lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |", *table.shown]
-    if failures.shown:
+    if failures.shown and grouped:
+        lines += ["", "<details open><summary>Failures</summary>", *failures.shown]
+        lines += ["", "</details>"]
+    elif failures.shown:
         details = ["<details open><summary>Failures</summary>", "", _bullets(failures)]
         lines += ["", *details, "", "</details>"]
     lines += ["", footer]
@@ -248,12 +287,12 @@ def _matrix_body(group: Group) -> str:
     ]
     full = MARKDOWN.link("the full report", newest.links.report)
     jobs = fit.Part(lines=[_job_row(c) for c in group.cells], note=_table_note(full))
-    failing = [
+    failed = [
         f"{escape.markdown(clip(c.label, 60))} › {line}"
         for c in group.cells
         for line in failure_lines(c.result, MARKDOWN)
     ]
-    failures = fit.Part(lines=failing, note=_list_note(full))
+    failures = fit.Part(lines=failed, note=_list_note(full))
     footer = _footer(newest)
     if group.earlier:
         footer = f"{group.earlier} job(s) of earlier commits not shown · {footer}"
@@ -308,6 +347,38 @@ def _list_note(full: str | None) -> fit.Note:
 
 def _read_group(key: str, result: ResultDetail, provider: str | None, tx: Any) -> Group:
     return matrix.read_group(tx, key, result, provider=provider)
+
+
+def triage_groups(result: ResultDetail) -> list[str]:
+    """The failures under a heading per triage label, what each label rests on below each
+    failure, then the fixed tests; nothing when no test carries a label."""
+    items, fixed = failing(result), fixed_tests(result)
+    if not fixed and not any(t.label for t in items):
+        return []
+    lines = []
+    for label in (*[label for label in LABELS if label != FIXED], None):
+        group = [t for t in items if t.label == label]
+        if group:
+            lines += _group(label, group)
+    if fixed:
+        lines += _group(FIXED, fixed)
+    return lines
+
+
+def _group(label: str | None, tests: list[TestCase]) -> list[str]:
+    """``#### Flaky (2)`` and a list item per test (what the label rests on, in italics, on
+    the item's second line)."""
+    if label is None:
+        heading = "Other failures"
+    else:
+        name = label_name(label, tests[0].triage, escape.markdown)
+        heading = name[0].upper() + name[1:]
+    items = failure_items(tests, MARKDOWN, labels=False)
+    for index, test in enumerate(tests[:MAX_FAILURES]):
+        detail = label_detail(test, MARKDOWN)
+        if detail and detail != label_name(label or "", test.triage, escape.markdown):
+            items[index] += f"<br>\n  _{detail}_"
+    return ["", f"#### {heading} ({len(tests)})", "", MARKDOWN.bullets(items)]
 
 
 def _row(test: TestCase) -> str:

@@ -19,6 +19,7 @@ import msgspec
 
 from receiver.notify import escape
 from receiver.results import TestCase
+from receiver.triage import FAILING_ON_MAIN, FIXED, FLAKY, LABELS, STILL_FAILING, Note
 from receiver.views import ResultDetail
 
 ICONS: Final = {
@@ -99,12 +100,21 @@ def icon(status: str) -> str:
     return ICONS.get(status, "•")
 
 
-def headline(result: ResultDetail) -> str:
-    """``2 of 14 tests failed``, ``14 of 14 tests passed``, or what happened to the run."""
+def headline(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> str:
+    """``2 of 14 tests failed``, ``14 of 14 tests passed``, or what happened to the run; with
+    triage labels ``3 of 14 tests failed: 1 new, 1 flaky, 1 failing on main; 1 fixed``
+    (``text`` escapes the base branch's name)."""
+    fixed = result.labels.get(FIXED, 0)
     if result.status == "failed":
-        return f"{result.failed} of {result.total} tests failed"
+        said = f"{result.failed} of {result.total} tests failed"
+        if labelled := label_counts(result, text):
+            said += ": " + ", ".join(f"{n} {name}" for name, n in labelled)
+            return said + (f"; {fixed} fixed" if fixed else "")
+        return said + (f", {fixed} fixed" if fixed else "")
     if result.status == "passed":
-        return f"{result.passed} of {result.total} tests passed"
+        return f"{result.passed} of {result.total} tests passed" + (
+            f", {fixed} fixed" if fixed else ""
+        )
     words = {"timeout": "timed out", "canceled": "was canceled", "error": "errored"}
     if result.status in words:
         return f"test run {words[result.status]}"
@@ -128,7 +138,59 @@ def context(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> 
 
 def title(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> str:
     """``❌ 2 of 14 tests failed · feat/login · deploy abc-123``; plain text unless told."""
-    return " · ".join([f"{icon(result.status)} {headline(result)}", *context(result, text)])
+    return " · ".join([f"{icon(result.status)} {headline(result, text)}", *context(result, text)])
+
+
+# -- triage labels (receiver.triage) ----------------------------------------------------------
+
+
+def label_name(label: str, note: Note | None, text: Callable[[str], str] = escape.plain) -> str:
+    """A label as people read it: ``failing on main`` names the configured base branch."""
+    if label == FAILING_ON_MAIN and note is not None and note.base_branch:
+        return f"failing on {text(clip(note.base_branch, MAX_CONTEXT_CHARS))}"
+    return label
+
+
+def label_counts(
+    result: ResultDetail, text: Callable[[str], str] = escape.plain
+) -> list[tuple[str, int]]:
+    """The failed tests' labels as people read them, with how many carry each."""
+    notes = {t.label: t.triage for t in result.tests if t.label}
+    return [
+        (label_name(label, notes.get(label), text), result.labels[label])
+        for label in LABELS
+        if label != FIXED and result.labels.get(label)
+    ]
+
+
+def times(count: int, what: str) -> str:
+    return f"{count} {what}" if count == 1 else f"{count} {what}s"
+
+
+def label_detail(test: TestCase, markup: Markup = MARKDOWN) -> str:
+    """What a test's label rests on: ``still failing since 4b1e7c0a (3 runs)``, ``flaky:
+    failed 7 of its last 50 runs, 3 times on a commit where it also passed``."""
+    label, note = test.label, test.triage
+    if label is None:
+        return ""
+    name = label_name(label, note, markup.escape)
+    if note is None:
+        return name
+    if label == FLAKY and note.window_runs:
+        detail = f"{name}: failed {note.failures} of its last {times(note.window_runs, 'run')}"
+        if note.same_commit:
+            return detail + f", {times(note.same_commit, 'time')} on a commit where it also passed"
+        return detail + f", its outcome flipping in {note.flake_rate or 0:.0%} of them"
+    if label == FIXED and note.runs:
+        return f"{name} after failing {times(note.runs, 'run')}"
+    if label in (STILL_FAILING, FAILING_ON_MAIN) and note.runs:
+        since = f" since {markup.escape(clip(note.since, 12))}" if note.since else ""
+        return f"{name}{since} ({times(note.runs, 'run')})"
+    return name
+
+
+def fixed_tests(result: ResultDetail) -> list[TestCase]:
+    return [t for t in result.tests if t.label == FIXED]
 
 
 def duration(ms: int | None) -> str:
@@ -173,11 +235,22 @@ def links(test: TestCase, markup: Markup = MARKDOWN) -> str:
 
 def failure_lines(result: ResultDetail, markup: Markup = MARKDOWN) -> list[str]:
     """One list item per failing test (without the list's bullet), at most ``MAX_FAILURES``."""
-    items = failing(result)
+    return failure_items(failing(result), markup)
+
+
+def failure_items(
+    items: list[TestCase], markup: Markup = MARKDOWN, *, labels: bool = True
+) -> list[str]:
+    """One list item per test of ``items``, at most ``MAX_FAILURES``: name, duration (and
+    label), error, evidence."""
     lines = []
     for item in items[:MAX_FAILURES]:
         name = markup.strong(markup.escape(clip(item.name, MAX_NAME_CHARS)))
         line = f"{name} ({duration(item.duration_ms)})"
+        if labels and item.label:
+            line = (
+                markup.emphasis(label_name(item.label, item.triage, markup.escape)) + " · " + line
+            )
         if item.error:
             line += f": {markup.escape(clip(item.error))}"
         if evidence := links(item, markup):
@@ -188,9 +261,19 @@ def failure_lines(result: ResultDetail, markup: Markup = MARKDOWN) -> list[str]:
     return lines
 
 
+def fixed_line(result: ResultDetail, markup: Markup = MARKDOWN) -> str | None:
+    """``Fixed: **Login**, **Search**``, or None when no test was fixed."""
+    fixed = fixed_tests(result)
+    if not fixed:
+        return None
+    names = [markup.strong(markup.escape(clip(t.name, MAX_NAME_CHARS))) for t in fixed]
+    more = f" and {len(names) - MAX_FAILURES} more" if len(names) > MAX_FAILURES else ""
+    return "Fixed: " + ", ".join(names[:MAX_FAILURES]) + more
+
+
 def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
     where = ", ".join(context(result, markup.escape))
-    first = markup.strong(headline(result)) + (f" on {where}" if where else "")
+    first = markup.strong(headline(result, markup.escape)) + (f" on {where}" if where else "")
     first += f" in {duration(result.duration_ms)}" if result.duration_ms is not None else ""
     blocks = [markup.paragraph(first)]
     if result.replaces is not None:
@@ -200,6 +283,8 @@ def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
         blocks.append(markup.paragraph(markup.escape(clip(result.summary))))
     if failures := failure_lines(result, markup):
         blocks += [markup.paragraph("Failing tests:"), markup.bullets(failures)]
+    if fixed := fixed_line(result, markup):
+        blocks.append(markup.paragraph(fixed))
     evidence = [markup.link("Full report", result.links.report)]
     evidence.append(markup.link("Open in receiver", result.links.dashboard))
     if not failures:  # the failing lines already link their own evidence

@@ -78,6 +78,7 @@ class DeliveryWorker:
         self.github_settings = config.github
         self.metrics = metrics
         self.public_url = config.server.public_url  # each message links its result's page
+        self.flaky_is_green = config.triage.flaky_is_green
         self.concurrency = concurrency
         self.intake = IntakeRate()  # whether writes pour into the store: sends slow down then
         self.queued_seen = database.queued_writes
@@ -139,6 +140,7 @@ class DeliveryWorker:
             token=self.github_settings.token,
             timeout=timeout,
             store=self.store,
+            flaky_is_green=self.flaky_is_green,
         )
         self.slack = SlackSender(
             store=self.store,

@@ -5,7 +5,9 @@ the same limits as the client, applies the documented rate limits (10/min for th
 60/min for the free endpoints; 429 with ``Retry-After``), answers ``{accepted, job_id}`` and, after
 a short delay, POSTs a signed ``test_results`` callback to the job's ``callback_url``. Reports and
 artifacts are served from memory. ``custom_data.simulate`` steers the outcome: ``passed`` (the
-default), ``failed`` or ``error``; ``custom_data.simulate_delay`` the seconds before the callback.
+default), ``failed`` or ``error``; ``custom_data.simulate_failing`` (a list of test names) which
+tests fail (``failed`` alone fails the second); ``custom_data.simulate_delay`` the seconds
+before the callback.
 
 Two extra paths under ``/_simulator`` exist for tests only: inject faults (``503`` once, say) and
 count the webhook requests that arrived.
@@ -230,6 +232,8 @@ def _refuse_webhook(
 
 def _new_job(state: SimState, request: qm.WebhookRequest, base_url: str) -> SimJob:
     outcome = str(request.custom_data.get("simulate", "passed"))
+    if _failing(request) and outcome != "error":
+        outcome = "failed"
     job = SimJob(
         id=f"pwj_{secrets.token_hex(12)}",
         request=request,
@@ -248,6 +252,10 @@ TEST_NAMES: Final = (
     "Logout returns to the sign-in page",
 )
 FAILURE: Final = "Expected 4 task sections on /dashboard, found 3 (locator '.task-section')"
+FAILURES: Final = {
+    TEST_NAMES[0]: "Timed out after 30s waiting for the dashboard after signing in",
+    TEST_NAMES[2]: "Expected the sign-in page after logout, stayed on /dashboard",
+}
 
 
 async def _run_job(state: SimState, job: SimJob) -> None:
@@ -267,13 +275,22 @@ def _delay(state: SimState, job: SimJob) -> float:
     return state.settings.delay
 
 
+def _failing(request: qm.WebhookRequest) -> list[str]:
+    """``custom_data.simulate_failing``: the names of the tests to fail, if it lists any."""
+    names = request.custom_data.get("simulate_failing")
+    if not isinstance(names, list):
+        return []
+    return [name for name in names if name in TEST_NAMES]
+
+
 def _tests(state: SimState, job: SimJob) -> list[SimTest]:
     if job.outcome == "error":
         return []
+    failing = _failing(job.request) or ([TEST_NAMES[1]] if job.outcome == "failed" else [])
     tests = []
     for index, name in enumerate(TEST_NAMES):
         execution_id = f"exec_{job.id[4:16]}_{index + 1}"
-        failed = job.outcome == "failed" and index == 1
+        failed = name in failing
         test = SimTest(
             test=name,
             status="failed" if failed else "passed",
@@ -281,7 +298,7 @@ def _tests(state: SimState, job: SimJob) -> list[SimTest]:
             screenshot_url=f"{job.base_url}/static/test-executions/{execution_id}/screenshot.png",
             video_url=f"{job.base_url}/static/test-executions/{execution_id}/video.webm",
             execution_id=execution_id,
-            error=FAILURE if failed else None,
+            error=FAILURES.get(name, FAILURE) if failed else None,
         )
         state.executions[execution_id] = test
         tests.append(test)

@@ -3,9 +3,9 @@
 Its seam is small, so that another backend can provide it: ``open_store(url)`` gives a ``Store``
 (``write`` a function in a shared transaction and return once it is durable, ``write_sync``,
 ``read``, ``probe``), and one query module per thing stored (``callbacks``, ``jobs``,
-``results``, ``deliveries``, ``groups``, ``retention``) whose functions take the ``Tx`` the
-store hands a function, and return plain Structs. Schema changes are numbered SQL migrations
-(``migrations/``), per backend only where the SQL must differ.
+``results``, ``deliveries``, ``groups``, ``retention``, ``test_history``) whose functions take
+the ``Tx`` the store hands a function, and return plain Structs. Schema changes are numbered SQL
+migrations (``migrations/``), per backend only where the SQL must differ.
 """
 
 from __future__ import annotations

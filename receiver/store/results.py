@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -11,6 +12,7 @@ from receiver.clock import utcnow
 from receiver.results import CustomData, Failure, Result, TestCase
 from receiver.store.errors import NotFound
 from receiver.store.tx import POSTGRESQL, Tx, marks, row_as, rows_as
+from receiver.triage import Verdict
 
 
 class ResultRow(msgspec.Struct, kw_only=True):
@@ -36,6 +38,7 @@ class ResultRow(msgspec.Struct, kw_only=True):
     custom_data: CustomData = msgspec.field(default_factory=dict)
     failures: list[Failure] = msgspec.field(default_factory=list)
     replaces: int | None = None  # the timeout result this late real result replaces
+    labels: dict[str, int] = msgspec.field(default_factory=dict)  # triage: count per label
 
 
 class ResultFilter(msgspec.Struct, kw_only=True):
@@ -53,27 +56,28 @@ FILTER_COLUMNS: Final = ("status", "branch", "provider", "repository")
 COLUMNS: Final = (
     "id, callback_id, job_id, provider, event, status, raw_status, total, passed, failed, "
     "duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha, "
-    "custom_data, failures, created_at, replaces"
+    "custom_data, failures, labels, created_at, replaces"
 )
-JSON_COLUMNS: Final = ("custom_data", "failures")
+JSON_COLUMNS: Final = ("custom_data", "failures", "labels")
 INSERT: Final = """
 INSERT INTO results (id, callback_id, job_id, provider, event, status, raw_status, total, passed,
     failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
-    custom_data, failures, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    custom_data, failures, created_at, labels)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url, test_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, test_id, label, triage)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_IDENTITY: Final = """
 INSERT INTO test_identities (test_id, provider, scope, name) VALUES (?, ?, ?, ?)
 ON CONFLICT (test_id) DO NOTHING
 """
 SELECT_TESTS: Final = """
-SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url
+SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url, label,
+    triage
 FROM tests WHERE result_id = ? ORDER BY position
 """
 # SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
@@ -99,17 +103,22 @@ def insert(
     callback_id: int | None,
     job_id: int | None,
     result_id: int | None = None,
+    verdicts: Sequence[Verdict | None] = (),
+    labels: Mapping[str, int] | None = None,
 ) -> int:
-    """Store ``result`` and its tests (under ``result_id`` when one was reserved)."""
+    """Store ``result`` and its tests (under ``result_id`` when one was reserved), with the
+    triage's verdict of each test (``verdicts``, in the tests' order) and ``labels``, the
+    count of each label."""
     if result_id is None:
         result_id = reserve_id(tx)
     fields = _row(result_id, result, callback_id, job_id)
-    row = tx.execute(INSERT, fields).fetchone()
-    stored_id: int = row[0]
-    _count_day(tx, result, fields[-1])
+    created_at = fields[-1]
+    fields.append(msgspec.json.encode(labels).decode() if labels else None)
+    stored_id: int = tx.execute(INSERT, fields).fetchone()[0]
+    _count_day(tx, result, created_at)
     if result.tests:
         ids = _test_ids(result)
-        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids))
+        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids, verdicts))
         tx.executemany(INSERT_IDENTITY, _identity_rows(result, ids))
     if tx.dialect == POSTGRESQL:  # the live pages of every instance (sent at COMMIT)
         tx.execute("SELECT pg_notify(?, ?)", [RESULTS_CHANNEL, str(stored_id)])
@@ -135,7 +144,7 @@ def get(tx: Tx, result_id: int) -> ResultRow:
 
 
 def tests_of(tx: Tx, result_id: int) -> list[TestCase]:
-    return rows_as(tx.execute(SELECT_TESTS, [result_id]), TestCase)
+    return rows_as(tx.execute(SELECT_TESTS, [result_id]), TestCase, json=("triage",))
 
 
 def newest(tx: Tx, where: ResultFilter) -> list[ResultRow]:
@@ -228,7 +237,10 @@ def _identity_rows(result: Result, ids: list[str]) -> list[tuple[str, str, str, 
     return [(i, result.provider, where, t.name) for i, t in zip(ids, result.tests, strict=True)]
 
 
-def _test_rows(result_id: int, result: Result, ids: list[str]) -> list[tuple[Any, ...]]:
+def _test_rows(
+    result_id: int, result: Result, ids: list[str], verdicts: Sequence[Verdict | None]
+) -> list[tuple[Any, ...]]:
+    judged = list(verdicts) or [None] * len(result.tests)
     return [
         (
             result_id,
@@ -242,8 +254,10 @@ def _test_rows(result_id: int, result: Result, ids: list[str]) -> list[tuple[Any
             t.execution_id,
             t.url,
             ids[position],
+            verdict.label if verdict else None,
+            _note(verdict),
         )
-        for position, t in enumerate(result.tests)
+        for position, (t, verdict) in enumerate(zip(result.tests, judged, strict=True))
     ]
 
 
@@ -373,3 +387,9 @@ def siblings(tx: Tx, result: ResultRow, *, among: int, limit: int) -> list[int]:
     sql = SIBLINGS.format(branch=branch, repository=repository)
     rows = tx.execute(sql, [*params, result.id, among, *tail, result.provider, limit]).fetchall()
     return [row[0] for row in rows]
+
+
+def _note(verdict: Verdict | None) -> str | None:
+    if verdict is None or verdict.note is None:
+        return None
+    return msgspec.json.encode(verdict.note).decode()
