@@ -51,7 +51,7 @@ def test_unknown_test_run(qualgent_sim: Served) -> None:
 
 def test_a_body_qualgent_cannot_read_shows_its_422(qualgent_sim: Served) -> None:
     api = client(qualgent_sim.url)
-    with pytest.raises(RequestRejected, match=r"422: .*jobs"):
+    with pytest.raises(RequestRejected, match=r"422: .*job"):
         asyncio.run(api.api.call("POST", "/v1/test-cases/run", window="all", json={"job": []}))
 
 
