@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from receiver.results import CustomData, Failure, TestCase
+from receiver.results import Coverage, CustomData, Failure, Security, TestCase
 from receiver.store import deliveries, jobs, results
 from receiver.store.deliveries import DeliveryFilter, DeliveryRow
 from receiver.store.results import ResultFilter, ResultRow
@@ -31,7 +31,8 @@ __all__ = [
 
 
 class Links(msgspec.Struct, kw_only=True):
-    report: str | None = None
+    report: str | None = None  # the provider's report page, when it gave one
+    page: str | None = None  # the result's page in receiver, when public_url is set (links.py)
     screenshots: list[str] = msgspec.field(default_factory=list)
     videos: list[str] = msgspec.field(default_factory=list)
 
@@ -53,6 +54,7 @@ class ResultSummary(msgspec.Struct, kw_only=True):
     job_id: int | None
     callback_id: int | None
     created_at: str
+    kind: str = "tests"  # tests, sast or gap_analysis
 
 
 class ResultDetail(ResultSummary, kw_only=True):
@@ -65,6 +67,8 @@ class ResultDetail(ResultSummary, kw_only=True):
     links: Links
     deliveries: list[DeliveryView] = msgspec.field(default_factory=list)
     replaces: int | None = None  # came after its job's timeout result, which it replaces
+    security: Security | None = None  # a SAST result's verdict, counts and findings
+    coverage: Coverage | None = None  # a gap analysis's tests per category
 
 
 class ResultPage(msgspec.Struct, kw_only=True):
@@ -86,6 +90,8 @@ class JobView(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     result: ResultDetail | None = None
+    progress: float | None = None  # 0-100 while it runs, when the provider says
+    rerun_of: int | None = None  # the job this one re-runs
 
 
 class JobPage(msgspec.Struct, kw_only=True):

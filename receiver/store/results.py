@@ -7,7 +7,7 @@ from typing import Any, Final
 import msgspec
 
 from receiver.clock import utcnow
-from receiver.results import CustomData, Failure, Result, TestCase
+from receiver.results import Coverage, CustomData, Failure, Result, Security, TestCase
 from receiver.store.errors import NotFound
 from receiver.store.tx import POSTGRESQL, Tx, row_as, rows_as
 
@@ -35,6 +35,9 @@ class ResultRow(msgspec.Struct, kw_only=True):
     custom_data: CustomData = msgspec.field(default_factory=dict)
     failures: list[Failure] = msgspec.field(default_factory=list)
     replaces: int | None = None  # the timeout result this late real result replaces
+    kind: str = "tests"
+    security: Security | None = None
+    coverage: Coverage | None = None
 
 
 class ResultFilter(msgspec.Struct, kw_only=True):
@@ -48,25 +51,31 @@ class ResultFilter(msgspec.Struct, kw_only=True):
 COLUMNS: Final = (
     "id, callback_id, job_id, provider, event, status, raw_status, total, passed, failed, "
     "duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha, "
-    "custom_data, failures, created_at, replaces"
+    "custom_data, failures, created_at, replaces, kind, security, coverage"
 )
-JSON_COLUMNS: Final = ("custom_data", "failures")
+JSON_COLUMNS: Final = ("custom_data", "failures", "security", "coverage")
 INSERT: Final = """
 INSERT INTO results (id, callback_id, job_id, provider, event, status, raw_status, total, passed,
     failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
-    custom_data, failures, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    custom_data, failures, created_at, kind, security, coverage)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, device, platform, progress)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# A test's logs, once fetched (receiver.artifacts), come with it.
 SELECT_TESTS: Final = """
-SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url
-FROM tests WHERE result_id = ? ORDER BY position
+SELECT t.name, t.status, t.duration_ms, t.error, t.screenshot_url, t.video_url, t.execution_id,
+    t.url, t.device, t.platform, t.progress, l.logs
+FROM tests t LEFT JOIN test_logs l
+    ON l.result_id = t.result_id AND l.execution_id = t.execution_id AND l.state = 'fetched'
+WHERE t.result_id = ? ORDER BY t.position
 """
+# Is this execution one of a stored result's tests? (the artifact links ask for no other)
+SELECT_EXECUTION: Final = "SELECT result_id FROM tests WHERE execution_id = ? LIMIT 1"
 # SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
 # COMMIT, so the id read here is the one the result gets. PostgreSQL hands out its sequence.
 RESERVE_ID: Final = {
@@ -164,7 +173,20 @@ def _row(
         msgspec.json.encode(result.custom_data).decode(),
         msgspec.json.encode(result.failures).decode(),
         utcnow(),
+        result.kind,
+        _json(result.security),
+        _json(result.coverage),
     ]
+
+
+def _json(value: msgspec.Struct | None) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def result_of_execution(tx: Tx, execution_id: str) -> int | None:
+    """The stored result one of whose tests ran as ``execution_id``; None when none did."""
+    row = tx.execute(SELECT_EXECUTION, [execution_id]).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
@@ -180,6 +202,9 @@ def _test_rows(result_id: int, result: Result) -> list[tuple[Any, ...]]:
             t.video_url,
             t.execution_id,
             t.url,
+            t.device,
+            t.platform,
+            t.progress,
         )
         for position, t in enumerate(result.tests)
     ]
