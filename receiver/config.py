@@ -44,6 +44,7 @@ class QualityMaxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     webhook_secret: str | None = None
     # A job submitted through receiver with no result after this long becomes ``timeout``.
     timeout_seconds: float = 900
+    poll_seconds: float = 10  # how often SAST scans and gap analyses are asked about
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from receiver import matrix
+from receiver import artifacts, matrix
 from receiver.ledger import Ledger
 from receiver.results import Result
 from receiver.routing import Router
@@ -33,8 +33,9 @@ RecordedHook = Callable[[Recorded], None]
 class Recorder:
     """Stores results and routes them, with the config's routes."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, fetch_logs: bool = False) -> None:
         self.router = router
+        self.fetch_logs = fetch_logs  # queue failed tests' logs for the fetcher (artifacts.py)
 
     def record(
         self,
@@ -57,6 +58,8 @@ class Recorder:
         stored_id = results.insert(
             tx, result, callback_id=callback_id, job_id=job_id, result_id=result_id
         )
+        if self.fetch_logs:  # an insert for a failed QualityMax result's failing tests only
+            artifacts.queue_for(tx, stored_id, result)
         if job_id is not None and not job_has_it:
             _replace_timeout(tx, job_id, stored_id)
             jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)

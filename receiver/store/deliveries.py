@@ -239,3 +239,17 @@ def count_by_state(tx: Tx) -> dict[str, int]:
 def oldest_pending(tx: Tx) -> dict[tuple[str, str], str]:
     """When the oldest pending delivery of each (route, target URL) was made."""
     return {(row[0], row[1]): row[2] for row in tx.execute(OLDEST_PENDING).fetchall()}
+
+
+REFRESH_SENT: Final = """
+UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease = NULL,
+    updated_at = ?
+WHERE result_id = ? AND target = ? AND state = 'sent'
+"""
+
+
+def refresh_sent(tx: Tx, result_id: int, target: str) -> int:
+    """Send a result again to a target it reached (a living one, rewritten in place) because
+    the result gained something, such as its failed tests' logs; how many were put back."""
+    now = utcnow()
+    return int(tx.execute(REFRESH_SENT, [now, now, result_id, target]).rowcount)

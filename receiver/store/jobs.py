@@ -203,6 +203,7 @@ def external_id_of(tx: Tx, job_id: int) -> str | None:
 
 
 def get(tx: Tx, job_id: int) -> JobRow:
+    """The job; NotFound when there is none."""
     cursor = tx.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", [job_id])
     job = row_as(cursor, JobRow, json=JSON_COLUMNS)
     if job is None:
@@ -283,3 +284,17 @@ def request_of(tx: Tx, job_id: int) -> str | None:
     """The request the job was submitted with (JSON, secrets masked), if receiver sent it."""
     row = tx.execute(SELECT_REQUEST, [job_id]).fetchone()
     return row[0] if row else None
+
+
+SET_QUEUED: Final = "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?"
+SET_PART: Final = "UPDATE jobs SET request = ?, body = ?, updated_at = ? WHERE id = ?"
+
+
+def set_queued(tx: Tx, job_id: int) -> None:
+    """The provider said "not now" (429): the job waits in the queue again."""
+    tx.execute(SET_QUEUED, [utcnow(), job_id])
+
+
+def set_part(tx: Tx, job_id: int, *, request: str, body: str) -> None:
+    """A batch's first job becomes its first run's: its own request, for a re-run of it alone."""
+    tx.execute(SET_PART, [request, body, utcnow(), job_id])

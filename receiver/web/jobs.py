@@ -19,9 +19,10 @@ from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from receiver import providers
-from receiver.jobs import JobSubmitted, Submission
+from receiver.jobs import JobSubmitted, RerunBody, Submission
 from receiver.providers.base import JobBody
 from receiver.web.errors import BODY_ERRORS, error_answers
+from receiver.web.params import RowId
 
 EXAMPLES: Final = [
     Example(
@@ -118,3 +119,30 @@ def submit_handler() -> HTTPRouteHandler:
         "answers with its own words: 400 bad request, 404 unknown test, 409 a setting this "
         "service lacks, 502 the provider failed or may have taken it, 503 unavailable.",
     )(submit_job)
+
+
+@post(
+    "/api/jobs/{job_id:int}/rerun",
+    status_code=201,
+    tags=["jobs"],
+    summary="Re-run a job",
+    description="Submits the job's request again, as a new job whose `rerun_of` is this one. "
+    "Secrets are never stored: a QualityMax request that carried `auth.password` needs it "
+    'again, as `{"auth": {"password": "..."}}`; without it the answer is 400 naming the field.',
+    responses=error_answers(
+        {
+            400: "The job has no request to send again, or a secret it carried is missing; "
+            "`detail` names the field",
+            404: "No job with this id",
+            409: "The service lacks a setting submitting needs; `detail` names it",
+            502: "The provider refused or failed the request",
+            503: "The provider is unavailable",
+        }
+    ),
+)
+async def rerun_job(
+    job_id: RowId,
+    submission: NamedDependency[Submission],
+    data: Annotated[RerunBody | None, Body(media_type=RequestEncodingType.JSON)] = None,
+) -> JobSubmitted:
+    return await submission.rerun(job_id, data)
