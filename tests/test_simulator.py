@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from receiver.signatures import sign
-from receiver.simulator.process import SimulatorProcess
 from receiver.simulator.common import RateWindow
+from receiver.simulator.process import SimulatorProcess
 from receiver.simulator.qualitymax import SimulatorSettings
 from tests.conftest import QM_KEY, QM_SLUG, SECRET
 

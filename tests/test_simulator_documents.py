@@ -142,7 +142,7 @@ def test_qualitymax_webhook_answer_and_callback_are_the_documents(qm: httpx.Clie
     answer = webhook(qm, request)
     assert answer.status_code == 200, answer.text
     same_shape(example(text, "Response (immediate)"), answer.json())
-    headers, body = capture.received.get(timeout=15)
+    _headers, body = capture.received.get(timeout=15)
     callback = json.loads(body)
     documented = example(text, "Callback (async, POSTed to your callback_url)")
     documented["custom_data"] = callback["custom_data"] = {}  # the caller's own
