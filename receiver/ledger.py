@@ -23,7 +23,7 @@ MAX_SEEN_CHARS: Final = 200
 def first_miss(when: When, result: Result) -> Miss:
     """The first key of ``when`` that ``result`` fails (call it only when ``matches`` said no)."""
     # The very checks matches() makes; imported here, as routing imports this module.
-    from receiver.routing import _branch, _one_of, _same
+    from receiver.routing import _branch, _one_of, _same, _severe
 
     for key, wanted, seen in (
         ("provider", when.provider, result.provider),
@@ -41,6 +41,11 @@ def first_miss(when: When, result: Result) -> Miss:
         actual = result.custom_data.get(name)
         if not _same(actual, value):
             return Miss(key=f"custom_data.{name}", wanted=value, seen=_shown(actual))
+    if not _one_of(when.kind, result.kind):
+        return Miss(key="kind", wanted=when.kind, seen=result.kind)
+    if not _severe(when.min_severity, result):
+        worst = result.security.worst if result.security is not None else None
+        return Miss(key="min_severity", wanted=when.min_severity, seen=worst)
     # A key added to `when` after this was written: named as a whole.
     return Miss(key="when", wanted="(a key this version of explain does not itemise)")
 

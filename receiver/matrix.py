@@ -55,6 +55,15 @@ class Grouped(Protocol):
     @property
     def sha(self) -> str | None: ...
 
+    @property
+    def kind(self) -> str: ...
+
+
+def lane(result: Grouped) -> str:
+    """Whose row and commit status a result takes: its provider's, or for a SAST scan or a gap
+    analysis their own (``sast``: a scan's verdict never hides, or is hidden by, tests)."""
+    return result.provider if result.kind == "tests" else result.kind
+
 
 def group_of(keys: Iterable[str], result: Grouped) -> str | None:
     """The group ``result`` belongs to by the first of ``keys`` it has; None when it has none."""
@@ -81,7 +90,7 @@ def label_of(result: Grouped) -> str | None:
 
 def row_of(result: Grouped, *, request: str | None, job_id: int | None) -> Row:
     """The row (key and label) of ``result`` in any of its groups."""
-    provider = result.provider
+    provider = lane(result)
     if label := label_of(result):
         return Row(key=f"{provider}|{label}", label=f"{provider} · {label}")
     if identity := _request_identity(request):

@@ -23,17 +23,21 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from receiver import links as receiver_links
 from receiver import matrix
 from receiver.matrix import Group
 from receiver.notify import escape, fit
 from receiver.notify.message import (
     MARKDOWN,
     clip,
+    counts,
     duration,
+    failing,
     failure_lines,
     headline,
     icon,
     links,
+    placed_at,
     title,
 )
 from receiver.notify.retry import Outcome, parse_retry_after
@@ -58,6 +62,8 @@ REPOSITORY_PART: Final = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]{1,100}")
 COMMIT_SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 MAX_TABLE_ROWS: Final = 100
 MAX_TABLE_NAME_CHARS: Final = 120
+MAX_FINDING_ROWS: Final = 50  # a SAST result's findings table, worst first
+MAX_LOGS: Final = 10  # failing tests whose logs the comment folds in
 SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 API_VERSION: Final = "2022-11-28"
 
@@ -160,14 +166,16 @@ class GithubSender:
 
     async def commit_status(self, result: ResultDetail) -> None:
         repository, sha = _repository(result), _sha(result)
-        group = await self.group(matrix.COMMIT_GROUP, result, provider=result.provider)
+        lane = matrix.lane(result)  # a SAST scan has its own status: receiver/sast
+        group = await self.group(matrix.COMMIT_GROUP, result, provider=lane)
         shown = result if group is None else _worst_cell(group).result
         payload: dict[str, Any] = {
             "state": COMMIT_STATES.get(group.status if group else result.status, "error"),
             "description": status_description(result, group),
-            "context": f"receiver/{result.provider}",
+            "context": f"receiver/{lane}",
         }
-        if report := escape.link(shown.links.report):  # never a javascript: link
+        page = result.links.page if shown.id == result.id else None
+        if report := escape.link(shown.links.report or page):  # never a javascript: link
             payload["target_url"] = report
         await self.call("POST", f"/repos/{repository}/statuses/{sha}", payload)
 
@@ -194,6 +202,8 @@ def status_description(result: ResultDetail, group: Group | None = None) -> str:
         return head + fit.words_within(names, fit.GITHUB_DESCRIPTION - len(head))
     if result.status in ("pending", "running"):
         return f"tests {result.status}"
+    if result.kind != "tests":  # "SAST failed: 1 critical, 2 high", "15 tests generated"
+        return fit.words_within([headline(result)], fit.GITHUB_DESCRIPTION)
     return f"{result.passed}/{result.total} passed"[: fit.GITHUB_DESCRIPTION]
 
 
@@ -222,20 +232,74 @@ def comment_body(result: ResultDetail, group: Group | None = None) -> str:
     ]
     if result.replaces is not None:
         lines += ["", f"_Came late, after the timeout (result #{result.replaces}); replaces it._"]
-    full = MARKDOWN.link("the full report", result.links.report)
+    full = MARKDOWN.link("the full report", receiver_links.report(result))
     table = fit.Part(lines=[_row(t) for t in result.tests[:MAX_TABLE_ROWS]], note=_table_note(full))
     if len(result.tests) > MAX_TABLE_ROWS:
         table.cut = len(result.tests) - MAX_TABLE_ROWS
     failures = fit.Part(lines=failure_lines(result, MARKDOWN), note=_list_note(full))
+    findings = fit.Part(lines=finding_rows(result), note=_findings_note(full))
+    logs = fit.Part(lines=log_blocks(result), note=_list_note(full))
     footer = _footer(result)
-    fit.fit([table, failures], fit.GITHUB_COMMENT, _size(lines, footer) + 200)
+    fit.fit([table, failures, findings, logs], fit.GITHUB_COMMENT, _size(lines, footer) + 400)
     if table.shown:
         lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |", *table.shown]
+    if findings.shown:
+        lines += [
+            "",
+            f"**Findings** ({counts(result)}), worst first:",
+            "",
+            "| severity | rule | file | line | CWE | message |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *findings.shown,
+        ]
     if failures.shown:
         details = ["<details open><summary>Failures</summary>", "", _bullets(failures)]
         lines += ["", *details, "", "</details>"]
+    if logs.shown:
+        lines += ["", *logs.shown]
     lines += ["", footer]
     return "\n".join(lines)
+
+
+def finding_rows(result: ResultDetail) -> list[str]:
+    """A SAST result's findings as table rows, worst first, at most MAX_FINDING_ROWS."""
+    if result.security is None:
+        return []
+    rows = []
+    for finding in result.security.findings[:MAX_FINDING_ROWS]:
+        cells = [
+            finding.severity,
+            finding.rule_id or "",
+            finding.file or "",
+            "" if finding.line is None else str(finding.line),
+            finding.cwe or "",
+            finding.message or "",
+        ]
+        rows.append("| " + " | ".join(escape.markdown(clip(c, 120)) for c in cells) + " |")
+    return rows
+
+
+def log_blocks(result: ResultDetail) -> list[str]:
+    """Each failing test's fetched logs, folded (``<details>``), in a code block long enough
+    that nothing in the logs can close it."""
+    blocks = []
+    for test in [t for t in failing(result) if t.logs][:MAX_LOGS]:
+        fence = "`" * max(3, _longest_backticks(test.logs or "") + 1)
+        name = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS))
+        blocks.append(
+            f"<details><summary>Logs: {name}</summary>\n\n{fence}text\n{test.logs}\n{fence}"
+            "\n\n</details>"
+        )
+    return blocks
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def _findings_note(full: str | None) -> fit.Note:
+    where = full or "the report"
+    return lambda count: f"| | … {count} more findings left out: see {where} | | | | |"
 
 
 def _matrix_body(group: Group) -> str:
@@ -270,7 +334,7 @@ def _job_row(cell: matrix.Cell) -> str:
     result = cell.result
     name = escape.markdown(clip(cell.label, MAX_TABLE_NAME_CHARS))
     late = f" (came late, after timeout #{result.replaces})" if result.replaces else ""
-    report = MARKDOWN.link("report", result.links.report) or ""
+    report = MARKDOWN.link("report", receiver_links.report(result)) or ""
     return (
         f"| {icon(result.status)} | {name} | {headline(result)}{late} | "
         f"{duration(result.duration_ms)} | {report} |"
@@ -278,7 +342,8 @@ def _job_row(cell: matrix.Cell) -> str:
 
 
 def _footer(result: ResultDetail) -> str:
-    footer = [report] if (report := MARKDOWN.link("Full report", result.links.report)) else []
+    full = MARKDOWN.link("Full report", receiver_links.report(result))
+    footer = [full] if full else []
     if result.sha:
         footer.append(f"commit {_commit(result.sha)}")
     footer.append(f"{result.provider} result #{result.id}, {result.created_at}")
@@ -308,7 +373,8 @@ def _read_group(key: str, result: ResultDetail, provider: str | None, tx: Any) -
 
 
 def _row(test: TestCase) -> str:
-    cell = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS))  # "|" escaped: one cell
+    # "|" escaped: one cell; where it ran after its name ("Login · Pixel 8 · Android 14")
+    cell = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS)) + placed_at(test)
     return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links(test)} |"
 
 

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Final
 
-from receiver import clock, views
+from receiver import clock, links, views
 from receiver.clock import utc_after
 from receiver.config import Config
 from receiver.logs import get_logger
@@ -202,7 +202,8 @@ class DeliveryWorker:
         # Read before any task starts: each task then queues on its target's lock as it starts,
         # in claim order, so the later result's send goes last (a commit status or pull-request
         # comment shows the newest result). A read per task let them reach the lock in any order.
-        results = await asyncio.to_thread(self.store.read, partial(_results_of, claimed))
+        read = partial(_results_of, claimed, self.config)
+        results = await asyncio.to_thread(self.store.read, read)
         for delivery, result in zip(claimed, results, strict=True):
             task = asyncio.create_task(self.deliver(delivery, result))
             self.in_flight.add(task)
@@ -356,12 +357,14 @@ class DeliveryWorker:
                 del self.waiting[key], self.locks[key]
 
 
-def _results_of(claimed: list[ClaimedDelivery], tx: Tx) -> list[ResultDetail | Exception]:
+def _results_of(
+    claimed: list[ClaimedDelivery], config: Config, tx: Tx
+) -> list[ResultDetail | Exception]:
     """Each delivery's result, or why it could not be read (that delivery alone fails)."""
     results: list[ResultDetail | Exception] = []
     for delivery in claimed:
         try:
-            results.append(views.result_detail(tx, delivery.result_id))
+            results.append(links.with_page(views.result_detail(tx, delivery.result_id), config))
         except Exception as exc:
             results.append(exc)
     return results
