@@ -220,6 +220,14 @@ class Qualgent:
     async def upload_app(
         self, path: Path, *, app_name: str, version: str, os: str | None = None
     ) -> UploadResponse:
+        # The document's required fields, checked before anything is sent.
+        for name, value in (("app_name", app_name), ("version", version)):
+            if not value.strip():
+                raise RequestRejected(self.label, f"{name}: is required")
+        if not path.is_file():
+            raise RequestRejected(self.label, f"file: {path} is not a file")
+        if path.stat().st_size == 0:
+            raise RequestRejected(self.label, f"file: {path} is empty")
         data = {"app_name": app_name, "version": version, **({"os": os} if os else {})}
         with path.open("rb") as file:
             response = await self.api.call(
