@@ -268,7 +268,7 @@ def test_more_test_cases_than_the_document_allows_are_refused_before_sending(
     assert httpx.get(f"{qualgent_sim.url}/_sim/stats").json()["admitted"].get("all", 0) == 0
 
 
-# -- QualityMax artifacts ---------------------------------------------------------------------------
+# -- QualityMax artifacts ------------------------------------------------------------------------
 
 
 def partner_callback(partner: Served, outcome: str, custom_data: dict[str, Any]) -> bytes:
@@ -358,7 +358,7 @@ def test_a_result_without_a_report_never_links_the_partners_keyed_report(
         assert "target_url" not in status
 
 
-# -- re-runs ----------------------------------------------------------------------------------------
+# -- re-runs -------------------------------------------------------------------------------------
 
 
 def test_a_rerun_of_a_request_with_a_password_needs_it_again(

@@ -176,13 +176,13 @@ def test_a_scan_of_a_repository_not_imported_is_the_documents_404(partner: Serve
 def test_api_tests_need_exactly_one_spec_before_anything_is_sent(partner: Served) -> None:
     both = qm.ApiTestsRequest(openapi_spec="{}", openapi_url="https://x.example/spec")
     for request in (qm.ApiTestsRequest(project_id=15), both):
-        with pytest.raises(RequestRejected, match="^openapi_spec: give either"):
+        with pytest.raises(RequestRejected, match=r"^openapi_spec: give either"):
             run(partner.url, lambda c, r=request: c.generate_api_tests(r))
     assert requests_of(partner) == {}
 
 
 def test_an_execution_id_cannot_climb_to_another_endpoint(partner: Served) -> None:
-    with pytest.raises(RequestRejected, match="^execution_id"):
+    with pytest.raises(RequestRejected, match=r"^execution_id"):
         run(partner.url, lambda c: c.logs("../jobs/pwj_1"))
     assert requests_of(partner) == {}
 
@@ -260,14 +260,13 @@ def test_a_429s_retry_after_is_obeyed_in_full() -> None:
     partner_api.on("/api/v1/partner/sast/scan/scan_1", always(429, **{"Retry-After": "45"}))
     clock = FakeTime()
     try:
-        with stamina.set_testing(True, attempts=2):
-            with pytest.raises(ProviderUnavailable):
-                run(
-                    partner_api.base_url,
-                    lambda c: c.scan_result("scan_1"),
-                    sleep=clock.sleep,
-                    clock=clock.clock,
-                )
+        with stamina.set_testing(True, attempts=2), pytest.raises(ProviderUnavailable):
+            run(
+                partner_api.base_url,
+                lambda c: c.scan_result("scan_1"),
+                sleep=clock.sleep,
+                clock=clock.clock,
+            )
     finally:
         partner_api.close()
     assert 45.0 in [round(s, 1) for s in clock.sleeps]
