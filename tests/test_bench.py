@@ -72,3 +72,21 @@ def test_slow_clients_holds_connections_open_and_measures_the_service() -> None:
     assert held.health_within == len(held.health_ms) == HEALTH_PROBES
     assert held.callbacks_taken == CALLBACKS  # answered 200 and found in the database
     assert held.closed_by_service == 0  # the bench's deadlines are long
+
+
+def test_provider_rates_stay_within_every_documented_window() -> None:
+    """bench/provider_rates.py, scaled: the most the service sends per documented minute, and the
+    simulators, driven at twice every limit, never see more in one window nor answer a 429."""
+    from bench.provider_rates import measure
+
+    figures = {f.provider: f for f in measure(0.5)}
+    assert {name: f.per_minute for name, f in figures.items()} == {
+        "qualitymax": 70,
+        "qualigate": 90,
+        "qualgent": 600,
+    }
+    for figure in figures.values():
+        assert figure.limited == 0, figure
+        for family, most in figure.seen_most.items():
+            assert most <= figure.limits[family], figure
+    assert figures["qualitymax"].seen_most == {"llm": 10, "free": 60, "import": 10}

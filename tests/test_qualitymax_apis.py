@@ -204,9 +204,7 @@ def test_an_execution_id_cannot_climb_to_another_endpoint(partner: Served) -> No
         ({"url": "https://a", "feature_description": "f", "engines": ["semgrep"]}, "engines: is"),
     ],
 )  # fmt: skip
-def test_a_job_of_one_kind_refuses_the_fields_of_another(
-    job: dict[str, Any], problem: str
-) -> None:
+def test_a_job_of_one_kind_refuses_the_fields_of_another(job: dict[str, Any], problem: str) -> None:
     import msgspec
 
     request = msgspec.convert(job, qm.QualityMaxJob)
