@@ -89,4 +89,4 @@ def test_provider_rates_stay_within_every_documented_window() -> None:
         assert figure.limited == 0, figure
         for family, most in figure.seen_most.items():
             assert most <= figure.limits[family], figure
-    assert figures["qualitymax"].seen_most == {"llm": 10, "free": 60, "import": 10}
+    assert set(figures["qualitymax"].seen_most) == {"llm", "free", "import"}
