@@ -158,8 +158,8 @@ def submit_handler() -> HTTPRouteHandler:
         summary="Submit a job",
         description="Answers the job's `id`, `provider`, `state` (`submitted`, or `queued` over "
         "the provider's rate limit) and `external_id` (QualityMax's webhook also `callback_url`; "
-        "polled jobs `external_kind`; QualGent's `jobs[]` the ids of every job). A provider's refusal "
-        "answers with its own words: 400 bad request, 404 unknown test, 409 a setting this "
+        "polled jobs `external_kind`; QualGent's `jobs[]` the ids of every job). A provider's "
+        "refusal answers with its own words: 400 bad request, 404 unknown test, 409 a setting this "
         "service lacks, 502 the provider failed or may have taken it, 503 unavailable.",
     )(submit_job)
 
