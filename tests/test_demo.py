@@ -47,8 +47,10 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     # their per-test links in the table.
     assert "\n    ❌ 1 of 2 tests failed · feat/checkout · deploy abc-124\n" in suite
     assert "| ❌ | Checkout Process | 45.0s | [run](https://qualigate.app/test-runs/" in suite
-    assert "    failure  receiver/qualigate: 1/2 passed\n" in suite
-    assert "| ✅ | Login Flow Test | – | [run](https://app.qualgent.ai/test-runs/" in mobile
+    # A suite has no run page of its own: its status links to its page in receiver.
+    assert "    failure  receiver/qualigate: 1/2 passed  http://127.0.0.1:" in suite
+    where = "Login Flow Test · Pixel 7 · Android 14"  # where it ran
+    assert f"| ✅ | {where} | – | [run](https://app.qualgent.ai/test-runs/" in mobile
     assert "    success  receiver/qualgent: 1/1 passed  https://app.qualgent.ai/" in mobile
     assert "forged signature -> 401" in done.stdout
     # The matrix: three browsers of PR 45, one Slack message edited as their results arrived
