@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final
 
-from receiver.clock import utc_after
+from receiver.clock import utc_after, utcnow
 from receiver.logs import get_logger
 from receiver.providers.errors import ProviderError, UnknownTarget
 from receiver.providers.qualitymax import ExecutionLogs, QualityMax
@@ -107,6 +107,9 @@ class LogFetcher:
 
     async def run_once(self) -> int:
         """Fetch every due log once; how many were tried."""
+        due_at = self.store.read(stored.next_due)  # a read: the writer is not woken for nothing
+        if due_at is None or due_at > utcnow():
+            return 0
         claim = partial(stored.claim_due, lease_until=utc_after(LEASE_SECONDS))
         due = await self.store.write(claim)
         refreshed = 0
