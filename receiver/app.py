@@ -12,6 +12,7 @@ from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 
 from receiver import __version__, preflight, redact
+from receiver.artifacts import LogFetcher
 from receiver.callbacks import CallbackIntake
 from receiver.config import Config, find_config, load_config
 from receiver.jobs import Submission
@@ -22,13 +23,16 @@ from receiver.metrics import Metrics
 from receiver.notify.worker import DeliveryWorker
 from receiver.poller import start_poller
 from receiver.providers import configured
+from receiver.providers.qualitymax import QualityMax
 from receiver.record import RecordedHook, Recorder
 from receiver.retention import Retention
+from receiver.sender import Sender
 from receiver.server import die_with_parent
 from receiver.services import DEPENDENCIES, Services
 from receiver.store import open_store, results
 from receiver.timeouts import start_watcher
 from receiver.web.api import JobsController, ResultsController
+from receiver.web.artifacts import artifact
 from receiver.web.auth import bearer_guard
 from receiver.web.body import BoundedRequest
 from receiver.web.callbacks import NOT_CONFIGURED, CallbacksFirst, take_callback
@@ -45,7 +49,7 @@ from receiver.web.deliveries import DeliveriesController
 from receiver.web.errors import EXCEPTION_HANDLERS, count_server_errors, error_answers
 from receiver.web.flaky import FlakyController
 from receiver.web.health import health, metrics
-from receiver.web.jobs import submit_handler
+from receiver.web.jobs import rerun_job, submit_handler
 from receiver.web.openapi import ErrorBodySchema, LayeredResponses, layered
 
 # The answers of every route under /api, and of every route at all, in the OpenAPI document.
@@ -68,10 +72,12 @@ def create_app(config: Config) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = open_store(config.db_path)
         database.check_writable()  # a read-only file opens quietly: refuse it here
-        recorder = Recorder(router, config.triage)
+        providers = configured(config)
+        qualitymax = providers.get(QualityMax.name)
+        fetch_logs = isinstance(qualitymax, QualityMax) and bool(qualitymax.settings.api_key)
+        recorder = Recorder(router, config.triage, fetch_logs=fetch_logs)
         metrics = Metrics()
         worker = DeliveryWorker(database, config, metrics=metrics)
-        providers = configured(config)
         submission = Submission(database, config, providers)
         live = LiveResults()
         # After each commit that stored a result: wake the worker, tell the live pages. On
@@ -98,6 +104,15 @@ def create_app(config: Config) -> Litestar:
         )
         if services.poller is not None:
             submission.on_polled = services.poller.wake
+        # Jobs over a provider's rate limit: sent, oldest first, when the limit allows.
+        sender = Sender(submission, providers.values())
+        submission.on_queued = sender.wake
+        sender.start()
+        # Failed QualityMax tests' logs, fetched after their result is stored.
+        fetcher = None
+        if fetch_logs and isinstance(qualitymax, QualityMax):
+            fetcher = LogFetcher(database, qualitymax, on_refreshed=worker.wake)
+            fetcher.start()
         # Jobs submitted through receiver whose result never came: `timeout` results.
         timeouts = start_watcher(config, database, recorder, on_recorded)
         retention = Retention(database, config.retention)
@@ -115,6 +130,9 @@ def create_app(config: Config) -> Litestar:
             live.close()  # the dashboard's event streams end
             await retention.stop()
             await timeouts.stop()
+            await sender.stop()
+            if fetcher is not None:
+                await fetcher.stop()
             if services.poller is not None:
                 await services.poller.stop()
             await worker.stop()
@@ -129,6 +147,8 @@ def create_app(config: Config) -> Litestar:
             ResultsController,
             JobsController,
             submit_handler(),
+            rerun_job,
+            artifact,
             DeliveriesController,
             FlakyController,
         ],

@@ -135,6 +135,9 @@ class CallbackIntake:
             external_id=result.external_job_id if result else None,
         )
         made_job = job_id is None and record.job_key is None and result is not None
+        if result is not None and result.external_job_id is None and job_id is not None:
+            # The document's callback names no job: the job it was posted for knows its id.
+            result.external_job_id = jobs.external_id_of(tx, job_id)
         if made_job and result is not None:
             job_id = jobs.insert(tx, _made_job(record.provider, result, result_id))
         callbacks.insert(

@@ -346,7 +346,29 @@ def simulate(
 @provider_option("Which platform runs the tests")
 @click.option("--url", help="QualityMax: the URL to test, such as the preview deploy's")
 @click.option("--feature", help="QualityMax: what to test, in plain words")
-@click.option("--test-case", metavar="ID", help="Qualigate or QualGent: one test case")
+@click.option(
+    "--test-case",
+    metavar="ID",
+    multiple=True,
+    help="Qualigate: one test case; QualGent: one, or up to 10 (repeat it) in one run",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["tests", "sast", "gap_analysis"]),
+    help="QualityMax: tests (default, --url --feature), sast or gap_analysis (--repository-id)",
+)
+@click.option("--repository-id", type=click.IntRange(min=1), help="QualityMax sast/gap_analysis")
+@click.option("--scan-branch", metavar="BRANCH", help="QualityMax sast: the branch [main]")
+@click.option("--engines", metavar="LIST", help="QualityMax sast: semgrep,bandit")
+@click.option("--categories", metavar="LIST", help="QualityMax gap_analysis: e2e,security")
+@click.option(
+    "--max-tests", type=click.IntRange(min=1), help="QualityMax gap_analysis: per category"
+)
+@click.option(
+    "--orientation",
+    type=click.Choice(["portrait", "landscape"]),
+    help="QualGent: with --device, its orientation",
+)
 @click.option("--suite", metavar="ID", help="Qualigate: a test suite")
 @click.option("--project", metavar="ID", help="Qualigate: every test of a project")
 @click.option("--browser", help="QualityMax or Qualigate: chromium, firefox or webkit")
@@ -385,8 +407,10 @@ def submit(
 ) -> None:
     """Submit a job through the running receiver; with --wait, gate on its verdict.
 
-    QualityMax takes --url and --feature; Qualigate one of --test-case, --suite,
-    --project; QualGent --test-case or --run-all, with --app and --device.
+    QualityMax takes --url and --feature, or --kind sast|gap_analysis with
+    --repository-id; Qualigate one of --test-case, --suite, --project; QualGent
+    --test-case (repeated: up to 10 in one run, a job each) or --run-all, with --app
+    and --device. Over a provider's rate limit the job is queued and sent when it allows.
     The token is RECEIVER_API_TOKEN. Progress goes to stderr, the summary (or
     --json) to stdout.
 
@@ -398,6 +422,8 @@ def submit(
         receiver submit --provider qualigate --suite SUITE_ID --wait
         receiver submit --provider qualgent --test-case TC_ID --app latest \\
             --device "Pixel 8" --platform android --os-version 14 --wait
+        receiver submit --kind sast --repository-id 42 --engines semgrep,bandit --wait
+        receiver submit --kind gap_analysis --repository-id 42 --categories e2e,security
     """
     from receiver import submit as sub
 
@@ -412,6 +438,63 @@ def submit(
                 click.echo(sub.to_json(job) if as_json else f"job {job.id} {job.state}")
                 return
             click.echo(f"job {job.id} submitted ({job.external_id}); waiting ...", err=True)
+            progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
+            done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
+    if done is None:
+        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job.id}", err=True)
+        sys.exit(sub.EXIT_TIMEOUT)
+    click.echo(sub.to_json(done) if as_json else "\n".join(sub.summary(done)))
+    sys.exit(sub.exit_code(done))
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB_ID", type=click.IntRange(min=1))
+@click.option(
+    "--auth-password",
+    metavar="TEXT",
+    envvar="RECEIVER_RERUN_PASSWORD",
+    help="QualityMax: the login password the first request carried (never stored) "
+    "[default: $RECEIVER_RERUN_PASSWORD]",
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
+)
+@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True)
+@click.option("--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]")
+@click.option("--json", "as_json", is_flag=True, help="Print the new job as JSON")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
+def rerun(
+    job_id: int,
+    auth_password: str | None,
+    wait: bool,
+    timeout: float,
+    server: str | None,
+    as_json: bool,
+    interval: float,
+) -> None:
+    """Submit a job's request again, as a new job linked to it (any provider).
+
+    Secrets are never stored: a QualityMax job whose request carried auth.password
+    needs it again (--auth-password, or $RECEIVER_RERUN_PASSWORD); without it the
+    service refuses, naming the field.
+
+    \b
+    Example:
+        receiver rerun 42 --wait
+        RECEIVER_RERUN_PASSWORD=... receiver rerun 43
+    """
+    from receiver import submit as sub
+
+    with user_errors():
+        base = sub.server_url(server, os.environ)
+        with sub.ApiClient(base, sub.api_token(os.environ)) as api:
+            job = api.rerun(job_id, auth_password)
+            if not wait:
+                click.echo(
+                    sub.to_json(job) if as_json else f"job {job.id} {job.state} (re-runs {job_id})"
+                )
+                return
+            click.echo(f"job {job.id} re-runs job {job_id}; waiting ...", err=True)
             progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
             done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
     if done is None:
@@ -763,3 +846,13 @@ def flaky_table(items: list[views.FlakyTest]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def _add_provider_commands() -> None:
+    from receiver.provider_cli import qualgent, qualigate, qualitymax
+
+    for group in (qualitymax, qualgent, qualigate):
+        main.add_command(group)
+
+
+_add_provider_commands()

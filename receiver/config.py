@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -125,6 +125,11 @@ class TriageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 Scalar = str | int | float | bool
 
 
+# What a result is of, and a SAST finding's severity, as routes name them (DESIGN.md).
+ResultKind = Literal["tests", "sast", "gap_analysis"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
 class When(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     provider: str | list[str] | None = None
     event: str | list[str] | None = None
@@ -134,6 +139,8 @@ class When(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     custom_data: dict[str, Scalar] = msgspec.field(default_factory=dict)
     new_failures: bool = False  # true: only results with at least one failed test labelled new
     labels: list[str] = msgspec.field(default_factory=list)  # any of these triage labels
+    kind: ResultKind | list[ResultKind] | None = None
+    min_severity: Severity | None = None  # a SAST result with any finding at or above it
 
 
 class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

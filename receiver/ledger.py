@@ -24,7 +24,7 @@ def first_miss(when: When, result: Result, labels: frozenset[str] = frozenset())
     """The first key of ``when`` that ``result``, whose tests carry the triage ``labels``,
     fails (call it only when ``matches`` said no)."""
     # The very checks matches() makes; imported here, as routing imports this module.
-    from receiver.routing import _branch, _one_of, _same
+    from receiver.routing import _branch, _one_of, _same, _severe
 
     for key, wanted, seen in (
         ("provider", when.provider, result.provider),
@@ -42,6 +42,11 @@ def first_miss(when: When, result: Result, labels: frozenset[str] = frozenset())
         actual = result.custom_data.get(name)
         if not _same(actual, value):
             return Miss(key=f"custom_data.{name}", wanted=value, seen=_shown(actual))
+    if not _one_of(when.kind, result.kind):
+        return Miss(key="kind", wanted=when.kind, seen=result.kind)
+    if not _severe(when.min_severity, result):
+        worst = result.security.worst if result.security is not None else None
+        return Miss(key="min_severity", wanted=when.min_severity, seen=worst)
     if when.new_failures and "new" not in labels:
         return Miss(key="new_failures", wanted=True, seen=sorted(labels))
     if when.labels and labels.isdisjoint(when.labels):

@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from receiver import views
+from receiver.results import TestCase
 from receiver.store import jobs
 from receiver.store import matrix as stored
 from receiver.store.tx import Tx
@@ -55,6 +56,18 @@ class Grouped(Protocol):
     @property
     def sha(self) -> str | None: ...
 
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def tests(self) -> list[TestCase]: ...
+
+
+def lane(result: Grouped) -> str:
+    """Whose row and commit status a result takes: its provider's, or for a SAST scan or a gap
+    analysis their own (``sast``: a scan's verdict never hides, or is hidden by, tests)."""
+    return result.provider if result.kind == "tests" else result.kind
+
 
 def group_of(keys: Iterable[str], result: Grouped) -> str | None:
     """The group ``result`` belongs to by the first of ``keys`` it has; None when it has none."""
@@ -81,12 +94,21 @@ def label_of(result: Grouped) -> str | None:
 
 def row_of(result: Grouped, *, request: str | None, job_id: int | None) -> Row:
     """The row (key and label) of ``result`` in any of its groups."""
-    provider = result.provider
+    provider = lane(result)
     if label := label_of(result):
         return Row(key=f"{provider}|{label}", label=f"{provider} · {label}")
+    if placed := _placed(result):  # one test on a named device: "Login · Pixel 8 · Android 14"
+        return Row(key=f"{provider}|{placed}", label=f"{provider} · {placed}")
     if identity := _request_identity(request):
         return Row(key=f"{provider}|request:{identity}", label=f"{provider} · job {job_id}")
     return Row(key=f"{provider}|", label=provider)
+
+
+def _placed(result: Grouped) -> str | None:
+    if len(result.tests) != 1 or not result.tests[0].where:
+        return None
+    test = result.tests[0]
+    return f"{test.name} · {test.where}"[:MAX_LABEL_CHARS]
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):

@@ -148,7 +148,9 @@ class Poller:
             await self.finish(job, timeout_result(provider.name, job, settings.timeout_seconds))
             return
         try:
-            progress = await provider.poll(job.external_kind, job.external_id, job.custom_data)
+            progress = await provider.poll(
+                job.external_kind, job.external_id, job.custom_data, job.request
+            )
         except UnknownTarget as exc:  # the run is gone: asking again cannot help
             await self.finish(job, error_result(provider.name, job, str(exc)))
             return
@@ -161,7 +163,9 @@ class Poller:
         poll_after = utc_after(settings.poll_seconds)
 
         def advance(tx: Tx) -> bool:
-            return jobs.record_poll(tx, job.id, state=progress.state, poll_after=poll_after)
+            return jobs.record_poll(
+                tx, job.id, state=progress.state, poll_after=poll_after, progress=progress.progress
+            )
 
         await self.store.write(advance)
         self._wake_in(settings.poll_seconds)

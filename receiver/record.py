@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from receiver import history, matrix
+from receiver import artifacts, history, matrix
 from receiver.config import TriageSettings
 from receiver.ledger import Ledger
 from receiver.results import Result
@@ -35,9 +35,12 @@ RecordedHook = Callable[[Recorded], None]
 class Recorder:
     """Stores results, labels their tests and routes them, with the config's routes."""
 
-    def __init__(self, router: Router, triage: TriageSettings | None = None) -> None:
+    def __init__(
+        self, router: Router, triage: TriageSettings | None = None, *, fetch_logs: bool = False
+    ) -> None:
         self.router = router
         self.triage = triage or TriageSettings()
+        self.fetch_logs = fetch_logs  # queue failed tests' logs for the fetcher (artifacts.py)
 
     def record(
         self,
@@ -70,6 +73,8 @@ class Recorder:
             labels=triaged.labels,
         )
         triaged.save(tx, stored_id)
+        if self.fetch_logs:  # an insert for a failed QualityMax result's failing tests only
+            artifacts.queue_for(tx, stored_id, result)
         if job_id is not None and not job_has_it:
             _replace_timeout(tx, job_id, stored_id)
             jobs.set_result(tx, job_id, result_id=stored_id, status=result.status)

@@ -14,6 +14,8 @@ CustomData = dict[str, Any]
 
 TERMINAL_STATUSES: Final = ("passed", "failed", "error", "timeout", "canceled")
 STATUSES: Final = (*TERMINAL_STATUSES, "pending", "running")
+KINDS: Final = ("tests", "sast", "gap_analysis")  # what a result is of (DESIGN.md)
+SEVERITIES: Final = ("low", "medium", "high", "critical")  # a SAST finding's, mildest first
 
 _ALIASES: Final = {
     "pass": "passed",
@@ -48,14 +50,60 @@ class TestCase(msgspec.Struct, kw_only=True):
     video_url: str | None = None
     execution_id: str | None = None
     url: str | None = None  # the test's own page at the provider (Qualigate, QualGent)
+    device: str | None = None  # where it ran (QualGent): "Pixel 8"
+    platform: str | None = None  # with its OS version: "Android 14"
+    progress: float | None = None  # 0-100, as the provider last said
+    logs: str | None = None  # its execution logs, fetched after the result arrived (QualityMax)
     # Set by the store, never by a provider: the test's triage label and what it rests on.
     label: str | None = None
     triage: Note | None = None
+
+    @property
+    def where(self) -> str:
+        """``Pixel 8 · Android 14``, or "" when the provider did not say."""
+        return " · ".join(p for p in (self.device, self.platform) if p)
 
 
 class Failure(msgspec.Struct, kw_only=True):
     test: str | None = None
     error: str
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    """One SAST finding."""
+
+    severity: str  # one of SEVERITIES, or what the provider said
+    rule_id: str | None = None
+    file: str | None = None
+    line: int | None = None
+    message: str | None = None
+    cwe: str | None = None
+
+
+class Security(msgspec.Struct, kw_only=True):
+    """What a SAST scan found: its verdict, counts by severity, the findings worst first."""
+
+    verdict: str | None = None
+    findings_count: int = 0
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+
+    @property
+    def worst(self) -> str | None:
+        """The most severe level with a finding, if any."""
+        return next((s for s in reversed(SEVERITIES) if self.counts.get(s)), None)
+
+
+class Coverage(msgspec.Struct, kw_only=True):
+    """What a gap analysis generated: tests per category."""
+
+    tests_generated: int = 0
+    categories: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+def severity_rank(severity: str | None) -> int:
+    """-1 for a severity not in SEVERITIES, else its place (low 0 ... critical 3)."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 class Result(msgspec.Struct, kw_only=True):
@@ -73,6 +121,9 @@ class Result(msgspec.Struct, kw_only=True):
     custom_data: CustomData = msgspec.field(default_factory=dict)
     tests: list[TestCase] = msgspec.field(default_factory=list)
     failures: list[Failure] = msgspec.field(default_factory=list)
+    kind: str = "tests"  # one of KINDS
+    security: Security | None = None  # kind sast
+    coverage: Coverage | None = None  # kind gap_analysis
 
     @property
     def branch(self) -> str | None:

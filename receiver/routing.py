@@ -7,7 +7,7 @@ A route's ``when`` keys must all match (an empty ``when`` matches everything). E
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import apprise
@@ -17,7 +17,7 @@ from receiver import matrix, redact, repeats
 from receiver.config import Config, ConfigError, Route, When
 from receiver.ledger import Ledger, OnChange, RouteDecision, first_miss
 from receiver.notify.slack_url import SLACKBOT_SCHEME, parse_slackbot
-from receiver.results import TERMINAL_STATUSES, Result
+from receiver.results import TERMINAL_STATUSES, Result, severity_rank
 from receiver.store import groups
 from receiver.store.deliveries import NewDelivery
 from receiver.store.tx import Tx
@@ -223,12 +223,23 @@ def matches(when: When, result: Result, labels: frozenset[str] = frozenset()) ->
         and _branch(when.branch, result.branch)
         and all(key in result.custom_data for key in when.has)
         and all(_same(result.custom_data.get(k), v) for k, v in when.custom_data.items())
+        and _one_of(when.kind, result.kind)
+        and _severe(when.min_severity, result)
         and (not when.new_failures or NEW in labels)
         and (not when.labels or not labels.isdisjoint(when.labels))
     )
 
 
-def _one_of(wanted: str | list[str] | None, value: str) -> bool:
+def _severe(least: str | None, result: Result) -> bool:
+    """``min_severity``: the result has a finding at ``least`` or above (only SAST results
+    have findings: any other result fails the key)."""
+    if least is None:
+        return True
+    worst = result.security.worst if result.security is not None else None
+    return severity_rank(worst) >= severity_rank(least)
+
+
+def _one_of(wanted: str | Sequence[str] | None, value: str) -> bool:
     if wanted is None:
         return True
     return value in ([wanted] if isinstance(wanted, str) else wanted)

@@ -82,6 +82,8 @@ class Submitted(msgspec.Struct, kw_only=True, omit_defaults=True):
     external_id: str | None = None
     callback_url: str | None = None  # QualityMax
     external_kind: str | None = None  # Qualigate, QualGent: what external_id names
+    jobs: list[int] | None = None  # a run of several QualGent test cases: a job each
+    rerun_of: int | None = None
 
 
 class ApiClient:
@@ -102,6 +104,11 @@ class ApiClient:
 
     def submit(self, body: dict[str, Any]) -> Submitted:
         response = self._call("POST", "/api/jobs", json=body)
+        return msgspec.json.decode(response.content, type=Submitted)
+
+    def rerun(self, job_id: int, password: str | None = None) -> Submitted:
+        body = {"auth": {"password": password}} if password else None
+        response = self._call("POST", f"/api/jobs/{job_id}/rerun", json=body)
         return msgspec.json.decode(response.content, type=Submitted)
 
     def job(self, job_id: int) -> JobView:
@@ -143,7 +150,14 @@ class Target(msgspec.Struct, kw_only=True):
 
     url: str | None = None
     feature: str | None = None
-    test_case: str | None = None
+    test_case: tuple[str, ...] = ()
+    kind: str | None = None
+    repository_id: int | None = None
+    scan_branch: str | None = None
+    engines: str | None = None
+    categories: str | None = None
+    max_tests: int | None = None
+    orientation: str | None = None
     suite: str | None = None
     project: str | None = None
     browser: str | None = None
@@ -158,10 +172,13 @@ class Target(msgspec.Struct, kw_only=True):
 
 # The options only one provider reads: given with another provider, they are a mistake.
 OWN_OPTIONS: Final = {
-    "qualitymax": ("url", "feature"),
+    "qualitymax": (
+        "url", "feature", "kind", "repository_id", "scan_branch", "engines", "categories",
+        "max_tests",
+    ),
     "qualigate": ("suite", "project", "viewport"),
-    "qualgent": ("run_all", "category", "app", "device", "platform", "os_version"),
-}
+    "qualgent": ("run_all", "category", "app", "device", "platform", "os_version", "orientation"),
+}  # fmt: skip
 
 
 def body_for(provider: str, target: Target, custom_data: dict[str, Any]) -> dict[str, Any]:
@@ -175,11 +192,34 @@ def body_for(provider: str, target: Target, custom_data: dict[str, Any]) -> dict
     return {**build(target), "custom_data": custom_data}
 
 
+def _words(text: str | None) -> list[str] | None:
+    return [w.strip() for w in text.split(",") if w.strip()] if text else None
+
+
 def _qualitymax(target: Target) -> dict[str, Any]:
+    if target.kind in ("sast", "gap_analysis"):
+        if target.url or target.feature or target.test_case:
+            raise SubmitError(f"--kind {target.kind} takes --repository-id, not --url/--feature")
+        if target.repository_id is None:
+            raise SubmitError(
+                f"--kind {target.kind} needs --repository-id ID "
+                "(receiver qualitymax import-repo URL prints it)"
+            )
+        fields: dict[str, Any] = {"kind": target.kind, "repository_id": target.repository_id}
+        if target.kind == "sast":
+            fields |= {"branch": target.scan_branch, "engines": _words(target.engines)}
+        else:
+            fields |= {
+                "categories": _words(target.categories),
+                "max_tests_per_category": target.max_tests,
+            }
+        return {k: v for k, v in fields.items() if v is not None}
     if not (target.url and target.feature):
         raise SubmitError("--provider qualitymax needs --url URL and --feature TEXT")
     if target.test_case:
         raise SubmitError("--test-case is for --provider qualigate or qualgent")
+    if any((target.repository_id, target.scan_branch, target.engines, target.categories)):
+        raise SubmitError("--repository-id and its options are for --kind sast or gap_analysis")
     body = job_body(target.url, target.feature, {})
     if target.browser:
         body["options"] = {"browser": target.browser}
@@ -187,8 +227,10 @@ def _qualitymax(target: Target) -> dict[str, Any]:
 
 
 def _qualigate(target: Target) -> dict[str, Any]:
+    if len(target.test_case) > 1:
+        raise SubmitError("--provider qualigate runs one --test-case; use --suite for several")
     ids = {
-        "test_case_id": target.test_case,
+        "test_case_id": target.test_case[0] if target.test_case else None,
         "test_suite_id": target.suite,
         "project_id": target.project,
     }
@@ -225,10 +267,12 @@ def _qualgent(target: Target) -> dict[str, Any]:
     if target.run_all:
         body["run_all"] = True
         body["category_id"] = target.category
-    else:
-        body["test_case_id"] = target.test_case
+    elif len(target.test_case) == 1:
+        body["test_case_id"] = target.test_case[0]
     body["app_file_id"] = target.app
     device = (target.device, target.platform, target.os_version)
+    if target.orientation and not target.device:
+        raise SubmitError("--orientation goes with --device NAME")
     if target.device:
         if not all(device):
             raise SubmitError("--device NAME needs --platform P and --os-version V too")
@@ -237,6 +281,8 @@ def _qualgent(target: Target) -> dict[str, Any]:
             "platform": target.platform,
             "os_version": target.os_version,
         }
+        if target.orientation:
+            body["device"]["orientation"] = target.orientation
     elif target.platform:
         body["platform"] = target.platform  # QualGent picks the app and device
     else:
@@ -244,7 +290,11 @@ def _qualgent(target: Target) -> dict[str, Any]:
             "--provider qualgent needs --app ID|latest with --device NAME --platform P "
             "--os-version V, or --platform P alone to let QualGent pick"
         )
-    return {k: v for k, v in body.items() if v is not None}
+    body = {k: v for k, v in body.items() if v is not None}
+    if len(target.test_case) > 1:  # the document's jobs[]: one request, a job per test case
+        each = {k: body.pop(k) for k in ("app_file_id", "device", "platform") if k in body}
+        body["jobs"] = [{"test_case_id": case, **each} for case in target.test_case]
+    return body
 
 
 class Progress:
@@ -256,7 +306,9 @@ class Progress:
         self._last_state: str | None = None
         self._last_line = -PLAIN_EVERY_SECONDS
 
-    def update(self, elapsed: float, state: str) -> None:
+    def update(self, elapsed: float, state: str, progress: float | None = None) -> None:
+        if progress is not None and state in ("pending", "running"):
+            state = f"{state} {progress:.0f}%"
         if self.tty:
             self.out.write(f"\r  waiting {elapsed:5.0f}s · {state:<12}")
             self.out.flush()
@@ -290,7 +342,11 @@ def wait_for(
     while True:
         job = _poll(api, job_id)
         elapsed = clock() - started
-        progress.update(elapsed, job.state if job else "service unreachable, retrying")
+        progress.update(
+            elapsed,
+            job.state if job else "service unreachable, retrying",
+            job.progress if job else None,
+        )
         if job is not None and is_verdict(job):
             progress.done()
             return job
@@ -318,7 +374,9 @@ def summary(job: JobView) -> list[str]:
     if result is None:
         return [f"❌ {job.state}: job {job.id} {job.error or 'has no result'}"]
     mark = "✅" if result.status == "passed" else "❌"
-    if result.status == "passed":
+    if result.kind != "tests":  # "SAST fail: 1 critical, 2 high", "15 tests generated: ..."
+        head = result.summary or result.status
+    elif result.status == "passed":
         head = f"{result.passed} of {result.total} tests passed"
     elif result.failed:
         head = f"{result.failed} of {result.total} tests failed"
@@ -326,12 +384,18 @@ def summary(job: JobView) -> list[str]:
         head = result.summary or "no tests ran"
     lines = [f"{mark} {result.status}: {head} · job {job.id} ({job.external_id or '-'})"]
     failing = [t for t in result.tests if t.status != "passed"]
+    errors = {f.test: f.error for f in result.failures if f.test}
     for test in failing:
-        lines.append(f"  ✗ {test.name}: {test.error or test.status}")
+        where = f" · {test.where}" if test.where else ""
+        error = test.error or errors.get(test.name) or test.status
+        lines.append(f"  ✗ {test.name}{where}: {error}")
         if test.screenshot_url:
             lines.append(f"    screenshot: {test.screenshot_url}")
     if not failing:
         lines += [f"  ✗ {failure.error}" for failure in result.failures]
+    for finding in (result.security.findings if result.security else [])[:10]:
+        place = f"{finding.file}:{finding.line}" if finding.file else ""
+        lines.append(f"  ! {finding.severity} {finding.rule_id or ''} {place} {finding.cwe or ''}")
     if result.links.report:
         lines.append(f"  report: {result.links.report}")
     return lines

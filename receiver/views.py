@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from receiver import tests_identity
-from receiver.results import CustomData, Failure, TestCase
+from receiver.results import Coverage, CustomData, Failure, Security, TestCase
 from receiver.store import deliveries, jobs, results, test_history
 from receiver.store.deliveries import DeliveryFilter, DeliveryRow
 from receiver.store.results import ResultFilter, ResultRow
@@ -36,8 +36,8 @@ __all__ = [
 
 
 class Links(msgspec.Struct, kw_only=True):
-    report: str | None = None
-    dashboard: str | None = None  # the result's page, when the service has a public_url
+    report: str | None = None  # the provider's report page, when it gave one
+    dashboard: str | None = None  # the result's page in receiver, when public_url is set
     screenshots: list[str] = msgspec.field(default_factory=list)
     videos: list[str] = msgspec.field(default_factory=list)
 
@@ -62,6 +62,7 @@ class ResultSummary(msgspec.Struct, kw_only=True):
     # Triage: how many tests carry each label (new, still failing, failing on main, flaky,
     # fixed); each test of a ResultDetail carries its own.
     labels: dict[str, int] = msgspec.field(default_factory=dict)
+    kind: str = "tests"  # tests, sast or gap_analysis
 
 
 class ResultDetail(ResultSummary, kw_only=True):
@@ -74,6 +75,8 @@ class ResultDetail(ResultSummary, kw_only=True):
     links: Links
     deliveries: list[DeliveryView] = msgspec.field(default_factory=list)
     replaces: int | None = None  # came after its job's timeout result, which it replaces
+    security: Security | None = None  # a SAST result's verdict, counts and findings
+    coverage: Coverage | None = None  # a gap analysis's tests per category
 
 
 class ResultPage(msgspec.Struct, kw_only=True):
@@ -95,6 +98,8 @@ class JobView(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     result: ResultDetail | None = None
+    progress: float | None = None  # 0-100 while it runs, when the provider says
+    rerun_of: int | None = None  # the job this one re-runs
 
 
 class JobPage(msgspec.Struct, kw_only=True):

@@ -56,11 +56,12 @@ def run_to_end(provider: Provider, request: JobBody) -> Result:
 
     async def go() -> Result:
         try:
-            sent = await provider.send(provider.prepare(request, None))
+            outgoing = provider.prepare(request, None)
+            sent = await provider.send(outgoing)
             assert sent.external_kind is not None
             for _ in range(10):
                 progress = await provider.poll(
-                    sent.external_kind, sent.external_id, request.custom_data
+                    sent.external_kind, sent.external_id, request.custom_data, outgoing.kept
                 )
                 if progress.result is not None:
                     return progress.result

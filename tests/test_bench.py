@@ -88,3 +88,21 @@ def test_restore_bench_restores_every_row(
     restore_bench()  # exits non-zero when a row is missing
     out = capsys.readouterr().out
     assert "callbacks: 300 taken" in out and "is back" in out and "/health:" in out
+
+
+def test_provider_rates_stay_within_every_documented_window() -> None:
+    """bench/provider_rates.py, scaled: the most the service sends per documented minute, and the
+    simulators, driven at twice every limit, never see more in one window nor answer a 429."""
+    from bench.provider_rates import measure
+
+    figures = {f.provider: f for f in measure(0.5)}
+    assert {name: f.per_minute for name, f in figures.items()} == {
+        "qualitymax": 70,
+        "qualigate": 90,
+        "qualgent": 600,
+    }
+    for figure in figures.values():
+        assert figure.limited == 0, figure
+        for family, most in figure.seen_most.items():
+            assert most <= figure.limits[family], figure
+    assert set(figures["qualitymax"].seen_most) == {"llm", "free", "import"}

@@ -62,7 +62,8 @@ def test_the_demo_runs_from_any_folder_and_shows_what_people_receive(tmp_path: P
     # No report link of its own: the commit status points at the result's page.
     assert "    failure  receiver/qualigate: 1/2 passed  http://127.0.0.1:" in suite
     assert "[Open in receiver](http://127.0.0.1:" in failed
-    assert "| ✅ | Login Flow Test | – | [run](https://app.qualgent.ai/test-runs/" in mobile
+    where = "Login Flow Test · Pixel 7 · Android 14"  # where it ran
+    assert f"| ✅ | {where} | – | [run](https://app.qualgent.ai/test-runs/" in mobile
     assert "    success  receiver/qualgent: 1/1 passed  https://app.qualgent.ai/" in mobile
     assert "forged signature -> 401" in done.stdout
     # The matrix: three browsers of PR 45, one Slack message edited as their results arrived

@@ -109,7 +109,7 @@ def test_qualigate_suite_and_qualgent_job_end_in_notifications_and_pr_comments(
     assert "| ❌ | Checkout Process |" in web
     assert f"[run]({gate_sim.LINK}" in web  # the per-test link polled from Qualigate
     app = comment_of(github, 42)
-    assert "| ✅ | Login Flow Test |" in app
+    assert "| ✅ | Login Flow Test · Pixel 7 · Android 14 |" in app  # where it ran
     assert f"[run]({gent_sim.LINK}" in app
 
     log = (polling_service.log_file).read_text()

@@ -26,6 +26,7 @@ from receiver.providers.qualigate import Qualigate
 from receiver.record import Recorded, Recorder
 from receiver.results import Result
 from receiver.routing import Router
+from receiver.sender import Sender
 from receiver.simulator import qualgent as gent_sim
 from receiver.simulator import qualigate as gate_sim
 from receiver.simulator.common import Served
@@ -110,11 +111,15 @@ def run_poller(
     async def go() -> list[int]:
         poller.start()
         submission = submitting(poller)
+        sender = Sender(submission, poller.providers.values())  # jobs over a limit wait there
+        submission.on_queued = sender.wake
+        sender.start()
         try:
             ids = [(await submission.submit(body(p, r))).id for p, r in submits]
             await until(lambda: done(ids))
             return ids
         finally:
+            await sender.stop()
             await poller.stop()
             for provider in poller.providers.values():
                 await provider.aclose()

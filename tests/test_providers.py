@@ -43,6 +43,7 @@ class Toy:
     label: ClassVar[str] = "Toy"
     request_type: ClassVar[type[ToyJob]] = ToyJob
     calls_back: ClassVar[bool] = False
+    polled: ClassVar[bool] = True
     base_url: ClassVar[str] = ""  # where its simulator runs: set by the test
 
     def __init__(self) -> None:
@@ -58,11 +59,16 @@ class Toy:
             raise RequestRejected(self.label, f"case: {request.case!r} is not pass or fail")
         return Outgoing(wire=request, kept=kept(request))
 
+    def send_delay(self, request: ToyJob) -> float:
+        return 0.0
+
     async def send(self, outgoing: Outgoing) -> Sent:
         response = await self.api.call("POST", "/runs", json={"case": outgoing.wire.case})
         return Sent(external_kind="run", external_id=response.json()["id"])
 
-    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+    async def poll(
+        self, kind: str, external_id: str, custom_data: CustomData, request: str | None = None
+    ) -> Progress:
         run = (await self.api.call("GET", f"/runs/{external_id}")).json()
         if run["status"] == "running":
             return Progress(state="running", raw_status="running")

@@ -190,7 +190,7 @@ def test_submit_is_accepted_and_the_signed_callback_follows(
     assert job_id.startswith("pwj_")
     _headers, callback = capture.next()
     assert callback["event"] == "test_results"
-    assert callback["job_id"] == job_id
+    assert "job_id" not in callback  # the document's callback has none
     assert callback["custom_data"] == custom
     results = callback["results"]
     assert (results["status"], results["total_tests"], results["failed"]) == ("failed", 3, 1)
@@ -270,10 +270,13 @@ def test_a_503_waits_for_its_retry_after_then_succeeds(simulator: SimulatorProce
     assert waited >= 1.0  # FAST alone would have waited 0.01 s
 
 
-def test_a_429_waits_for_retry_after_then_succeeds(simulator: SimulatorProcess) -> None:
-    fault(simulator, status=429, count=1, retry_after=1, detail="Rate limit exceeded")
-    submit(client_for(simulator.url), request())
-    assert counters(simulator)["webhook_requests"] == 2
+def test_a_429_to_a_submit_is_raised_at_once_for_the_queue(simulator: SimulatorProcess) -> None:
+    """A job waits in receiver's queue (receiver.sender), not in the request submitting it."""
+    fault(simulator, status=429, count=1, retry_after=7, detail="Rate limit exceeded")
+    with pytest.raises(ProviderUnavailable) as caught:
+        submit(client_for(simulator.url), request())
+    assert (caught.value.status_code, caught.value.retry_after) == (429, 7)
+    assert counters(simulator)["webhook_requests"] == 1
 
 
 def test_503_every_time_gives_up_after_the_attempts(simulator: SimulatorProcess) -> None:

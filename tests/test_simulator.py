@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from receiver.signatures import sign
+from receiver.simulator.common import RateWindow
 from receiver.simulator.process import SimulatorProcess
-from receiver.simulator.qualitymax import RateLimiter, SimulatorSettings
+from receiver.simulator.qualitymax import SimulatorSettings
 from tests.conftest import QM_KEY, QM_SLUG, SECRET
 
 
@@ -94,12 +95,12 @@ def test_the_free_endpoints_need_the_key(simulator: SimulatorProcess) -> None:
 
 
 def test_rate_limiter_window() -> None:
-    limiter = RateLimiter(per_minute=2)
-    assert limiter.retry_after("k") is None
-    assert limiter.retry_after("k") is None
-    wait = limiter.retry_after("k")
-    assert wait is not None and 1 <= wait <= 60
-    assert limiter.retry_after("other") is None
+    limiter = RateWindow(2, 60)
+    assert limiter.admit("k", "llm").admitted
+    assert limiter.admit("k", "llm").admitted
+    refused = limiter.admit("k", "llm")
+    assert not refused.admitted and 0 < refused.retry_after <= 60
+    assert limiter.admit("other", "llm").admitted
 
 
 def test_settings_come_from_the_documented_environment() -> None:

@@ -152,6 +152,53 @@ def test_progress_in_a_ci_log_is_a_line_per_change() -> None:
     assert out.getvalue() == "waiting 0s: submitted\nwaiting 3s: failed\n"
 
 
+def test_progress_shows_how_far_a_running_job_got() -> None:
+    out = io.StringIO()
+    progress = Progress(out, tty=False)
+    progress.update(0, "pending", 0.0)
+    progress.update(4, "running", 45.0)
+    progress.update(9, "passed", 100.0)  # a verdict shows no percentage
+    assert out.getvalue() == "waiting 0s: pending 0%\nwaiting 4s: running 45%\nwaiting 9s: passed\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "body"),
+    [
+        (
+            {"kind": "sast", "repository_id": 42, "engines": "semgrep, bandit"},
+            {"kind": "sast", "repository_id": 42, "engines": ["semgrep", "bandit"]},
+        ),
+        (
+            {"kind": "gap_analysis", "repository_id": 42, "categories": "e2e", "max_tests": 3},
+            {"kind": "gap_analysis", "repository_id": 42, "categories": ["e2e"],
+             "max_tests_per_category": 3},
+        ),
+    ],
+)  # fmt: skip
+def test_submit_builds_sast_and_gap_analysis_bodies(
+    options: dict[str, Any], body: dict[str, Any]
+) -> None:
+    assert body_for("qualitymax", Target(**options), {}) == {**body, "custom_data": {}}
+
+
+def test_several_qualgent_test_cases_are_one_run_of_jobs() -> None:
+    target = Target(
+        test_case=("tc_a", "tc_b", "tc_c"), app="latest", device="Pixel 8", platform="android",
+        os_version="14", orientation="landscape",
+    )  # fmt: skip
+    built = body_for("qualgent", target, {})
+    device = {"name": "Pixel 8", "platform": "android", "os_version": "14",
+              "orientation": "landscape"}  # fmt: skip
+    assert built["jobs"] == [
+        {"test_case_id": case, "app_file_id": "latest", "device": device}
+        for case in ("tc_a", "tc_b", "tc_c")
+    ]
+    with pytest.raises(SubmitError, match="--kind sast needs --repository-id"):
+        body_for("qualitymax", Target(kind="sast"), {})
+    with pytest.raises(SubmitError, match="--repository-id is for --provider qualitymax"):
+        body_for("qualgent", Target(repository_id=4, test_case=("tc",), platform="ios"), {})
+
+
 def test_progress_on_a_terminal_is_rewritten_in_place() -> None:
     out = io.StringIO()
     progress = Progress(out, tty=True)
@@ -233,7 +280,7 @@ def test_qualigate_options_make_a_trigger_request() -> None:
 
 
 def test_qualgent_options_make_a_run_request() -> None:
-    device = Target(test_case="tc", app="latest", device="Pixel 8", platform="android")
+    device = Target(test_case=("tc",), app="latest", device="Pixel 8", platform="android")
     with pytest.raises(SubmitError, match="--device NAME needs --platform P and --os-version V"):
         body_for("qualgent", device, {})
     run_all = Target(run_all=True, category="cat", app="a1", platform="ios")

@@ -198,16 +198,24 @@ def test_the_partner_down_is_a_502_and_an_error_job(
         assert client.get("/api/jobs", headers=AUTH).json()["items"][0]["state"] == "error"
 
 
-def test_the_partners_rate_limit_is_a_503_with_retry_after(
+def test_the_partners_rate_limit_queues_the_job_until_it_allows(
     write_config: Callable[[str], Path], app_env: dict[str, str], simulator: SimulatorProcess
 ) -> None:
+    """DESIGN.md: over a provider's rate limit, 201 with state queued, sent when it allows."""
     httpx.post(
-        f"{simulator.url}/_simulator/faults", json={"status": 429, "count": 5, "retry_after": 7}
+        f"{simulator.url}/_simulator/faults", json={"status": 429, "count": 1, "retry_after": 1}
     )
-    with stamina.set_testing(True, attempts=2), client_with(write_config, app_env) as client:
+    with client_with(write_config, app_env) as client:
         answer = client.post("/api/jobs", json=JOB, headers=AUTH)
-    assert answer.status_code == 503
-    assert answer.headers["retry-after"] == "7"
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["state"] == "queued"
+        job_id = answer.json()["id"]
+        deadline = time.monotonic() + 10
+        while (job := client.get(f"/api/jobs/{job_id}", headers=AUTH).json())["state"] == "queued":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+    assert job["external_id"].startswith("pwj_")
+    assert sim_counters(simulator)["webhook_requests"] == 2  # refused once, then sent once
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ triggered at the simulator, handed to the poller; each provider refusal has its 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,13 +121,22 @@ def test_a_wrong_key_is_a_502_with_the_providers_words(
     assert answer.json()["detail"].startswith("Qualigate answered 401: Unauthorized")
 
 
-def test_a_provider_that_stays_rate_limited_is_a_503(
+def test_a_rate_limited_provider_gets_the_job_queued_then_sent(
     api: TestClient[Any], auth: dict[str, str], qualgent_sim: Served
 ) -> None:
-    fault(qualgent_sim, 429, count=20, retry_after=0)
-    answer = api.post("/api/jobs", json=MOBILE, headers=auth)
-    assert answer.status_code == 503
-    assert "429" in answer.json()["detail"]
+    """DESIGN.md: over a provider's rate limit, 201 with state queued, sent when it allows."""
+    fault(qualgent_sim, 429, count=3, retry_after=0.2)
+    named = {**MOBILE, "app_file_id": gent_sim.APP_ID}  # no lookup of the latest app first
+    answer = api.post("/api/jobs", json=named, headers=auth)
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["state"], answer.json().get("external_id")) == ("queued", None)
+    deadline = time.monotonic() + 15
+    while not (job := api.get(f"/api/jobs/{answer.json()['id']}", headers=auth).json())[
+        "external_id"
+    ]:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["state"] != "error"
 
 
 def test_no_polling_provider_configured_says_which_keys_to_set(

@@ -30,6 +30,7 @@ from receiver.notify.message import (
     MARKDOWN,
     MAX_FAILURES,
     clip,
+    counts,
     duration,
     failing,
     failure_items,
@@ -40,6 +41,7 @@ from receiver.notify.message import (
     label_detail,
     label_name,
     links,
+    placed_at,
     title,
 )
 from receiver.notify.retry import Outcome, parse_retry_after
@@ -65,6 +67,8 @@ REPOSITORY_PART: Final = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]{1,100}")
 COMMIT_SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 MAX_TABLE_ROWS: Final = 100
 MAX_TABLE_NAME_CHARS: Final = 120
+MAX_FINDING_ROWS: Final = 50  # a SAST result's findings table, worst first
+MAX_LOGS: Final = 10  # failing tests whose logs the comment folds in
 SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 API_VERSION: Final = "2022-11-28"
 
@@ -174,7 +178,8 @@ class GithubSender:
 
     async def commit_status(self, result: ResultDetail) -> None:
         repository, sha = _repository(result), _sha(result)
-        group = await self.group(matrix.COMMIT_GROUP, result, provider=result.provider)
+        lane = matrix.lane(result)  # a SAST scan has its own status: receiver/sast
+        group = await self.group(matrix.COMMIT_GROUP, result, provider=lane)
         shown = result if group is None else _worst_cell(group).result
         state = COMMIT_STATES.get(group.status if group else result.status, "error")
         jobs = [c.result for c in group.cells] if group else [result]
@@ -183,7 +188,7 @@ class GithubSender:
         payload: dict[str, Any] = {
             "state": state,
             "description": status_description(result, group),
-            "context": f"receiver/{result.provider}",
+            "context": f"receiver/{lane}",
         }
         # The provider's report, else the result's page on the dashboard; never a javascript: one.
         if report := escape.link(shown.links.report) or escape.link(shown.links.dashboard):
@@ -214,6 +219,8 @@ def status_description(result: ResultDetail, group: Group | None = None) -> str:
         return head + fit.words_within(names, fit.GITHUB_DESCRIPTION - len(head))
     if result.status in ("pending", "running"):
         return f"tests {result.status}"
+    if result.kind != "tests":  # "SAST failed: 1 critical, 2 high", "15 tests generated"
+        return fit.words_within([headline(result)], fit.GITHUB_DESCRIPTION)
     flaky = f", {result.labels[FLAKY]} flaky" if result.labels.get(FLAKY) else ""
     return f"{result.passed}/{result.total} passed{flaky}"[: fit.GITHUB_DESCRIPTION]
 
@@ -264,18 +271,72 @@ def comment_body(result: ResultDetail, group: Group | None = None) -> str:
     # With triage labels the failures come under a heading per label; else one plain list.
     grouped = triage_groups(result)
     failures = fit.Part(lines=grouped or failure_lines(result, MARKDOWN), note=_list_note(full))
+    findings = fit.Part(lines=finding_rows(result), note=_findings_note(full))
+    logs = fit.Part(lines=log_blocks(result), note=_list_note(full))
     footer = _footer(result)
-    fit.fit([table, failures], fit.GITHUB_COMMENT, _size(lines, footer) + 200)
+    fit.fit([table, failures, findings, logs], fit.GITHUB_COMMENT, _size(lines, footer) + 400)
     if table.shown:
         lines += ["", "| | test | duration | links |", "| --- | --- | --- | --- |", *table.shown]
+    if findings.shown:
+        lines += [
+            "",
+            f"**Findings** ({counts(result)}), worst first:",
+            "",
+            "| severity | rule | file | line | CWE | message |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *findings.shown,
+        ]
     if failures.shown and grouped:
         lines += ["", "<details open><summary>Failures</summary>", *failures.shown]
         lines += ["", "</details>"]
     elif failures.shown:
         details = ["<details open><summary>Failures</summary>", "", _bullets(failures)]
         lines += ["", *details, "", "</details>"]
+    if logs.shown:
+        lines += ["", *logs.shown]
     lines += ["", footer]
     return "\n".join(lines)
+
+
+def finding_rows(result: ResultDetail) -> list[str]:
+    """A SAST result's findings as table rows, worst first, at most MAX_FINDING_ROWS."""
+    if result.security is None:
+        return []
+    rows = []
+    for finding in result.security.findings[:MAX_FINDING_ROWS]:
+        cells = [
+            finding.severity,
+            finding.rule_id or "",
+            finding.file or "",
+            "" if finding.line is None else str(finding.line),
+            finding.cwe or "",
+            finding.message or "",
+        ]
+        rows.append("| " + " | ".join(escape.markdown(clip(c, 120)) for c in cells) + " |")
+    return rows
+
+
+def log_blocks(result: ResultDetail) -> list[str]:
+    """Each failing test's fetched logs, folded (``<details>``), in a code block long enough
+    that nothing in the logs can close it."""
+    blocks = []
+    for test in [t for t in failing(result) if t.logs][:MAX_LOGS]:
+        fence = "`" * max(3, _longest_backticks(test.logs or "") + 1)
+        name = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS))
+        blocks.append(
+            f"<details><summary>Logs: {name}</summary>\n\n{fence}text\n{test.logs}\n{fence}"
+            "\n\n</details>"
+        )
+    return blocks
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def _findings_note(full: str | None) -> fit.Note:
+    where = full or "the report"
+    return lambda count: f"| | … {count} more findings left out: see {where} | | | | |"
 
 
 def _matrix_body(group: Group) -> str:
@@ -382,7 +443,8 @@ def _group(label: str | None, tests: list[TestCase]) -> list[str]:
 
 
 def _row(test: TestCase) -> str:
-    cell = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS))  # "|" escaped: one cell
+    # "|" escaped: one cell; where it ran after its name ("Login · Pixel 8 · Android 14")
+    cell = escape.markdown(clip(test.name, MAX_TABLE_NAME_CHARS)) + placed_at(test)
     return f"| {icon(test.status)} | {cell} | {duration(test.duration_ms)} | {links(test)} |"
 
 

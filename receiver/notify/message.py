@@ -18,7 +18,7 @@ from typing import Final
 import msgspec
 
 from receiver.notify import escape
-from receiver.results import TestCase
+from receiver.results import Finding, TestCase
 from receiver.triage import FAILING_ON_MAIN, FIXED, FLAKY, LABELS, STILL_FAILING, Note
 from receiver.views import ResultDetail
 
@@ -36,6 +36,7 @@ MAX_FAILURES: Final = 10
 MAX_ERROR_CHARS: Final = 400
 MAX_NAME_CHARS: Final = 200
 MAX_CONTEXT_CHARS: Final = 100
+MAX_FINDINGS: Final = 5  # in a chat message, worst first
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ def icon(status: str) -> str:
 def headline(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> str:
     """``2 of 14 tests failed``, ``14 of 14 tests passed``, or what happened to the run; with
     triage labels ``3 of 14 tests failed: 1 new, 1 flaky, 1 failing on main; 1 fixed``
-    (``text`` escapes the base branch's name)."""
+    (``text`` escapes the base branch's name); for a SAST scan ``SAST failed: 1 critical, 2
+    high``, for a gap analysis ``15 tests generated``."""
+    if result.kind == "sast" and result.security is not None and result.status in FINAL_SAST:
+        return f"SAST {result.status}: {counts(result)}"
+    if result.kind == "gap_analysis" and result.coverage is not None:
+        return f"{result.coverage.tests_generated} tests generated"
     fixed = result.labels.get(FIXED, 0)
     if result.status == "failed":
         said = f"{result.failed} of {result.total} tests failed"
@@ -193,6 +199,39 @@ def fixed_tests(result: ResultDetail) -> list[TestCase]:
     return [t for t in result.tests if t.label == FIXED]
 
 
+FINAL_SAST: Final = ("passed", "failed")
+
+
+def counts(result: ResultDetail) -> str:
+    """A scan's findings by severity: ``1 critical, 2 high`` (``no findings``)."""
+    security = result.security
+    found = security.counts if security is not None else {}
+    shown = [f"{found[s]} {s}" for s in ("critical", "high", "medium", "low") if found.get(s)]
+    return ", ".join(shown) or "no findings"
+
+
+def finding_line(finding: Finding, markup: Markup = MARKDOWN) -> str:
+    """``**high** sql-injection in src/db.py:42 (CWE-89): Possible SQL injection``."""
+    where = finding.file or ""
+    if where and finding.line is not None:
+        where += f":{finding.line}"
+    text = markup.strong(markup.escape(clip(finding.severity, 20)))
+    if finding.rule_id:
+        text += f" {markup.escape(clip(finding.rule_id, 80))}"
+    if where:
+        text += f" in {markup.escape(clip(where, 120))}"
+    if finding.cwe:
+        text += f" ({markup.escape(clip(finding.cwe, 20))})"
+    if finding.message:
+        text += f": {markup.escape(clip(finding.message, 200))}"
+    return text
+
+
+def placed_at(test: TestCase, markup: Markup = MARKDOWN) -> str:
+    """`` · Pixel 8 · Android 14`` for a test whose device the provider named, else ""."""
+    return f" · {markup.escape(clip(test.where, MAX_CONTEXT_CHARS))}" if test.where else ""
+
+
 def duration(ms: int | None) -> str:
     if ms is None:
         return "–"
@@ -246,7 +285,7 @@ def failure_items(
     lines = []
     for item in items[:MAX_FAILURES]:
         name = markup.strong(markup.escape(clip(item.name, MAX_NAME_CHARS)))
-        line = f"{name} ({duration(item.duration_ms)})"
+        line = f"{name}{placed_at(item, markup)} ({duration(item.duration_ms)})"
         if labels and item.label:
             line = (
                 markup.emphasis(label_name(item.label, item.triage, markup.escape)) + " · " + line
@@ -283,8 +322,27 @@ def body(result: ResultDetail, markup: Markup = MARKDOWN) -> str:
         blocks.append(markup.paragraph(markup.escape(clip(result.summary))))
     if failures := failure_lines(result, markup):
         blocks += [markup.paragraph("Failing tests:"), markup.bullets(failures)]
+    elif placed := [t for t in result.tests if t.where][:MAX_FAILURES]:  # where each ran
+        lines = [
+            f"{icon(t.status)} {markup.escape(clip(t.name, MAX_NAME_CHARS))}{placed_at(t, markup)}"
+            for t in placed
+        ]
+        blocks += [markup.paragraph("Tests:"), markup.bullets(lines)]
     if fixed := fixed_line(result, markup):
         blocks.append(markup.paragraph(fixed))
+    if result.security is not None and result.security.findings:
+        worst = result.security.findings[:MAX_FINDINGS]
+        more = result.security.findings_count - len(worst)
+        lines = [finding_line(f, markup) for f in worst]
+        if more > 0:
+            lines.append(f"… and {more} more in the report")
+        blocks += [markup.paragraph("Worst findings:"), markup.bullets(lines)]
+    if result.coverage is not None and result.coverage.categories:
+        lines = [
+            f"{markup.escape(clip(name, 80))}: {count}"
+            for name, count in list(result.coverage.categories.items())[:MAX_FAILURES]
+        ]
+        blocks += [markup.paragraph("Tests generated per category:"), markup.bullets(lines)]
     evidence = [markup.link("Full report", result.links.report)]
     evidence.append(markup.link("Open in receiver", result.links.dashboard))
     if not failures:  # the failing lines already link their own evidence

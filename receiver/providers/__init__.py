@@ -45,4 +45,6 @@ def configured(config: Config) -> dict[str, Provider]:
 
 
 def polled(providers: Iterable[Provider]) -> list[Provider]:
-    return [p for p in providers if not p.calls_back]
+    """The providers with jobs the poller asks about (QualityMax's SAST scans and gap analyses
+    too, though its tests call back)."""
+    return [p for p in providers if p.polled]

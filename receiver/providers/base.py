@@ -24,22 +24,38 @@ class JobBody(msgspec.Struct, tag_field="provider", kw_only=True, forbid_unknown
 
     custom_data: CustomData = msgspec.field(default_factory=dict)
 
+    @property
+    def wants_callback(self) -> bool:
+        """Its result comes as a signed callback (a callback URL with a job key is made)."""
+        return False
+
+    def masked(self) -> JobBody:
+        """This body as the job row keeps it: without secrets (see ``with_secrets``)."""
+        return self
+
+    def missing_secrets(self) -> list[str]:
+        """The fields this (masked) body needs again before it can be sent: ``auth.password``."""
+        return []
+
 
 class Outgoing(msgspec.Struct, kw_only=True):
     """A request checked and ready to send: ``wire`` is the provider's own request, ``kept`` the
-    JSON the job row keeps (secrets masked), ``url`` the page under test when there is one."""
+    JSON the job row keeps (secrets masked), ``url`` the page under test when there is one.
+    ``parts``: one request for several runs (QualGent's ``jobs[]``), each its own job."""
 
     wire: Any
     kept: str
     url: str | None = None
+    parts: list[JobBody] = msgspec.field(default_factory=list)
 
 
 class Sent(msgspec.Struct, kw_only=True):
-    """The provider took the request: how to find the run again."""
+    """The provider took the request: how to find the run again (for each part, in order)."""
 
     external_id: str
     external_kind: str | None = None  # what the poller asks about; None: the provider calls back
     state: str = "submitted"
+    parts: list[Sent] = msgspec.field(default_factory=list)
 
 
 class Progress(msgspec.Struct, kw_only=True):
@@ -48,6 +64,7 @@ class Progress(msgspec.Struct, kw_only=True):
     state: str
     raw_status: str | None = None
     result: Result | None = None
+    progress: float | None = None  # 0-100, when the provider says how far it got
 
 
 class ProviderSettings(Protocol):
@@ -76,6 +93,11 @@ class Provider(Protocol):
         ...
 
     @property
+    def polled(self) -> bool:
+        """Some of its jobs are polled (the poller asks about them)."""
+        ...
+
+    @property
     def settings(self) -> ProviderSettings: ...
 
     def prepare(self, request: Any, callback_url: str | None) -> Outgoing:
@@ -85,7 +107,16 @@ class Provider(Protocol):
 
     async def send(self, outgoing: Outgoing) -> Sent: ...
 
-    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress: ...
+    def send_delay(self, request: Any) -> float:
+        """Seconds before sending ``request`` keeps within the provider's documented limits
+        (0: now). A job with a delay is queued, not sent."""
+        ...
+
+    async def poll(
+        self, kind: str, external_id: str, custom_data: CustomData, request: str | None = None
+    ) -> Progress:
+        """How the run goes; ``request`` is the job's request as kept (what the answers lack)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -106,5 +137,7 @@ class CallsBack:
 
     label: ClassVar[str]
 
-    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+    async def poll(
+        self, kind: str, external_id: str, custom_data: CustomData, request: str | None = None
+    ) -> Progress:
         raise UnknownTarget(self.label, f"{self.label} calls back; it is not polled ({kind})")

@@ -109,10 +109,27 @@ class Api:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def delay(self, windows: tuple[str, ...]) -> float:
+        """Seconds until a request counted in ``windows`` would be sent (0: now)."""
+        return max((self.windows[name].delay() for name in windows), default=0.0)
+
+    def hold(self, windows: tuple[str, ...], seconds: float) -> None:
+        """The provider said "not for ``seconds``" (its 429's Retry-After): send nothing."""
+        for name in windows:
+            self.windows[name].hold(seconds)
+
     async def call(
-        self, method: str, path: str, *, window: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        window: str | tuple[str, ...] | None = None,
+        retry_limited: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """A 2xx or 3xx answer, after retries; a ProviderError subclass otherwise."""
+        """A 2xx or 3xx answer, after retries; a ProviderError subclass otherwise.
+        ``retry_limited=False``: a 429 is raised at once (a job waits in receiver's queue,
+        not in the request that submits it)."""
         policy, attempts = self.policy, 0
         try:
             async for attempt in stamina.retry_context(
@@ -125,7 +142,12 @@ class Api:
             ):
                 with attempt:
                     attempts = attempt.num
-                    return await self._once(method, path, window, kwargs)
+                    try:
+                        return await self._once(method, path, window, kwargs)
+                    except _NotNow as not_now:
+                        if not retry_limited and not_now.error.status_code == 429:
+                            raise not_now.error from None
+                        raise
         except _NotNow as last:
             error = last.error
             raise ProviderUnavailable(
@@ -137,10 +159,12 @@ class Api:
         raise AssertionError("stamina ended without an attempt")  # pragma: no cover
 
     async def _once(
-        self, method: str, path: str, window: str | None, kwargs: dict[str, Any]
+        self, method: str, path: str, window: str | tuple[str, ...] | None, kwargs: dict[str, Any]
     ) -> httpx.Response:
-        limiter = self.windows.get(window) if window else None
-        if limiter is not None:
+        # A request may count in several windows (QualityMax: its endpoint's and its type's).
+        names = (window,) if isinstance(window, str) else (window or ())
+        limiters = [self.windows[name] for name in names if name in self.windows]
+        for limiter in limiters:
             await limiter.acquire(self.sleep)
         try:
             self.requests += 1
@@ -148,10 +172,16 @@ class Api:
         except httpx.TransportError as exc:
             raise self._unanswered(method, path, exc) from None
         finally:
-            if limiter is not None:
+            for limiter in limiters:
                 limiter.release()
-        if limiter is not None:
+        for limiter in limiters:
             _obey_headers(limiter, response.headers)
+        if response.status_code == 429 and limiters:  # its window is fuller than ours: obey
+            advice = _error_body(response.content).retry_after
+            if advice is None:
+                advice = retry_after.parse(response.headers.get("retry-after"))
+            for limiter in limiters:
+                limiter.hold(1.0 if advice is None else advice)
         return self._check(method, response)
 
     def _unanswered(self, method: str, path: str, exc: httpx.TransportError) -> Exception:

@@ -29,6 +29,9 @@ RATE_WINDOW: Final = 1.0  # seconds
 TEST_RUNS: Final = "test_runs"  # jobs.external_kind: comma-separated test run ids
 # The status answer has no link; every link in the document has this form.
 RUN_PAGE: Final = "https://app.qualgent.ai/test-runs/"
+MAX_JOBS: Final = 10  # "a single batch request with up to 10 parallel tests"
+ORIENTATIONS: Final = ("portrait", "landscape")
+PLATFORM_NAMES: Final = {"android": "Android", "ios": "iOS"}
 
 # Every status the document names, in its three places (jobs list, job status, test cases).
 STATUSES: Final = {
@@ -85,7 +88,9 @@ class RunResponse(msgspec.Struct, kw_only=True):
 
 
 class QualgentJob(JobBody, tag=NAME, omit_defaults=True):
-    """What POST /api/jobs takes for QualGent: one test case, or ``run_all`` (by category)."""
+    """What POST /api/jobs takes for QualGent: one test case, ``jobs`` (the document's own
+    ``POST /v1/test-cases/run`` body: up to 10 test cases in one request, a job each), or
+    ``run_all`` (by category)."""
 
     test_case_id: str | None = None
     run_all: bool = False
@@ -93,6 +98,15 @@ class QualgentJob(JobBody, tag=NAME, omit_defaults=True):
     device: Device | None = None
     platform: str | None = None
     category_id: str | None = None
+    jobs: list[RunJob] | None = None
+
+
+class KeptRequest(msgspec.Struct, kw_only=True):
+    """What polling reads back of a job's kept request: where its tests run."""
+
+    device: Device | None = None
+    platform: str | None = None
+    app_file_id: str | None = None
 
 
 class UploadedFile(msgspec.Struct, kw_only=True):
@@ -173,6 +187,7 @@ class Qualgent:
     label = "QualGent"
     request_type = QualgentJob
     calls_back = False
+    polled = True
 
     def __init__(
         self,
@@ -205,6 +220,14 @@ class Qualgent:
     async def upload_app(
         self, path: Path, *, app_name: str, version: str, os: str | None = None
     ) -> UploadResponse:
+        # The document's required fields, checked before anything is sent.
+        for name, value in (("app_name", app_name), ("version", version)):
+            if not value.strip():
+                raise RequestRejected(self.label, f"{name}: is required")
+        if not path.is_file():
+            raise RequestRejected(self.label, f"file: {path} is not a file")
+        if path.stat().st_size == 0:
+            raise RequestRejected(self.label, f"file: {path} is empty")
         data = {"app_name": app_name, "version": version, **({"os": os} if os else {})}
         with path.open("rb") as file:
             response = await self.api.call(
@@ -230,11 +253,11 @@ class Qualgent:
         response = await self.api.call("GET", "/v1/test-cases/list", window="all", params=params)
         return msgspec.json.decode(response.content, type=list[TestCaseInfo])
 
-    async def run(self, request: RunRequest) -> RunResponse:
-        return await self._post("/v1/test-cases/run", request)
+    async def run(self, request: RunRequest, *, retry_limited: bool = True) -> RunResponse:
+        return await self._post("/v1/test-cases/run", request, retry_limited)
 
-    async def run_all(self, request: RunAllRequest) -> RunResponse:
-        return await self._post("/v1/test-cases/run-all", request)
+    async def run_all(self, request: RunAllRequest, *, retry_limited: bool = True) -> RunResponse:
+        return await self._post("/v1/test-cases/run-all", request, retry_limited)
 
     async def list_jobs(self) -> JobsList:
         response = await self.api.call("GET", "/v1/jobs/list", window="all")
@@ -244,11 +267,14 @@ class Qualgent:
         response = await self.api.call("GET", f"/v1/jobs/status/{test_run_id}", window="all")
         return msgspec.json.decode(response.content, type=TestRun)
 
-    async def _post(self, path: str, request: msgspec.Struct) -> RunResponse:
+    async def _post(
+        self, path: str, request: msgspec.Struct, retry_limited: bool = True
+    ) -> RunResponse:
         response = await self.api.call(
             "POST",
             path,
             window="all",
+            retry_limited=retry_limited,
             content=msgspec.json.encode(request),
             headers={"Content-Type": "application/json"},
         )
@@ -258,19 +284,33 @@ class Qualgent:
 
     def prepare(self, request: QualgentJob, callback_url: str | None) -> Outgoing:
         check_custom_data(self.label, request.custom_data)
+        if request.jobs is not None:
+            batch = batch_request(request)
+            parts: list[JobBody] = [part_of(request, job) for job in batch.jobs]
+            return Outgoing(wire=batch, kept=kept(request), parts=parts if len(parts) > 1 else [])
         wire = run_all_request(request) if request.run_all else run_request(request)
         return Outgoing(wire=wire, kept=kept(request))
+
+    def send_delay(self, request: QualgentJob) -> float:
+        return self.api.delay(("all",))
 
     async def send(self, outgoing: Outgoing) -> Sent:
         wire = outgoing.wire
         if _uses_latest_app(wire):  # run on the newest upload, named by its id
             wire = await self._on_latest_app(wire)
-        answer = await (self.run_all(wire) if isinstance(wire, RunAllRequest) else self.run(wire))
+        answer = await (
+            self.run_all(wire, retry_limited=False)
+            if isinstance(wire, RunAllRequest)
+            else self.run(wire, retry_limited=False)
+        )
         ids = [i for i in (run_id(j) for j in answer.jobs) if i]
         if not ids:
             raise RequestRejected(
                 self.label, "QualGent queued no test run (its answer had no link)"
             )
+        if outgoing.parts:  # one job per test case, in the order of the request
+            parts = [Sent(external_kind=TEST_RUNS, external_id=i) for i in ids]
+            return Sent(external_kind=TEST_RUNS, external_id=ids[0], parts=parts)
         return Sent(external_kind=TEST_RUNS, external_id=",".join(ids))
 
     async def _on_latest_app(self, wire: RunRequest | RunAllRequest) -> RunRequest | RunAllRequest:
@@ -285,7 +325,9 @@ class Qualgent:
         ]
         return msgspec.structs.replace(wire, jobs=jobs)
 
-    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+    async def poll(
+        self, kind: str, external_id: str, custom_data: CustomData, request: str | None = None
+    ) -> Progress:
         runs = [await self.job_status(i) for i in external_id.split(",")]
         states = [run_state(r.status) for r in runs]
         if any(s in ("pending", "running") for s in states):
@@ -294,14 +336,66 @@ class Qualgent:
                 if "running" in states or any(s in TERMINAL_STATUSES for s in states)
                 else "pending"
             )
-            return Progress(state=state, raw_status=_raw(runs))
-        return Progress(state="ended", result=to_result(runs, external_id, custom_data))
+            return Progress(state=state, raw_status=_raw(runs), progress=_progress(runs))
+        where = _kept_request(request)
+        return Progress(state="ended", result=to_result(runs, external_id, custom_data, where))
 
 
 def _uses_latest_app(wire: RunRequest | RunAllRequest) -> bool:
     if isinstance(wire, RunAllRequest):
         return wire.app_file_id == LATEST_APP
     return any(job.app_file_id == LATEST_APP for job in wire.jobs)
+
+
+def batch_request(request: QualgentJob) -> RunRequest:
+    """The document's ``jobs[]``, each job checked as the document lists its fields."""
+    given = [n for n in ("test_case_id", "app_file_id", "device", "platform", "category_id")
+             if getattr(request, n)]  # fmt: skip
+    if given or request.run_all:
+        raise RequestRejected(
+            "QualGent", f"Give jobs or {given[0] if given else 'run_all'}, not both"
+        )
+    jobs = request.jobs or []
+    if not 1 <= len(jobs) <= MAX_JOBS:
+        raise RequestRejected(
+            "QualGent", f"jobs: {len(jobs)} test cases; QualGent runs 1 to {MAX_JOBS} at once"
+        )
+    for index, job in enumerate(jobs):
+        _check_job(job, f"jobs[{index}]")
+    return RunRequest(jobs=jobs)
+
+
+def part_of(request: QualgentJob, job: RunJob) -> QualgentJob:
+    """One test case of a batch, as its own job's request (a re-run repeats it alone)."""
+    return QualgentJob(
+        test_case_id=job.test_case_id,
+        app_file_id=job.app_file_id,
+        device=job.device,
+        platform=job.platform,
+        custom_data=request.custom_data,
+    )
+
+
+def _check_job(job: RunJob, where: str) -> None:
+    if not job.test_case_id:
+        raise RequestRejected("QualGent", f"{where}.test_case_id is required")
+    if not job.platform and not (job.app_file_id and job.device):
+        raise RequestRejected(
+            "QualGent", f"{where} needs app_file_id and device (or platform to auto-select)"
+        )
+    if job.device is not None:
+        _check_device(job.device, f"{where}.device")
+
+
+def _check_device(device: Device, where: str) -> None:
+    for name in ("name", "platform", "os_version"):
+        if not getattr(device, name).strip():
+            raise RequestRejected("QualGent", f"{where}.{name} is required")
+    if device.orientation is not None and device.orientation not in ORIENTATIONS:
+        raise RequestRejected(
+            "QualGent",
+            f"{where}.orientation: {device.orientation!r} is not one of {', '.join(ORIENTATIONS)}",
+        )
 
 
 def run_request(request: QualgentJob) -> RunRequest:
@@ -319,6 +413,7 @@ def run_request(request: QualgentJob) -> RunRequest:
         device=request.device,
         platform=request.platform,
     )
+    _check_job(job, "the run")
     return RunRequest(jobs=[job])
 
 
@@ -327,6 +422,7 @@ def run_all_request(request: QualgentJob) -> RunAllRequest:
         raise RequestRejected("QualGent", "Give test_case_id or run_all, not both")
     if not request.app_file_id or request.device is None:
         raise RequestRejected("QualGent", "run_all needs app_file_id and device")
+    _check_device(request.device, "device")
     return RunAllRequest(
         app_file_id=request.app_file_id, device=request.device, category_id=request.category_id
     )
@@ -354,21 +450,55 @@ def _raw(runs: list[TestRun]) -> str:
     return ",".join(r.status or "" for r in runs)
 
 
-def _test(run: TestRun) -> TestCase:
+def _progress(runs: list[TestRun]) -> float | None:
+    """The runs' mean progress (0-100), when QualGent says."""
+    known = [float(r.progress) for r in runs if r.progress is not None]
+    return round(sum(known) / len(known), 1) if known else None
+
+
+def _kept_request(request: str | None) -> KeptRequest:
+    if not request:
+        return KeptRequest()
+    try:
+        return msgspec.json.decode(request, type=KeptRequest)
+    except msgspec.DecodeError:
+        return KeptRequest()
+
+
+def platform_of(where: KeptRequest) -> str | None:
+    """``Android 14``: the requested device's platform and OS version, else the platform."""
+    device = where.device
+    if device is not None:
+        name = PLATFORM_NAMES.get(device.platform.strip().lower(), device.platform)
+        return f"{name} {device.os_version}".strip()
+    if where.platform:
+        return PLATFORM_NAMES.get(where.platform.strip().lower(), where.platform)
+    return None
+
+
+def _test(run: TestRun, where: KeptRequest) -> TestCase:
     name = (run.test_case.name if run.test_case else None) or f"test run {run.id}"
     status = run_state(run.status)
-    device = f" on {run.device}" if run.device else ""
+    device = run.device or (where.device.name if where.device else None)
     return TestCase(
         name=name,
         status=status,
-        error=None if status == "passed" else f"{run.status or 'no status'}{device}",
+        error=None if status == "passed" else (run.status or "no status"),
         execution_id=run.id,
         url=run.link or (f"{RUN_PAGE}{run.id}" if run.id else None),
+        device=device,
+        platform=platform_of(where),
+        progress=None if run.progress is None else float(run.progress),
     )
 
 
-def to_result(runs: list[TestRun], external_id: str, custom_data: CustomData) -> Result:
-    tests = [_test(r) for r in runs]
+def to_result(
+    runs: list[TestRun],
+    external_id: str,
+    custom_data: CustomData,
+    where: KeptRequest | None = None,
+) -> Result:
+    tests = [_test(r, where or KeptRequest()) for r in runs]
     passed = sum(1 for t in tests if t.status == "passed")
     failed = sum(1 for t in tests if t.status == "failed")
     statuses = {t.status for t in tests}
@@ -387,7 +517,7 @@ def to_result(runs: list[TestRun], external_id: str, custom_data: CustomData) ->
         passed=passed,
         failed=failed,
         report_url=tests[0].url if len(tests) == 1 else None,
-        summary=f"{passed} of {len(tests)} test runs passed",
+        summary=_summary(tests, passed),
         external_job_id=external_id,
         custom_data=custom_data,
         tests=tests,
@@ -395,3 +525,12 @@ def to_result(runs: list[TestRun], external_id: str, custom_data: CustomData) ->
             Failure(test=t.name, error=t.error or t.status) for t in tests if t.status != "passed"
         ],
     )
+
+
+def _summary(tests: list[TestCase], passed: int) -> str:
+    """``Login Flow Test · Pixel 8 · Android 14: passed``, or for several ``2 of 3 ...``."""
+    if len(tests) == 1:
+        test = tests[0]
+        where = f" · {test.where}" if test.where else ""
+        return f"{test.name}{where}: {test.status}"
+    return f"{passed} of {len(tests)} test runs passed"

@@ -169,6 +169,7 @@ class Qualigate:
     label = "Qualigate"
     request_type = QualigateJob
     calls_back = False
+    polled = True
     # Each endpoint of the three is limited on its own.
     WINDOWS: Final = ("trigger_post", "trigger_get", "results")
 
@@ -203,11 +204,15 @@ class Qualigate:
     async def aclose(self) -> None:
         await self.api.aclose()
 
-    async def trigger_run(self, request: TriggerRequest) -> TriggerResponse:
+    async def trigger_run(
+        self, request: TriggerRequest, *, retry_limited: bool = True
+    ) -> TriggerResponse:
+        """``retry_limited=False`` (a job's send): a 429 is raised, the job waits queued."""
         response = await self.api.call(
             "POST",
             "/api/v1/trigger",
             window="trigger_post",
+            retry_limited=retry_limited,
             content=msgspec.json.encode(request),
             headers={"Content-Type": "application/json"},
         )
@@ -249,8 +254,11 @@ class Qualigate:
         check_request(wire)
         return Outgoing(wire=wire, kept=kept(wire))
 
+    def send_delay(self, request: QualigateJob) -> float:
+        return self.api.delay(("trigger_post",))
+
     async def send(self, outgoing: Outgoing) -> Sent:
-        answer = await self.trigger_run(outgoing.wire)
+        answer = await self.trigger_run(outgoing.wire, retry_limited=False)
         if answer.suite_run_id:
             return Sent(external_kind=SUITE_RUN, external_id=answer.suite_run_id)
         if answer.test_run_id:
@@ -261,7 +269,9 @@ class Qualigate:
             self.label, f"Qualigate queued nothing: {answer.message or 'no run id in its answer'}"
         )
 
-    async def poll(self, kind: str, external_id: str, custom_data: CustomData) -> Progress:
+    async def poll(
+        self, kind: str, external_id: str, custom_data: CustomData, request: str | None = None
+    ) -> Progress:
         if kind == TEST_RUNS:
             ids = external_id.split(",")
             results = await self.results(test_run_ids=ids)

@@ -3,6 +3,9 @@
 running -> an outcome chosen by the test case (see TEST_CASES).
 
 A run moves one step each time its status is asked, so tests know how many polls it takes.
+It answers what the document shows, field for field, and refuses what it does not describe:
+unknown fields (422), more than ``MAX_JOBS`` test cases in one run, and the paths the document
+names no path for (categories, devices, deleting apps) answer 404.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
@@ -29,6 +32,8 @@ API_KEY: Final = "qg_sim_key"
 APP_ID: Final = "file_sim_app"
 LINK: Final = "https://app.qualgent.ai/test-runs/"
 STEPS: Final = ("queued", "running")
+MAX_JOBS: Final = 10  # "a single batch request with up to 10 parallel tests"
+ORIENTATIONS: Final = ("portrait", "landscape")
 DEVICE: Final = {"name": "Pixel 7", "platform": "Android", "os_version": "14"}
 
 PathText = Annotated[str, PathParameter()]
@@ -80,7 +85,7 @@ class Run:
         body: dict[str, Any] = {"id": self.id}
         if link:
             body["link"] = f"{LINK}{self.id}"
-        progress = {"queued": 0, "running": 50}.get(status, 100)
+        progress = {"queued": 0, "running": 45}.get(status, 100)
         return body | {
             "test_case": {"id": self.case.id, "name": self.case.name},
             "app": self.app,
@@ -99,32 +104,28 @@ class State:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
-class DeviceBody(msgspec.Struct, kw_only=True):
+class DeviceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str
     platform: str
     os_version: str
     orientation: str | None = None
 
 
-class JobBody(msgspec.Struct, kw_only=True):
+class JobBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     test_case_id: str
     app_file_id: str | None = None
     device: DeviceBody | None = None
     platform: str | None = None
 
 
-class RunBody(msgspec.Struct, kw_only=True):
+class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jobs: list[JobBody]
 
 
-class RunAllBody(msgspec.Struct, kw_only=True):
+class RunAllBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     app_file_id: str
     device: DeviceBody
     category_id: str | None = None
-
-
-class DeleteBody(msgspec.Struct, kw_only=True):
-    files: list[str]
 
 
 def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -192,7 +193,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
     def answer(request: Request[Any, Any, Any], body: Any) -> Response[Any]:
         return Response(body, headers=getattr(request.state, "rate_headers", None))
 
-    @post("/v1/apps/upload", opt={"limit": "all"})
+    @post("/v1/apps/upload", opt={"limit": "all"}, status_code=200)
     async def upload(
         request: Request[Any, Any, Any],
         data: MultipartBody[dict[str, Any]],
@@ -211,13 +212,24 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         name = f"{data['app_name']} v{data['version']}"
         state.apps[app_id] = {"id": app_id, "name": name, "version": data["version"], "os": os_name}
         stored = f"{app_id}-{data['app_name']}-{data['version']}"
-        return answer(request, {"success": True, "file": {
-            "file_path": f"user_sim/{stored}", "filename": stored,
-            "original_name": file.filename, "file_size": len(content),
-            "file_type": file.content_type, "app_name": data["app_name"],
-            "version": data["version"], "os": os_name, "user_id": "user_sim",
-            "organization_id": "org_sim", "id": app_id,
-        }})  # fmt: skip
+        return answer(
+            request,
+            {
+                "success": True,
+                "file": {
+                    "file_path": f"user_sim/{stored}",
+                    "filename": stored,
+                    "original_name": file.filename,
+                    "file_size": len(content),
+                    "file_type": file.content_type,
+                    "app_name": data["app_name"],
+                    "version": data["version"],
+                    "os": os_name,
+                    "user_id": "user_sim",
+                    "organization_id": "org_sim",
+                },
+            },
+        )  # fmt: skip  (the document's fields: no id; GET /v1/apps/latest names it)
 
     @get("/v1/apps", opt={"limit": "all"}, sync_to_thread=False)
     def list_apps(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -231,24 +243,21 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
             return _detail(404, f"App {app_id} not found")
         return answer(request, _app(app))
 
-    @delete("/v1/apps", opt={"limit": "all"}, sync_to_thread=False, status_code=200)
-    def delete_apps(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
-        body: DeleteBody = _decode(data, DeleteBody)
-        for app_id in body.files:
-            state.apps.pop(app_id, None)
-        return answer(request, {"success": True, "deleted": body.files})
-
     @get("/v1/test-cases/list", opt={"limit": "all"}, sync_to_thread=False)
     def list_cases(request: Request[Any, Any, Any], category: QueryText = None) -> Response[Any]:
         cases = [c for c in TEST_CASES.values() if category is None or c.category == category]
-        return answer(request, [_case(c) for c in cases])
+        return answer(request, [_case(c, _latest(state, c)) for c in cases])
 
-    @post("/v1/test-cases/run", opt={"limit": "all"}, sync_to_thread=False)
+    @post("/v1/test-cases/run", opt={"limit": "all"}, sync_to_thread=False, status_code=200)
     def run(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body: RunBody = _decode(data, RunBody)
         if not body.jobs:
             return _detail(400, "jobs must not be empty")
+        if len(body.jobs) > MAX_JOBS:
+            return _detail(400, f"At most {MAX_JOBS} jobs in one request")
         for job in body.jobs:
+            if job.device and job.device.orientation not in (None, *ORIENTATIONS):
+                return _detail(422, f"device.orientation must be one of {ORIENTATIONS}")
             if job.device is None and not job.platform:
                 return _detail(400, "Each job needs a device, or a platform to auto-select one")
             if job.app_file_id is None and not job.platform:
@@ -259,7 +268,7 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         ]
         return answer(request, {"success": True, "jobs": [{"link": f"{LINK}{r.id}"} for r in runs]})
 
-    @post("/v1/test-cases/run-all", opt={"limit": "all"}, sync_to_thread=False)
+    @post("/v1/test-cases/run-all", opt={"limit": "all"}, sync_to_thread=False, status_code=200)
     def run_all(request: Request[Any, Any, Any], data: JSONBody[Any] = None) -> Response[Any]:
         body: RunAllBody = _decode(data, RunAllBody)
         if body.category_id and body.category_id not in CATEGORIES:
@@ -274,6 +283,8 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
     @get("/v1/jobs/list", opt={"limit": "all"}, sync_to_thread=False)
     def list_jobs(request: Request[Any, Any, Any]) -> Response[Any]:
         views = [r.view(_listed(r.observe()), link=True) for r in state.runs.values()]
+        for view in views:  # the list's example names the user without an id
+            del view["executed_by"]["id"]
         return answer(request, {"test_runs": views})
 
     @get("/v1/jobs/status/{test_run_id:str}", opt={"limit": "all"}, sync_to_thread=False)
@@ -283,23 +294,13 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
             return _detail(404, f"Test run {test_run_id} not found")
         return answer(request, found.view(found.observe(), link=False))
 
-    @get("/v1/categories", opt={"limit": "all"}, sync_to_thread=False)
-    def categories(request: Request[Any, Any, Any]) -> Response[Any]:
-        body = [{"id": k, "name": n, "description": d} for k, (n, d) in CATEGORIES.items()]
-        return answer(request, body)
-
-    @get("/v1/devices", opt={"limit": "all"}, sync_to_thread=False)
-    def devices(request: Request[Any, Any, Any]) -> Response[Any]:
-        return answer(request, {"phone": [{**DEVICE, "device_type": "phone"}]})
-
     def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         detail: Any = exc.detail
         if exc.status_code == 422:
             detail = msgspec.json.decode(detail)
         return _detail(exc.status_code, detail)
 
-    handlers = [upload, list_apps, get_app, delete_apps, list_cases, run, run_all, list_jobs,
-                job_status, categories, devices]  # fmt: skip
+    handlers = [upload, list_apps, get_app, list_cases, run, run_all, list_jobs, job_status]
     return Litestar(
         route_handlers=[*handlers, *control_routes(rates, faults, state.runs)],
         before_request=before,
@@ -318,12 +319,23 @@ def _app(app: dict[str, Any]) -> dict[str, Any]:
     return {**app, "link": f"https://storage.example/apps/{app['id']}?expires=300"}
 
 
-def _case(case: Case) -> dict[str, Any]:
+def _latest(state: State, case: Case) -> dict[str, Any] | None:
+    """The case's newest ended run, as the document shows it (no test_case inside)."""
+    ended = [r for r in state.runs.values() if r.case.id == case.id and r.reads > len(STEPS)]
+    if not ended:
+        return None
+    run = ended[-1]
+    view = run.view(_listed(run.case.outcome), link=True)
+    del view["test_case"]
+    return view
+
+
+def _case(case: Case, latest: dict[str, Any] | None) -> dict[str, Any]:
     category = CATEGORIES.get(case.category or "")
     return {
         "id": case.id,
         "name": case.name,
         "status": "active" if case.active else "inactive",
         "category": {"id": case.category, "name": category[0]} if category else None,
-        "latest_completed_run": None,
+        "latest_completed_run": latest,
     }

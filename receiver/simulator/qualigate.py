@@ -111,7 +111,7 @@ class State:
     suites: dict[str, SuiteRun] = field(default_factory=dict)
 
 
-class Body(msgspec.Struct, kw_only=True):
+class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     test_case_id: str | None = None
     test_suite_id: str | None = None
     project_id: str | None = None

@@ -1,13 +1,19 @@
 """A local QualityMax partner API, built from its document (shared/providers/...partner-api.txt).
 
-It checks ``X-QualityMax-API-Key`` and ``X-Partner-Signature``, validates the webhook request with
-the same limits as the client, applies the documented rate limits (10/min for the LLM webhook,
-60/min for the free endpoints; 429 with ``Retry-After``), answers ``{accepted, job_id}`` and, after
-a short delay, POSTs a signed ``test_results`` callback to the job's ``callback_url``. Reports and
-artifacts are served from memory. ``custom_data.simulate`` steers the outcome: ``passed`` (the
-default), ``failed`` or ``error``; ``custom_data.simulate_failing`` (a list of test names) which
-tests fail (``failed`` alone fails the second); ``custom_data.simulate_delay`` the seconds
-before the callback.
+It answers exactly what the document shows, field for field, and refuses what it does not
+describe: its request shapes are its own (not the client's, so a field the client drops cannot
+go unseen), each refusing unknown fields; paths the document lacks answer 404. It checks
+``X-QualityMax-API-Key`` and ``X-Partner-Signature``, applies the documented rate limits (10/min
+for the LLM endpoints, 60/min for the free ones, 10/min more for repository import and SAST
+scans; 429 with ``Retry-After``), answers ``{accepted, job_id}`` and, after a short delay, POSTs
+a signed ``test_results`` callback (without a ``job_id``: the document's has none) to the job's
+``callback_url``. Reports, artifacts, repositories, SAST scans, gap analyses and test cases live
+in memory; a scan or an analysis moves one step each time it is asked about.
+``custom_data.simulate`` steers a webhook job's outcome: ``passed`` (the default), ``failed`` or
+``error``; ``custom_data.simulate_failing`` (a list of test names) which tests fail (``failed``
+alone fails the second); ``custom_data.simulate_delay`` the seconds before the callback.
+Repository 42 (the document's) scans with verdict ``pass``; repository 43 (``insecure-shop``)
+with ``fail``.
 
 Two extra paths under ``/_simulator`` exist for tests only: inject faults (``503`` once, say) and
 count the webhook requests that arrived.
@@ -18,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import itertools
 import math
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
@@ -31,13 +37,14 @@ import httpx
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
 from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 
 from receiver.logs import get_logger
 from receiver.providers import qualitymax as qm
-from receiver.providers.errors import RequestRejected
 from receiver.signatures import sign, verify
+from receiver.simulator.common import RateWindow
 
 log = get_logger("receiver.simulator")
 
@@ -58,8 +65,10 @@ class SimulatorSettings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_secret: str = DEV_WEBHOOK_SECRET
     partner_slug: str | None = None  # None: any slug is taken
     delay: float = 1.0  # seconds between accepting a job and posting its callback
-    webhook_per_minute: int = 10
+    webhook_per_minute: int = 10  # every LLM endpoint together: the webhook is one
     free_per_minute: int = 60
+    endpoint_per_minute: int = 10  # repository import and SAST scan, each on top of free
+    window_seconds: float = 60.0  # the document's minute; tests shorten it
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> SimulatorSettings:
@@ -80,23 +89,122 @@ def _first_secret(value: str | None) -> str:
     return DEV_WEBHOOK_SECRET
 
 
+# -- the requests, as the document describes them (refusing any other field) -----------------
+
+
+class DocAuth(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    type: str  # the document's request carries it: a client that drops it is refused
+    username: str | None = None
+    password: str | None = None
+
+
+class DocOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    browser: str = "chromium"
+    headless: bool = True
+    skip_cookie_consent: bool = False
+    quality_threshold: int = 45
+    auto_execute: bool = True
+
+
+class DocWebhook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str
+    feature_description: str
+    callback_url: str
+    auth: DocAuth | None = None
+    custom_data: dict[str, Any] = msgspec.field(default_factory=dict)
+    options: DocOptions | None = None
+
+
+class DocImport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str
+    branch: str = "main"
+    name: str | None = None
+    base_url: str | None = None
+
+
+class DocScan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    repository_id: int
+    branch: str = "main"
+    engines: list[str] = msgspec.field(default_factory=lambda: ["semgrep", "bandit"])
+
+
+class DocApiTests(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    openapi_spec: str | None = None
+    openapi_url: str | None = None
+    project_id: int | None = None
+    instructions: str | None = None
+
+
+class DocTestCase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    project_id: int
+    title: str
+    description: str | None = None
+    steps: str | None = None
+    expected_results: str | None = None
+    category: str | None = None
+    priority: int | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class DocGenerate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    project_id: int
+    description: str
+    count: int = 5
+
+
+class DocGap(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    repository_id: int
+    categories: list[str]
+    max_tests_per_category: int = 10
+
+
+BROWSERS: Final = ("chromium", "firefox", "webkit")
+ENGINES: Final = ("semgrep", "bandit")
+MAX_URL: Final = 2048
+MAX_FEATURE: Final = 8000
+MAX_CUSTOM_DATA: Final = 4096
+
+
+def _webhook_problem(body: DocWebhook) -> str | None:
+    """The document's limits, checked here on their own (not with the client's code)."""
+    for field_name, value, limit in (
+        ("url", body.url, MAX_URL),
+        ("feature_description", body.feature_description, MAX_FEATURE),
+        ("callback_url", body.callback_url, MAX_URL),
+    ):
+        if not value.strip() or len(value) > limit:
+            return f"{field_name} is required, at most {limit} characters"
+    if len(msgspec.json.encode(body.custom_data)) > MAX_CUSTOM_DATA:
+        return "custom_data is over 4KB"
+    if body.auth is not None and body.auth.type != "user_login":
+        return f"auth.type {body.auth.type!r} is not supported; use user_login"
+    options = body.options
+    if options is not None and options.browser not in BROWSERS:
+        return f"options.browser must be one of {', '.join(BROWSERS)}"
+    if options is not None and not 0 <= options.quality_threshold <= 100:
+        return "options.quality_threshold must be 0-100"
+    return None
+
+
 class SimTest(msgspec.Struct, kw_only=True):
+    """A test of the callback, exactly the document's fields (its error is kept aside)."""
+
     test: str
     status: str
     duration_ms: int
     screenshot_url: str
     video_url: str
     execution_id: str
-    error: str | None = None
 
 
 class SimJob(msgspec.Struct, kw_only=True):
     id: str
-    request: qm.WebhookRequest
+    request: DocWebhook
     outcome: str
     base_url: str
     status: str = "processing"
     tests: list[SimTest] = msgspec.field(default_factory=list)
+    errors: dict[str, str] = msgspec.field(default_factory=dict)  # execution id -> failure
     started: float = msgspec.field(default_factory=time.monotonic)
     duration_seconds: float | None = None
 
@@ -115,37 +223,59 @@ class Counters(msgspec.Struct, kw_only=True):
     jobs: int = 0
     callbacks_sent: int = 0
     callbacks_failed: int = 0
+    requests: dict[str, int] = msgspec.field(default_factory=dict)  # by endpoint, all answers
+
+
+class Rates(msgspec.Struct, kw_only=True):
+    """``GET /_simulator/rates``: per window, requests admitted and the most seen in one window."""
+
+    limits: dict[str, int]
+    window_seconds: float
+    admitted: dict[str, int]
+    max_in_window: dict[str, int]
+    limited: int
 
 
 @dataclass
-class RateLimiter:
-    """A sliding one-minute window per API key and endpoint type."""
+class Repository:
+    id: int
+    project_id: int
+    name: str
+    url: str
+    insecure: bool = False
 
-    per_minute: int
-    hits: dict[str, deque[float]] = field(default_factory=dict)
 
-    def retry_after(self, key: str) -> int | None:
-        """None when the request may pass (and is counted); else seconds until it may."""
-        now = time.monotonic()
-        window = self.hits.setdefault(key, deque())
-        while window and window[0] <= now - 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return max(1, math.ceil(window[0] + 60 - now))
-        window.append(now)
-        return None
+@dataclass
+class Scan:
+    id: str
+    repository: Repository
+    reads: int = 0
+
+
+@dataclass
+class Gap:
+    id: str
+    request: DocGap
+    reads: int = 0
 
 
 @dataclass
 class SimState:
     settings: SimulatorSettings
-    webhook_limit: RateLimiter
-    free_limit: RateLimiter
+    llm: RateWindow
+    free: RateWindow
+    endpoints: RateWindow
     jobs: dict[str, SimJob] = field(default_factory=dict)
     executions: dict[str, SimTest] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # execution id -> its failure
     faults: list[Fault] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    repositories: dict[int, Repository] = field(default_factory=dict)
+    scans: dict[str, Scan] = field(default_factory=dict)
+    gaps: dict[str, Gap] = field(default_factory=dict)
+    test_cases: int = 0
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
 
 def _state(request: Request[Any, Any, Any]) -> SimState:
@@ -153,7 +283,7 @@ def _state(request: Request[Any, Any, Any]) -> SimState:
     return state
 
 
-def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
+def _error(status_code: int, detail: Any, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response({"detail": detail}, status_code=status_code, headers=headers)
 
 
@@ -168,15 +298,39 @@ def _check_key(state: SimState, request: Request[Any, Any, Any]) -> Response[Any
     return None
 
 
-def _rate_limited(limiter: RateLimiter, key: str) -> Response[Any] | None:
-    wait = limiter.retry_after(key)
-    if wait is None:
-        return None
-    return _error(
-        429,
-        f"Rate limit exceeded ({limiter.per_minute} requests/minute) -- wait and retry",
-        {"Retry-After": str(wait)},
-    )
+def _rate_limited(state: SimState, *groups: str) -> Response[Any] | None:
+    """Counted in each window its endpoint belongs to: ``llm``, ``free``, or its own."""
+    for group in groups:
+        window = {"llm": state.llm, "free": state.free}.get(group, state.endpoints)
+        verdict = window.admit(state.settings.api_key, group)
+        if not verdict.admitted:
+            wait = max(1, math.ceil(verdict.retry_after))
+            return _error(
+                429,
+                f"Rate limit exceeded ({window.limit} requests/minute) -- wait and retry",
+                {"Retry-After": str(wait)},
+            )
+    return None
+
+
+def _count(state: SimState, endpoint: str) -> None:
+    state.counters.requests[endpoint] = state.counters.requests.get(endpoint, 0) + 1
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    """FastAPI's 422 for a body of the wrong shape, naming where."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.DecodeError as exc:
+        raise HTTPException(status_code=422, detail=f"Invalid request: {exc}") from None
+
+
+async def _guarded(
+    request: Request[Any, Any, Any], endpoint: str, *groups: str
+) -> Response[Any] | None:
+    state = _state(request)
+    _count(state, endpoint)
+    return _check_key(state, request) or _rate_limited(state, *groups)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,15 +341,17 @@ def _rate_limited(limiter: RateLimiter, key: str) -> Response[Any] | None:
 async def webhook(request: Request[Any, Any, Any], slug: PathText) -> Response[Any]:
     state = _state(request)
     state.counters.webhook_requests += 1
+    _count(state, "webhook")
     body = await request.body()
     refused = _refuse_webhook(state, request, slug, body)
     if refused is not None:
         return refused
     try:
-        job_request = msgspec.json.decode(body, type=qm.WebhookRequest)
-        qm.validate_request(job_request)
-    except (msgspec.DecodeError, RequestRejected) as exc:
+        job_request = msgspec.json.decode(body, type=DocWebhook)
+    except msgspec.DecodeError as exc:
         return _error(400, f"Invalid request: {exc}")
+    if problem := _webhook_problem(job_request):
+        return _error(400, f"Invalid request: {problem}")
     job = _new_job(state, job_request, str(request.base_url).rstrip("/"))
     task = asyncio.create_task(_run_job(state, job))
     state.tasks.add(task)
@@ -217,7 +373,7 @@ def _refuse_webhook(
         return _error(401, "Invalid or missing X-Partner-Signature")
     if state.settings.partner_slug and slug != state.settings.partner_slug:
         return _error(404, f"Unknown partner {slug!r}")
-    limited = _rate_limited(state.webhook_limit, state.settings.api_key)
+    limited = _rate_limited(state, "llm")
     if limited is not None:
         return limited
     if state.faults:
@@ -230,7 +386,7 @@ def _refuse_webhook(
     return None
 
 
-def _new_job(state: SimState, request: qm.WebhookRequest, base_url: str) -> SimJob:
+def _new_job(state: SimState, request: DocWebhook, base_url: str) -> SimJob:
     outcome = str(request.custom_data.get("simulate", "passed"))
     if _failing(request) and outcome != "error":
         outcome = "failed"
@@ -275,7 +431,7 @@ def _delay(state: SimState, job: SimJob) -> float:
     return state.settings.delay
 
 
-def _failing(request: qm.WebhookRequest) -> list[str]:
+def _failing(request: DocWebhook) -> list[str]:
     """``custom_data.simulate_failing``: the names of the tests to fail, if it lists any."""
     names = request.custom_data.get("simulate_failing")
     if not isinstance(names, list):
@@ -298,8 +454,9 @@ def _tests(state: SimState, job: SimJob) -> list[SimTest]:
             screenshot_url=f"{job.base_url}/static/test-executions/{execution_id}/screenshot.png",
             video_url=f"{job.base_url}/static/test-executions/{execution_id}/video.webm",
             execution_id=execution_id,
-            error=FAILURES.get(name, FAILURE) if failed else None,
         )
+        if failed:
+            job.errors[execution_id] = state.errors[execution_id] = FAILURES.get(name, FAILURE)
         state.executions[execution_id] = test
         tests.append(test)
     return tests
@@ -314,10 +471,10 @@ def _callback(job: SimJob) -> dict[str, Any]:
         "failed": len(failed),
         "duration_ms": int((job.duration_seconds or 0) * 1000) + 52_000,
         "tests": [msgspec.to_builtins(t) for t in job.tests],
-        "failures": [{"test": t.test, "error": t.error} for t in failed],
+        "failures": [{"test": t.test, "error": job.errors[t.execution_id]} for t in failed],
     }
     if job.outcome == "error":
-        # No report page for a run that never started: receiver links the job report instead.
+        # No report page for a run that never started: receiver links its own result page.
         results["failures"] = [f"Crawl failed: {job.request.url} did not load within 30s"]
     else:
         results["report_app_url"] = f"{job.base_url}/reports/{job.id}"
@@ -326,9 +483,8 @@ def _callback(job: SimJob) -> dict[str, Any]:
         if job.outcome == "error"
         else f"AI crawl completed, {len(job.tests)} tests generated and executed"
     )
-    return {
+    return {  # the document's callback: no job_id (receiver knows the job by its URL)
         "event": "test_results",
-        "job_id": job.id,
         "custom_data": job.request.custom_data,
         "workflow_summary": summary,
         "results": results,
@@ -360,14 +516,10 @@ async def _deliver(state: SimState, url: str, body: bytes) -> str:
 # Free endpoints: reports and artifacts (API key, 60/min)
 
 
-def _free_endpoint(state: SimState, request: Request[Any, Any, Any]) -> Response[Any] | None:
-    return _check_key(state, request) or _rate_limited(state.free_limit, state.settings.api_key)
-
-
 @get("/api/v1/partner/jobs/{job_id:str}/report")
 async def report(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
     state = _state(request)
-    refused = _free_endpoint(state, request)
+    refused = await _guarded(request, "report", "free")
     if refused is not None:
         return refused
     job = state.jobs.get(job_id)
@@ -405,7 +557,7 @@ async def artifact(
     request: Request[Any, Any, Any], execution_id: PathText, kind: PathText
 ) -> Response[Any]:
     state = _state(request)
-    refused = _free_endpoint(state, request)
+    refused = await _guarded(request, f"artifact_{kind}", "free")
     if refused is not None:
         return refused
     test = state.executions.get(execution_id)
@@ -416,17 +568,17 @@ async def artifact(
     if kind == "video":
         return Redirect(test.video_url, status_code=302)
     if kind == "logs":
-        return Response(_logs(test))
+        return Response(_logs(test, state.errors.get(execution_id)))
     return _error(404, f"No artifact {kind!r}; use screenshot, video or logs")
 
 
-def _logs(test: SimTest) -> dict[str, Any]:
+def _logs(test: SimTest, error: str | None) -> dict[str, Any]:
     verdict = "FAIL" if test.status == "failed" else "PASS"
     slug = test.test.lower().replace(" ", "-")
     return {
-        "console_logs": [{"message": f"Running {test.test}", "type": "info"}],
+        "console_logs": [{"message": f"Navigation to {test.test}", "type": "info"}],
         "test_output": f"Running 1 test...\n  {verdict} {slug}.spec.ts",
-        "error_message": test.error,
+        "error_message": error,
     }
 
 
@@ -454,6 +606,207 @@ def report_page(request: Request[Any, Any, Any], job_id: PathText) -> Response[A
 
 
 # ---------------------------------------------------------------------------------------------
+# Repositories, SAST scans, API tests, test cases and gap analysis
+
+
+REPO_NOT_FOUND: Final = (
+    "Repository not found. Import it first via POST /api/v1/partner/repositories/import"
+)
+PASS_FINDINGS: Final = (  # the document's example: a high finding does not fail the verdict
+    ("sql-injection", "high", "src/db.py", 42, "Possible SQL injection", "CWE-89"),
+    ("weak-hash", "medium", "src/auth.py", 17, "MD5 used for hashing", "CWE-328"),
+    ("debug-enabled", "medium", "src/settings.py", 3, "Debug mode enabled", "CWE-489"),
+)
+FAIL_FINDINGS: Final = (
+    ("hardcoded-secret", "critical", "src/config.py", 8, "Hard-coded API secret", "CWE-798"),
+    *PASS_FINDINGS[:2],
+    ("shell-injection", "high", "src/run.py", 55, "subprocess with shell=True", "CWE-78"),
+    ("assert-used", "low", "src/check.py", 12, "assert used for a check", "CWE-703"),
+)
+SCAN_STEPS: Final = ("pending", "running")
+GAP_STEPS: Final = (("queued", 0.0), ("running", 0.5))
+
+
+@post("/api/v1/partner/repositories/import", status_code=200)
+async def import_repository(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "repositories_import", "import", "free")
+    if refused is not None:
+        return refused
+    state = _state(request)
+    body: DocImport = _decode(await request.body(), DocImport)
+    if not body.url.startswith(("https://github.com/", "https://gitlab.com/")):
+        return _error(400, "url must be a GitHub or GitLab HTTPS URL")
+    found = next((r for r in state.repositories.values() if r.url == body.url), None)
+    if found is None:
+        name = body.name or body.url.rstrip("/").rsplit("/", 1)[-1]
+        found = Repository(
+            next(state.ids), next(state.ids), name, body.url, insecure="insecure" in body.url
+        )
+        state.repositories[found.id] = found
+        existed = False
+    else:
+        existed = True
+    return Response(
+        {
+            "success": True,
+            "repository_id": found.id,
+            "project_id": found.project_id,
+            "name": found.name,
+            "already_exists": existed,
+        }
+    )
+
+
+@post("/api/v1/partner/sast/scan", status_code=200)
+async def sast_scan(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "sast_scan", "sast_scan", "free")
+    if refused is not None:
+        return refused
+    state = _state(request)
+    body: DocScan = _decode(await request.body(), DocScan)
+    repository = state.repositories.get(body.repository_id)
+    if repository is None:
+        return _error(404, REPO_NOT_FOUND)
+    if unknown := [e for e in body.engines if e not in ENGINES]:
+        return _error(400, f"Unknown engine {unknown[0]!r}; use semgrep or bandit")
+    scan = Scan(f"scan_{secrets.token_hex(6)}", repository)
+    state.scans[scan.id] = scan
+    return Response(
+        {
+            "job_id": scan.id,
+            "status": "pending",
+            "status_url": f"/api/v1/partner/sast/scan/{scan.id}",
+        }
+    )
+
+
+@get("/api/v1/partner/sast/scan/{scan_id:str}")
+async def sast_result(request: Request[Any, Any, Any], scan_id: PathText) -> Response[Any]:
+    refused = await _guarded(request, "sast_result", "free")
+    if refused is not None:
+        return refused
+    scan = _state(request).scans.get(scan_id)
+    if scan is None:
+        return _error(404, f"Scan {scan_id} not found")
+    scan.reads += 1
+    if scan.reads <= len(SCAN_STEPS):
+        status = SCAN_STEPS[scan.reads - 1]
+        return Response({"scan_id": scan.id, "status": status, "verdict": None})
+    found = FAIL_FINDINGS if scan.repository.insecure else PASS_FINDINGS
+    findings = [
+        {"rule_id": r, "severity": sev, "file": f, "line_start": n, "message": m, "cwe_id": c}
+        for r, sev, f, n, m, c in found
+    ]
+    severities = [f[1] for f in found]
+    return Response(
+        {
+            "scan_id": scan.id,
+            "status": "completed",
+            "verdict": "fail" if "critical" in severities else "pass",
+            "findings_count": len(findings),
+            "critical_count": severities.count("critical"),
+            "high_count": severities.count("high"),
+            "medium_count": severities.count("medium"),
+            "findings": findings,
+        }
+    )
+
+
+@post("/api/v1/partner/api-tests/generate", status_code=200)
+async def generate_api_tests(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "api_tests_generate", "llm")
+    if refused is not None:
+        return refused
+    body: DocApiTests = _decode(await request.body(), DocApiTests)
+    if bool(body.openapi_spec) == bool(body.openapi_url):
+        return _error(400, "Provide either openapi_spec or openapi_url")
+    # The document shows no answer; this is the least a caller needs to go on.
+    return Response({"success": True, "project_id": body.project_id, "tests_generated": 4})
+
+
+@post("/api/v1/partner/test-cases", status_code=200)
+async def create_test_case(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "test_cases", "free")
+    if refused is not None:
+        return refused
+    state = _state(request)
+    body: DocTestCase = _decode(await request.body(), DocTestCase)
+    if not _has_project(state, body.project_id):
+        return _error(404, f"Project {body.project_id} not found")
+    state.test_cases += 1
+    # The document shows no answer; an id and the title are the least a caller needs.
+    return Response({"id": state.test_cases, "project_id": body.project_id, "title": body.title})
+
+
+@post("/api/v1/partner/test-cases/generate", status_code=200)
+async def generate_test_cases(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "test_cases_generate", "llm")
+    if refused is not None:
+        return refused
+    state = _state(request)
+    body: DocGenerate = _decode(await request.body(), DocGenerate)
+    if not _has_project(state, body.project_id):
+        return _error(404, f"Project {body.project_id} not found")
+    if not 1 <= body.count <= 50:
+        return _error(400, "count must be 1-50")
+    made = []
+    for n in range(body.count):
+        state.test_cases += 1
+        made.append({"id": state.test_cases, "title": f"{body.description[:60]} ({n + 1})"})
+    return Response({"project_id": body.project_id, "test_cases": made})
+
+
+@post("/api/v1/partner/gap-analysis", status_code=200)
+async def gap_analysis(request: Request[Any, Any, Any]) -> Response[Any]:
+    refused = await _guarded(request, "gap_analysis", "llm")
+    if refused is not None:
+        return refused
+    state = _state(request)
+    body: DocGap = _decode(await request.body(), DocGap)
+    if body.repository_id not in state.repositories:
+        return _error(404, REPO_NOT_FOUND)
+    if not body.categories:
+        return _error(400, "categories must not be empty")
+    gap = Gap(f"gap_analysis_{secrets.token_hex(6)}", body)
+    state.gaps[gap.id] = gap
+    return Response(
+        {
+            "job_id": gap.id,
+            "status": "queued",
+            "status_url": f"/api/v1/partner/gap-analysis/{gap.id}",
+        }
+    )
+
+
+@get("/api/v1/partner/gap-analysis/{job_id:str}")
+async def gap_status(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
+    refused = await _guarded(request, "gap_analysis_status", "free")
+    if refused is not None:
+        return refused
+    gap = _state(request).gaps.get(job_id)
+    if gap is None:
+        return _error(404, f"Gap analysis {job_id} not found")
+    gap.reads += 1
+    if gap.reads <= len(GAP_STEPS):
+        status, progress = GAP_STEPS[gap.reads - 1]
+        return Response({"job_id": gap.id, "status": status, "progress": progress})
+    per = min(gap.request.max_tests_per_category, 5)
+    categories = {c: per for c in gap.request.categories}
+    return Response(
+        {
+            "job_id": gap.id,
+            "status": "completed",
+            "progress": 1.0,
+            "result": {"tests_generated": sum(categories.values()), "categories": categories},
+        }
+    )
+
+
+def _has_project(state: SimState, project_id: int) -> bool:
+    return any(r.project_id == project_id for r in state.repositories.values())
+
+
+# ---------------------------------------------------------------------------------------------
 # Test controls and health
 
 
@@ -472,6 +825,29 @@ def counters(request: Request[Any, Any, Any]) -> Counters:
     return _state(request).counters
 
 
+@get("/_simulator/rates", sync_to_thread=False)
+def rates(request: Request[Any, Any, Any]) -> Rates:
+    state = _state(request)
+    windows = (state.llm, state.free, state.endpoints)
+    admitted: dict[str, int] = {}
+    most: dict[str, int] = {}
+    for window in windows:
+        admitted.update(window.admitted)
+        most.update(window.max_in_window)
+    return Rates(
+        limits={
+            "llm": state.llm.limit,
+            "free": state.free.limit,
+            "import": state.endpoints.limit,
+            "sast_scan": state.endpoints.limit,
+        },
+        window_seconds=state.settings.window_seconds,
+        admitted=admitted,
+        max_in_window=most,
+        limited=sum(w.limited for w in windows),
+    )
+
+
 @get("/health", sync_to_thread=False)
 def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -485,20 +861,43 @@ def create_simulator(settings: SimulatorSettings) -> Litestar:
             artifact,
             static_artifact,
             report_page,
+            import_repository,
+            sast_scan,
+            sast_result,
+            generate_api_tests,
+            create_test_case,
+            generate_test_cases,
+            gap_analysis,
+            gap_status,
             add_fault,
             counters,
+            rates,
             health,
         ],
+        exception_handlers={HTTPException: _http_error},
         debug=False,
         logging_config=None,
         openapi_config=None,
     )
-    app.state.sim = SimState(
+    window = settings.window_seconds
+    state = app.state.sim = SimState(
         settings=settings,
-        webhook_limit=RateLimiter(settings.webhook_per_minute),
-        free_limit=RateLimiter(settings.free_per_minute),
+        llm=RateWindow(settings.webhook_per_minute, window),
+        free=RateWindow(settings.free_per_minute, window),
+        endpoints=RateWindow(settings.endpoint_per_minute, window),
+    )
+    # The document's own examples name repository 42 of project 15: they work as shown.
+    state.repositories[42] = Repository(
+        42, 15, "your-repo", "https://github.com/your-org/your-repo"
+    )
+    state.repositories[43] = Repository(
+        43, 16, "insecure-shop", "https://github.com/your-org/insecure-shop", insecure=True
     )
     return app
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return _error(exc.status_code, exc.detail)
 
 
 def app_from_environment() -> Litestar:

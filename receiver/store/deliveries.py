@@ -334,3 +334,17 @@ def redeliver_dead(tx: Tx, target_display: str) -> int:
     with a fresh attempt budget; how many."""
     now = utcnow()
     return tx.execute(REDELIVER_DEAD, [now, now, target_display]).rowcount
+
+
+REFRESH_SENT: Final = """
+UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease = NULL,
+    updated_at = ?
+WHERE result_id = ? AND target = ? AND state = 'sent'
+"""
+
+
+def refresh_sent(tx: Tx, result_id: int, target: str) -> int:
+    """Send a result again to a target it reached (a living one, rewritten in place) because
+    the result gained something, such as its failed tests' logs; how many were put back."""
+    now = utcnow()
+    return int(tx.execute(REFRESH_SENT, [now, now, result_id, target]).rowcount)

@@ -29,6 +29,8 @@ class NewJob(msgspec.Struct, kw_only=True):
     custom_data: CustomData = msgspec.field(default_factory=dict)
     callback_url: str | None = None
     result_id: int | None = None  # a job made for a result (a bare callback) has it at once
+    body: str | None = None  # POST /api/jobs' body as taken (secrets masked): resend, re-run
+    rerun_of: int | None = None
 
 
 class JobRow(msgspec.Struct, kw_only=True):
@@ -46,6 +48,9 @@ class JobRow(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     custom_data: CustomData = msgspec.field(default_factory=dict)
+    body: str | None = None
+    rerun_of: int | None = None
+    progress: float | None = None
 
 
 class PollJob(msgspec.Struct, kw_only=True):
@@ -60,17 +65,30 @@ class PollJob(msgspec.Struct, kw_only=True):
     poll_attempts: int
     poll_errors: int
     custom_data: CustomData = msgspec.field(default_factory=dict)
+    request: str | None = None  # as sent (secrets masked): what the provider's answers lack
+
+
+class QueuedJob(msgspec.Struct, kw_only=True):
+    """A job over its provider's rate limit, waiting to be sent."""
+
+    id: int
+    provider: str
+    body: str | None
+    job_key: str | None
+    callback_url: str | None
+    created_at: str
+    custom_data: CustomData = msgspec.field(default_factory=dict)
 
 
 INSERT: Final = """
 INSERT INTO jobs (provider, job_key, external_id, external_kind, state, url, request, custom_data,
-    callback_url, result_id, poll_after, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    callback_url, result_id, poll_after, created_at, updated_at, body, rerun_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 COLUMNS: Final = (
     "id, provider, job_key, external_id, external_kind, state, url, request, callback_url, "
-    "custom_data, error, result_id, created_at, updated_at"
+    "custom_data, error, result_id, created_at, updated_at, body, rerun_of, progress"
 )
 JSON_COLUMNS: Final = ("custom_data",)
 FIND_BY_KEY: Final = "SELECT id FROM jobs WHERE job_key = ?"
@@ -79,7 +97,9 @@ SET_RESULT: Final = "UPDATE jobs SET state = ?, result_id = ?, updated_at = ? WH
 # The provider's id arrives after the job was recorded; its state is left alone, as a fast
 # callback may already have moved it on.
 SET_SENT: Final = """
-UPDATE jobs SET external_id = ?, external_kind = ?, poll_after = ?, updated_at = ? WHERE id = ?
+UPDATE jobs SET external_id = ?, external_kind = ?, poll_after = ?, updated_at = ?,
+    state = CASE WHEN state = 'queued' THEN 'submitted' ELSE state END
+WHERE id = ?
 """
 SET_ERROR: Final = "UPDATE jobs SET state = 'error', error = ?, updated_at = ? WHERE id = ?"
 SELECT_EXTERNAL_ID: Final = "SELECT external_id FROM jobs WHERE id = ?"
@@ -87,16 +107,16 @@ SELECT_EXTERNAL_ID: Final = "SELECT external_id FROM jobs WHERE id = ?"
 # SQLite uses a partial index only for a query that repeats its condition word for word.
 SELECT_DUE: Final = """
 SELECT id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
-    poll_errors
+    poll_errors, request
 FROM jobs
 WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
-    AND (poll_after IS NULL OR poll_after <= ?)
+    AND (poll_after IS NULL OR poll_after <= ?) AND external_kind IS NOT NULL
 ORDER BY poll_after, id LIMIT ?
 """  # noqa: E501  (the index's condition, word for word)
 ANY_DUE: Final = """
 SELECT 1 FROM jobs
 WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
-    AND (poll_after IS NULL OR poll_after <= ?)
+    AND (poll_after IS NULL OR poll_after <= ?) AND external_kind IS NOT NULL
 LIMIT 1
 """  # noqa: E501  (the index's condition, word for word)
 # The due jobs, each moved on by a lease in the statement that picks it; other instances skip
@@ -106,16 +126,16 @@ UPDATE jobs SET poll_after = ?
 WHERE id IN (
     SELECT id FROM jobs
     WHERE provider = ? AND (state = 'submitted' OR state = 'pending' OR state = 'running') AND result_id IS NULL AND external_id IS NOT NULL
-        AND (poll_after IS NULL OR poll_after <= ?) {skip}
+        AND (poll_after IS NULL OR poll_after <= ?) AND external_kind IS NOT NULL {skip}
     ORDER BY poll_after, id LIMIT ?{locked}
 )
 RETURNING id, provider, external_kind, external_id, state, custom_data, created_at, poll_attempts,
-    poll_errors
+    poll_errors, request
 """  # noqa: E501  (the index's condition, word for word)
 SKIP_LOCKED: Final = {SQLITE: "", POSTGRESQL: " FOR UPDATE SKIP LOCKED"}
 SET_POLL_PROGRESS: Final = """
 UPDATE jobs SET state = ?, poll_after = ?, poll_attempts = poll_attempts + 1, poll_errors = 0,
-    error = NULL, updated_at = ?
+    error = NULL, updated_at = ?, progress = coalesce(?, progress)
 WHERE id = ? AND state IN ('submitted', 'pending', 'running') AND result_id IS NULL
 """
 SET_POLL_ERROR: Final = """
@@ -163,6 +183,8 @@ def insert(tx: Tx, job: NewJob) -> int:
             poll_after,
             now,
             now,
+            job.body,
+            job.rerun_of,
         ],
     ).fetchone()
     job_id: int = row[0]
@@ -201,6 +223,7 @@ def external_id_of(tx: Tx, job_id: int) -> str | None:
 
 
 def get(tx: Tx, job_id: int) -> JobRow:
+    """The job; NotFound when there is none."""
     cursor = tx.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", [job_id])
     job = row_as(cursor, JobRow, json=JSON_COLUMNS)
     if job is None:
@@ -234,9 +257,45 @@ def claim_for_polling(
     return sorted(rows_as(cursor, PollJob, json=JSON_COLUMNS), key=lambda job: job.id)
 
 
-def record_poll(tx: Tx, job_id: int, *, state: str, poll_after: str) -> bool:
+def record_poll(
+    tx: Tx, job_id: int, *, state: str, poll_after: str, progress: float | None = None
+) -> bool:
     """The job is still open at the provider; False when it was finished meanwhile."""
-    return tx.execute(SET_POLL_PROGRESS, [state, poll_after, utcnow(), job_id]).rowcount == 1
+    values = [state, poll_after, utcnow(), progress, job_id]
+    return tx.execute(SET_POLL_PROGRESS, values).rowcount == 1
+
+
+# Jobs over their provider's rate limit, oldest first, by the partial index idx_jobs_queued.
+SELECT_QUEUED: Final = """
+SELECT id, provider, body, job_key, callback_url, created_at, custom_data
+FROM jobs WHERE provider = ? AND state = 'queued' AND (poll_after IS NULL OR poll_after <= ?)
+ORDER BY id LIMIT ?
+"""
+# A queued job taken by one sender for a while (another instance on the same database skips
+# it meanwhile; if this one dies mid-send, the job is due again when the lease ends).
+CLAIM_QUEUED: Final = """
+UPDATE jobs SET poll_after = ?
+WHERE id = ? AND state = 'queued' AND (poll_after IS NULL OR poll_after <= ?)
+"""
+HAS_QUEUED: Final = "SELECT 1 FROM jobs WHERE provider = ? AND state = 'queued' LIMIT 1"
+
+
+def queued(tx: Tx, provider: str, *, limit: int = 100) -> list[QueuedJob]:
+    """The queued jobs of ``provider`` no sender holds, oldest first."""
+    cursor = tx.execute(SELECT_QUEUED, [provider, utcnow(), limit])
+    return rows_as(cursor, QueuedJob, json=JSON_COLUMNS)
+
+
+def claim_queued(tx: Tx, job_id: int, *, lease_seconds: float) -> bool:
+    """Hold queued job ``job_id`` for ``lease_seconds`` to send it; False when another sender
+    holds it or it is no longer queued."""
+    now = utcnow()
+    return int(tx.execute(CLAIM_QUEUED, [utc_after(lease_seconds), job_id, now]).rowcount) == 1
+
+
+def has_queued(tx: Tx, provider: str) -> bool:
+    """Jobs wait for this provider's limit: a new one goes behind them."""
+    return tx.execute(HAS_QUEUED, [provider]).fetchone() is not None
 
 
 def record_poll_error(tx: Tx, job_id: int, *, error: str, poll_after: str) -> None:
@@ -275,3 +334,20 @@ def request_of(tx: Tx, job_id: int) -> str | None:
     """The request the job was submitted with (JSON, secrets masked), if receiver sent it."""
     row = tx.execute(SELECT_REQUEST, [job_id]).fetchone()
     return row[0] if row else None
+
+
+SET_QUEUED: Final = """
+UPDATE jobs SET state = 'queued', poll_after = NULL, updated_at = ? WHERE id = ?
+"""
+SET_PART: Final = "UPDATE jobs SET request = ?, body = ?, updated_at = ? WHERE id = ?"
+
+
+def set_queued(tx: Tx, job_id: int) -> None:
+    """The provider said "not now" (429): the job waits in the queue again, due to any
+    sender (its claim let go)."""
+    tx.execute(SET_QUEUED, [utcnow(), job_id])
+
+
+def set_part(tx: Tx, job_id: int, *, request: str, body: str) -> None:
+    """A batch's first job becomes its first run's: its own request, for a re-run of it alone."""
+    tx.execute(SET_PART, [request, body, utcnow(), job_id])

@@ -9,7 +9,7 @@ import msgspec
 
 from receiver import tests_identity
 from receiver.clock import utcnow
-from receiver.results import CustomData, Failure, Result, TestCase
+from receiver.results import Coverage, CustomData, Failure, Result, Security, TestCase
 from receiver.store.errors import NotFound
 from receiver.store.tx import POSTGRESQL, Tx, marks, row_as, rows_as
 from receiver.triage import Verdict
@@ -39,6 +39,9 @@ class ResultRow(msgspec.Struct, kw_only=True):
     failures: list[Failure] = msgspec.field(default_factory=list)
     replaces: int | None = None  # the timeout result this late real result replaces
     labels: dict[str, int] = msgspec.field(default_factory=dict)  # triage: count per label
+    kind: str = "tests"
+    security: Security | None = None
+    coverage: Coverage | None = None
 
 
 class ResultFilter(msgspec.Struct, kw_only=True):
@@ -56,30 +59,35 @@ FILTER_COLUMNS: Final = ("status", "branch", "provider", "repository")
 COLUMNS: Final = (
     "id, callback_id, job_id, provider, event, status, raw_status, total, passed, failed, "
     "duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha, "
-    "custom_data, failures, labels, created_at, replaces"
+    "custom_data, failures, labels, created_at, replaces, kind, security, coverage"
 )
-JSON_COLUMNS: Final = ("custom_data", "failures", "labels")
+JSON_COLUMNS: Final = ("custom_data", "failures", "labels", "security", "coverage")
 INSERT: Final = """
 INSERT INTO results (id, callback_id, job_id, provider, event, status, raw_status, total, passed,
     failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
-    custom_data, failures, created_at, labels)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    custom_data, failures, created_at, kind, security, coverage, labels)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
-    video_url, execution_id, url, test_id, label, triage)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    video_url, execution_id, url, test_id, label, triage, device, platform, progress)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_IDENTITY: Final = """
 INSERT INTO test_identities (test_id, provider, scope, name) VALUES (?, ?, ?, ?)
 ON CONFLICT (test_id) DO NOTHING
 """
+# A test's logs, once fetched (receiver.artifacts), come with it.
 SELECT_TESTS: Final = """
-SELECT name, status, duration_ms, error, screenshot_url, video_url, execution_id, url, label,
-    triage
-FROM tests WHERE result_id = ? ORDER BY position
+SELECT t.name, t.status, t.duration_ms, t.error, t.screenshot_url, t.video_url, t.execution_id,
+    t.url, t.label, t.triage, t.device, t.platform, t.progress, l.logs
+FROM tests t LEFT JOIN test_logs l
+    ON l.result_id = t.result_id AND l.execution_id = t.execution_id AND l.state = 'fetched'
+WHERE t.result_id = ? ORDER BY t.position
 """
+# Is this execution one of a stored result's tests? (the artifact links ask for no other)
+SELECT_EXECUTION: Final = "SELECT result_id FROM tests WHERE execution_id = ? LIMIT 1"
 # SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
 # COMMIT, so the id read here is the one the result gets. PostgreSQL hands out its sequence.
 RESULTS_CHANNEL: Final = "receiver_results"
@@ -111,8 +119,8 @@ def insert(
     count of each label."""
     if result_id is None:
         result_id = reserve_id(tx)
-    fields = _row(result_id, result, callback_id, job_id)
-    created_at = fields[-1]
+    created_at = utcnow()
+    fields = _row(result_id, result, callback_id, job_id, created_at)
     fields.append(msgspec.json.encode(labels).decode() if labels else None)
     stored_id: int = tx.execute(INSERT, fields).fetchone()[0]
     _count_day(tx, result, created_at)
@@ -200,7 +208,11 @@ def by_ids(tx: Tx, ids: list[int]) -> list[ResultRow]:
 
 
 def _row(
-    result_id: int | None, result: Result, callback_id: int | None, job_id: int | None
+    result_id: int | None,
+    result: Result,
+    callback_id: int | None,
+    job_id: int | None,
+    created_at: str,
 ) -> list[Any]:
     return [
         result_id,
@@ -223,8 +235,21 @@ def _row(
         result.sha,
         msgspec.json.encode(result.custom_data).decode(),
         msgspec.json.encode(result.failures).decode(),
-        utcnow(),
+        created_at,
+        result.kind,
+        _json(result.security),
+        _json(result.coverage),
     ]
+
+
+def _json(value: msgspec.Struct | None) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def result_of_execution(tx: Tx, execution_id: str) -> int | None:
+    """The stored result one of whose tests ran as ``execution_id``; None when none did."""
+    row = tx.execute(SELECT_EXECUTION, [execution_id]).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _test_ids(result: Result) -> list[str]:
@@ -256,6 +281,9 @@ def _test_rows(
             ids[position],
             verdict.label if verdict else None,
             _note(verdict),
+            t.device,
+            t.platform,
+            t.progress,
         )
         for position, (t, verdict) in enumerate(zip(result.tests, judged, strict=True))
     ]

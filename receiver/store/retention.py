@@ -76,6 +76,7 @@ def purge_results(tx: Tx, cutoffs: Cutoffs, after: int, batch: int) -> Window:
     if doomed:
         ids = marks(doomed)
         tx.execute(f"DELETE FROM tests WHERE result_id IN ({ids})", doomed)
+        tx.execute(f"DELETE FROM test_logs WHERE result_id IN ({ids})", doomed)
         tx.execute(f"DELETE FROM deliveries WHERE result_id IN ({ids})", doomed)
         for table in RESULT_COMPANIONS:
             tx.execute(f"DELETE FROM {table} WHERE result_id IN ({ids})", doomed)

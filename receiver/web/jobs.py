@@ -19,9 +19,10 @@ from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from receiver import providers
-from receiver.jobs import JobSubmitted, Submission
+from receiver.jobs import JobSubmitted, RerunBody, Submission
 from receiver.providers.base import JobBody
 from receiver.web.errors import BODY_ERRORS, error_answers
+from receiver.web.params import RowId
 
 EXAMPLES: Final = [
     Example(
@@ -43,6 +44,44 @@ EXAMPLES: Final = [
         },
     ),
     Example(
+        summary="QualityMax SAST scan of an imported repository (polled; a result of kind sast)",
+        value={
+            "kind": "sast",
+            "repository_id": 42,
+            "branch": "main",
+            "engines": ["semgrep", "bandit"],
+            "custom_data": {"pr_number": 42, "repository": "acme/shop", "sha": "4b1e7c0"},
+        },
+    ),
+    Example(
+        summary="QualityMax gap analysis (polled; a result of kind gap_analysis)",
+        value={
+            "kind": "gap_analysis",
+            "repository_id": 42,
+            "categories": ["e2e", "security", "integration"],
+            "max_tests_per_category": 10,
+        },
+    ),
+    Example(
+        summary="QualGent: several test cases in one run (the document's jobs[]), a job each",
+        value={
+            "provider": "qualgent",
+            "jobs": [
+                {
+                    "test_case_id": "tc_login",
+                    "app_file_id": "latest",
+                    "device": {
+                        "name": "Pixel 8",
+                        "platform": "android",
+                        "os_version": "14",
+                        "orientation": "portrait",
+                    },
+                },
+                {"test_case_id": "tc_checkout", "platform": "android"},
+            ],
+        },
+    ),
+    Example(
         summary="QualGent: one test case (or run_all with category_id) on an app and device",
         value={
             "provider": "qualgent",
@@ -57,10 +96,14 @@ DESCRIPTION: Final = (
     "`provider` is `qualitymax` (default), `qualigate` or `qualgent`; `custom_data` is "
     "echoed back with the result. The other fields are the provider's own: QualityMax's "
     "webhook request (url, feature_description, auth, options; callback_url is filled "
-    "in by receiver), Qualigate's trigger request (exactly one of test_case_id, "
+    "in by receiver), or with `kind` `sast` (repository_id, branch, engines) or "
+    "`gap_analysis` (repository_id, categories, max_tests_per_category), polled; "
+    "Qualigate's trigger request (exactly one of test_case_id, "
     "test_suite_id, project_id; browserType, viewportPreset, viewportWidth, "
-    "viewportHeight), QualGent's (test_case_id or run_all with category_id; "
-    "app_file_id, device {name, platform, os_version} or platform)."
+    "viewportHeight), QualGent's (test_case_id, `jobs` of up to 10 test cases (a job each), "
+    "or run_all with category_id; app_file_id, device {name, platform, os_version, "
+    "orientation} or platform). Over a provider's rate limit the job is answered with state "
+    "`queued` and sent when the limit allows."
 )
 
 
@@ -113,8 +156,36 @@ def submit_handler() -> HTTPRouteHandler:
             }
         ),
         summary="Submit a job",
-        description="Answers the job's `id`, `provider`, `state` and `external_id` (QualityMax "
-        "also `callback_url`; Qualigate and QualGent `external_kind`). A provider's refusal "
-        "answers with its own words: 400 bad request, 404 unknown test, 409 a setting this "
+        description="Answers the job's `id`, `provider`, `state` (`submitted`, or `queued` over "
+        "the provider's rate limit) and `external_id` (QualityMax's webhook also `callback_url`; "
+        "polled jobs `external_kind`; QualGent's `jobs[]` the ids of every job). A provider's "
+        "refusal answers with its own words: 400 bad request, 404 unknown test, 409 a setting this "
         "service lacks, 502 the provider failed or may have taken it, 503 unavailable.",
     )(submit_job)
+
+
+@post(
+    "/api/jobs/{job_id:int}/rerun",
+    status_code=201,
+    tags=["jobs"],
+    summary="Re-run a job",
+    description="Submits the job's request again, as a new job whose `rerun_of` is this one. "
+    "Secrets are never stored: a QualityMax request that carried `auth.password` needs it "
+    'again, as `{"auth": {"password": "..."}}`; without it the answer is 400 naming the field.',
+    responses=error_answers(
+        {
+            400: "The job has no request to send again, or a secret it carried is missing; "
+            "`detail` names the field",
+            404: "No job with this id",
+            409: "The service lacks a setting submitting needs; `detail` names it",
+            502: "The provider refused or failed the request",
+            503: "The provider is unavailable",
+        }
+    ),
+)
+async def rerun_job(
+    job_id: RowId,
+    submission: NamedDependency[Submission],
+    data: Annotated[RerunBody | None, Body(media_type=RequestEncodingType.JSON)] = None,
+) -> JobSubmitted:
+    return await submission.rerun(job_id, data)
