@@ -192,25 +192,30 @@ def main(argv: list[str] | None = None) -> list[list[Run]]:
     for checkout in checkouts:
         if not (checkout / "receiver" / "__init__.py").is_file():
             parser.error(f"{checkout} is not a receiver checkout (no receiver/__init__.py)")
-    if len({checkout.name for checkout in checkouts}) < len(checkouts):
-        parser.error("the checkouts' folders need distinct names (they label the runs)")
     with tempfile.TemporaryDirectory(prefix="receiver-ab-") as tmp:
         folder = Path(tmp)
+        templates: list[Path | None] = [None] * len(checkouts)
         if args.database is not None:
-            templates = dict.fromkeys(checkouts, args.database.resolve())
+            templates = [args.database.resolve()] * len(checkouts)
         elif args.prefill:
-            templates = prefill(checkouts, folder, args.prefill)
-        else:
-            templates = {}
+            templates = [*prefill(checkouts, folder, args.prefill)]
         return alternate(checkouts, folder, templates, args)
 
 
-def prefill(checkouts: list[Path], folder: Path, count: int) -> dict[Path, Path]:
+def labels(checkouts: list[Path]) -> list[str]:
+    """The checkouts' folder names, numbered when two are alike."""
+    names = [checkout.name for checkout in checkouts]
+    if len(set(names)) < len(names):
+        return [f"{name}#{index + 1}" for index, name in enumerate(names)]
+    return names
+
+
+def prefill(checkouts: list[Path], folder: Path, count: int) -> list[Path]:
     """Per checkout, a closed database holding ``count`` distinct callbacks (the same bodies
     for every checkout, none of them among the measured runs' bodies)."""
     bodies = folder / "prefill.txt"
     generate_bodies(bodies, count + SPARE, "prefill")
-    templates = {}
+    templates = []
     for index, checkout in enumerate(checkouts):
         served = folder / f"prefill-{index}"
         database = served / "receiver.db"
@@ -223,19 +228,19 @@ def prefill(checkouts: list[Path], folder: Path, count: int) -> dict[Path, Path]
                 rows, _ = stored(database)
         size = sum(f.stat().st_size for f in served.glob("receiver.db*")) / 2**20
         print(
-            f"prefill {checkout.name}: {rows} callbacks stored in "
+            f"prefill {checkout.name} ({index + 1}): {rows} callbacks stored in "
             f"{time.monotonic() - started:.0f} s; the database {size:.0f} MiB",
             flush=True,
         )
         if rows < count:
-            sys.exit(f"prefill {checkout.name}: only {rows} of {count} callbacks were stored")
-        templates[checkout] = database
+            sys.exit(f"prefill {checkout}: only {rows} of {count} callbacks were stored")
+        templates.append(database)
     bodies.unlink()
     return templates
 
 
 def alternate(
-    checkouts: list[Path], folder: Path, templates: dict[Path, Path], args: argparse.Namespace
+    checkouts: list[Path], folder: Path, templates: list[Path | None], args: argparse.Namespace
 ) -> list[list[Run]]:
     """The rounds, in ``folder``. Every run starts on a fresh database (or a fresh copy of its
     checkout's template), so every run sends the same bodies; each run's database is removed
@@ -243,24 +248,27 @@ def alternate(
     bodies = folder / "bodies.txt"
     made = args.seconds * RATE
     generate_bodies(bodies, made, "ab")
+    names = labels(checkouts)
     rounds: list[list[Run]] = []
     for n in range(args.rounds):
-        order = checkouts if n % 2 == 0 else checkouts[::-1]
-        runs = {}
-        for index, checkout in enumerate(order):
+        order = list(range(len(checkouts)))
+        if n % 2:
+            order.reverse()
+        runs: dict[int, Run] = {}
+        for position, index in enumerate(order):
             # Each checkout's own code, served from it (see the module's docstring).
-            served = folder / f"round{n}-{index}"
-            database = templates.get(checkout)
+            served = folder / f"round{n}-{position}"
+            checkout, database = checkouts[index], templates[index]
             with receiver(served, "granian", checkout=checkout, database=database) as target:
                 warm_up(target, folder)
                 waited = settle()
-                run = measure(checkout.name, target, bodies, args.connections, args.seconds, waited)
+                run = measure(names[index], target, bodies, args.connections, args.seconds, waited)
             shutil.rmtree(served)
-            runs[checkout] = run
+            runs[index] = run
             print(run.line(), flush=True)
             if run.requests > made:
                 print(f"  {run.requests - made} bodies sent twice: raise RATE", flush=True)
-        rounds.append([runs[checkout] for checkout in checkouts])
+        rounds.append([runs[index] for index in range(len(checkouts))])
         base, *others = rounds[-1]
         shown = ", ".join(
             f"{run.checkout}/{base.checkout} {run.rps / base.rps:.2f}" for run in others
