@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -10,7 +11,15 @@ import httpx
 import pytest
 
 from bench.ab import main as ab_main
-from bench.bench import CALLBACK_PATH, SECRET, generate_bodies, notify_latency, receiver
+from bench.ab import prefill
+from bench.bench import (
+    CALLBACK_PATH,
+    SECRET,
+    generate_bodies,
+    notify_latency,
+    receiver,
+    stored,
+)
 from bench.slow_clients import CALLBACKS, HEALTH_PROBES
 from bench.slow_clients import main as slow_clients
 from receiver.callbacks import decode
@@ -27,6 +36,21 @@ def test_generated_callbacks_are_distinct_signed_results(tmp_path: Path) -> None
     assert all(verify(body.encode(), sig, (SECRET,)) for sig, body in pairs)
     assert all(decode(body).result is not None for body in bodies)
     assert all(b"\n" not in body for body in bodies)  # one line each, as the wrk script reads
+
+
+def test_generated_callbacks_are_shaped_like_the_documented_callback(tmp_path: Path) -> None:
+    """No top-level job_id (the partner's callbacks carry none): only custom_data tells them
+    apart."""
+    path = tmp_path / "bodies.txt"
+    generate_bodies(path, 50, "t")
+    documents = [json.loads(line.split(" ", 1)[1]) for line in path.read_text().splitlines()]
+    assert all("job_id" not in document for document in documents)
+    assert {tuple(document) for document in documents} == {
+        ("event", "custom_data", "workflow_summary", "results")
+    }
+    assert len({document["custom_data"]["deploy_id"] for document in documents}) == 50
+    unlike = [{**document, "custom_data": {}} for document in documents]
+    assert all(document == unlike[0] for document in unlike)
 
 
 def test_notify_latency_times_every_callback_through_a_real_service(tmp_path: Path) -> None:
@@ -63,8 +87,26 @@ def test_ab_measures_both_checkouts_round_by_round(tmp_path: Path) -> None:
         [str(repo), str(repo), "--rounds", "1", "--seconds", "1", "--connections", "2"]
     )
     assert len(rounds) == 1
+    assert [run.checkout for run in rounds[0]] == [f"{repo.name}#1", f"{repo.name}#2"]
     for run in rounds[0]:
         assert run.rps > 0 and run.p99_ms > 0 and run.cpu_us > run.loop_us > 0
+        assert run.read_kb > 0 and run.rss_mb > 0 and run.others >= 0
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (bench/run installs it)"
+)
+def test_ab_prefill_makes_a_template_each_run_starts_on_a_copy_of(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    (template,) = prefill([repo], tmp_path, 40)
+    assert stored(template) == (40, 40)
+    generate_bodies(tmp_path / "new.txt", 1, "new")
+    signature, body = (tmp_path / "new.txt").read_text().strip().split(" ", 1)
+    with receiver(tmp_path / "run", "granian", checkout=repo, database=template) as target:
+        headers = {"X-QualityMax-Signature": signature, "Content-Type": "application/json"}
+        assert httpx.post(target.url, content=body, headers=headers).status_code == 200
+    assert stored(tmp_path / "run" / "receiver.db") == (41, 41)
+    assert stored(template) == (40, 40), "the template itself must stay as filled"
 
 
 def test_slow_clients_holds_connections_open_and_measures_the_service() -> None:
