@@ -120,6 +120,8 @@ def test_a_result_with_a_pending_delivery_is_never_purged(store_url: str, tmp_pa
 
 
 def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
+    with opened(tmp_path / "empty.db"):
+        empty = checkpointed_size(tmp_path / "empty.db")  # the schema alone: a page per table
     path = tmp_path / "r.db"
     with opened(path) as database:
         fill(database, 400)
@@ -129,7 +131,8 @@ def test_a_purge_gives_the_file_its_pages_back(tmp_path: Path) -> None:
         after = checkpointed_size(path)
         free = database.read(lambda tx: tx.execute("PRAGMA freelist_count").fetchone()[0])
     assert free == 0
-    assert after < before / 4, (before, after)
+    # What the rows took is given back, but for the digests kept (and a page or two).
+    assert after - empty < (before - empty) / 4, (empty, before, after)
 
 
 def test_a_dry_run_counts_exactly_what_a_purge_deletes_and_deletes_nothing(
