@@ -71,7 +71,7 @@ class _NotNow(Exception):
         self.error = error
 
 
-def _wait(exc: Exception) -> bool | float:
+def _wait(exc: BaseException) -> bool | float:
     """stamina's hook: retry _NotNow, after the provider's Retry-After when it gave one."""
     if not isinstance(exc, _NotNow):
         return False

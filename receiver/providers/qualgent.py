@@ -8,24 +8,19 @@ under both.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from receiver.config import Config, QualgentSettings
+from receiver.config import Config
 from receiver.providers.base import JobBody, Outgoing, Progress, Sent, check_custom_data, kept
 from receiver.providers.errors import RequestRejected
-from receiver.providers.http import Api, RetryPolicy
-from receiver.providers.window import Clock, Sleep, SlidingWindow
+from receiver.providers.polled import PolledClient
 from receiver.results import TERMINAL_STATUSES, CustomData, Failure, Result, TestCase
 
 NAME: Final = "qualgent"
 EVENT: Final = "test_results"
-RATE_LIMIT: Final = 10  # requests per window, per API key
-RATE_WINDOW: Final = 1.0  # seconds
 TEST_RUNS: Final = "test_runs"  # jobs.external_kind: comma-separated test run ids
 # The status answer has no link; every link in the document has this form.
 RUN_PAGE: Final = "https://app.qualgent.ai/test-runs/"
@@ -180,42 +175,24 @@ class TestCaseInfo(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualgent:
-    """QualGent's API for one key; one instance per service, so the rate window is shared."""
+class Qualgent(PolledClient):
+    """QualGent's API for one key: every endpoint counts in the one window."""
 
     name = NAME
     label = "QualGent"
     request_type = QualgentJob
-    calls_back = False
-    polled = True
+    WINDOWS = ("all",)
+    RATE_LIMIT = 10  # requests a second, per API key
+    RATE_WINDOW = 1.0
 
-    def __init__(
-        self,
-        settings: QualgentSettings,
-        *,
-        rate_limit: int = RATE_LIMIT,
-        rate_window: float = RATE_WINDOW,
-        policy: RetryPolicy | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.api = Api(
-            provider=self.label,
-            base_url=settings.base_url,
-            headers={"X-Api-Key": settings.api_key or ""},
-            windows={"all": SlidingWindow(rate_limit, rate_window, clock=clock)},
-            policy=policy,
-            sleep=sleep,
-        )
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"X-Api-Key": api_key}
 
     @classmethod
     def from_config(cls, config: Config) -> Qualgent | None:
         """Polled only when its key is set."""
         return cls(config.qualgent) if config.qualgent.api_key else None
-
-    async def aclose(self) -> None:
-        await self.api.aclose()
 
     async def upload_app(
         self, path: Path, *, app_name: str, version: str, os: str | None = None
@@ -240,45 +217,37 @@ class Qualgent:
         return msgspec.json.decode(response.content, type=UploadResponse)
 
     async def list_apps(self) -> list[App]:
-        response = await self.api.call("GET", "/v1/apps", window="all")
-        return msgspec.json.decode(response.content, type=list[App])
+        return await self.get_json("/v1/apps", list[App], window="all")
 
     async def get_app(self, app_id: str = LATEST_APP) -> App:
         """One app, or with ``latest`` the newest upload (the upload answer has no id)."""
-        response = await self.api.call("GET", f"/v1/apps/{app_id}", window="all")
-        return msgspec.json.decode(response.content, type=App)
+        return await self.get_json(f"/v1/apps/{app_id}", App, window="all")
 
     async def list_test_cases(self, category: str | None = None) -> list[TestCaseInfo]:
         params = {"category": category} if category else {}
-        response = await self.api.call("GET", "/v1/test-cases/list", window="all", params=params)
-        return msgspec.json.decode(response.content, type=list[TestCaseInfo])
+        return await self.get_json(
+            "/v1/test-cases/list", list[TestCaseInfo], window="all", params=params
+        )
 
     async def run(self, request: RunRequest, *, retry_limited: bool = True) -> RunResponse:
-        return await self._post("/v1/test-cases/run", request, retry_limited)
+        return await self.post_json(
+            "/v1/test-cases/run", request, RunResponse, window="all", retry_limited=retry_limited
+        )
 
     async def run_all(self, request: RunAllRequest, *, retry_limited: bool = True) -> RunResponse:
-        return await self._post("/v1/test-cases/run-all", request, retry_limited)
-
-    async def list_jobs(self) -> JobsList:
-        response = await self.api.call("GET", "/v1/jobs/list", window="all")
-        return msgspec.json.decode(response.content, type=JobsList)
-
-    async def job_status(self, test_run_id: str) -> TestRun:
-        response = await self.api.call("GET", f"/v1/jobs/status/{test_run_id}", window="all")
-        return msgspec.json.decode(response.content, type=TestRun)
-
-    async def _post(
-        self, path: str, request: msgspec.Struct, retry_limited: bool = True
-    ) -> RunResponse:
-        response = await self.api.call(
-            "POST",
-            path,
+        return await self.post_json(
+            "/v1/test-cases/run-all",
+            request,
+            RunResponse,
             window="all",
             retry_limited=retry_limited,
-            content=msgspec.json.encode(request),
-            headers={"Content-Type": "application/json"},
         )
-        return msgspec.json.decode(response.content, type=RunResponse)
+
+    async def list_jobs(self) -> JobsList:
+        return await self.get_json("/v1/jobs/list", JobsList, window="all")
+
+    async def job_status(self, test_run_id: str) -> TestRun:
+        return await self.get_json(f"/v1/jobs/status/{test_run_id}", TestRun, window="all")
 
     # -- as a Provider -------------------------------------------------------------------------
 

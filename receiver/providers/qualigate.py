@@ -7,17 +7,14 @@ limited to 30 requests a minute per API key; the client keeps under that by itse
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated, Final
 
 import msgspec
 
-from receiver.config import Config, QualigateSettings
+from receiver.config import Config
 from receiver.providers.base import JobBody, Outgoing, Progress, Sent, check_custom_data, kept
 from receiver.providers.errors import RequestRejected
-from receiver.providers.http import Api, RetryPolicy
-from receiver.providers.window import Clock, Sleep, SlidingWindow
+from receiver.providers.polled import PolledClient
 from receiver.results import (
     TERMINAL_STATUSES,
     CustomData,
@@ -29,8 +26,6 @@ from receiver.results import (
 
 NAME: Final = "qualigate"
 EVENT: Final = "test_results"
-RATE_LIMIT: Final = 30  # requests per window, per endpoint, per API key
-RATE_WINDOW: Final = 60.0  # seconds
 
 # What an external id names, kept in jobs.external_kind.
 TEST_RUN: Final = "test_run"  # a test case: test_run_id
@@ -162,70 +157,44 @@ class CiConfig(msgspec.Struct, kw_only=True):
 # The client
 
 
-class Qualigate:
-    """Qualigate's API for one key; one instance per service, so the rate windows are shared."""
+class Qualigate(PolledClient):
+    """Qualigate's API for one key."""
 
     name = NAME
     label = "Qualigate"
     request_type = QualigateJob
-    calls_back = False
-    polled = True
     # Each endpoint of the three is limited on its own.
-    WINDOWS: Final = ("trigger_post", "trigger_get", "results")
+    WINDOWS = ("trigger_post", "trigger_get", "results")
+    RATE_LIMIT = 30  # requests a minute, per endpoint, per API key
+    RATE_WINDOW = 60.0
 
-    def __init__(
-        self,
-        settings: QualigateSettings,
-        *,
-        rate_limit: int = RATE_LIMIT,
-        rate_window: float = RATE_WINDOW,
-        policy: RetryPolicy | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        windows = {
-            name: SlidingWindow(rate_limit, rate_window, clock=clock) for name in self.WINDOWS
-        }
-        self.api = Api(
-            provider=self.label,
-            base_url=settings.base_url,
-            headers={"Authorization": f"Bearer {settings.api_key or ''}"},
-            windows=windows,
-            policy=policy,
-            sleep=sleep,
-        )
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
 
     @classmethod
     def from_config(cls, config: Config) -> Qualigate | None:
         """Polled only when its key is set."""
         return cls(config.qualigate) if config.qualigate.api_key else None
 
-    async def aclose(self) -> None:
-        await self.api.aclose()
-
     async def trigger_run(
         self, request: TriggerRequest, *, retry_limited: bool = True
     ) -> TriggerResponse:
-        """``retry_limited=False`` (a job's send): a 429 is raised, the job waits queued."""
-        response = await self.api.call(
-            "POST",
+        return await self.post_json(
             "/api/v1/trigger",
+            request,
+            TriggerResponse,
             window="trigger_post",
             retry_limited=retry_limited,
-            content=msgspec.json.encode(request),
-            headers={"Content-Type": "application/json"},
         )
-        return msgspec.json.decode(response.content, type=TriggerResponse)
 
     async def run_status(
         self, *, test_run_id: str | None = None, suite_run_id: str | None = None
     ) -> RunStatus:
         params = {"test_run_id": test_run_id} if test_run_id else {"suite_run_id": suite_run_id}
-        response = await self.api.call(
-            "GET", "/api/v1/trigger", window="trigger_get", params=params
+        return await self.get_json(
+            "/api/v1/trigger", RunStatus, window="trigger_get", params=params
         )
-        return msgspec.json.decode(response.content, type=RunStatus)
 
     async def results(
         self, *, test_run_ids: list[str] | None = None, suite_run_id: str | None = None
@@ -235,14 +204,12 @@ class Qualigate:
             if suite_run_id
             else {"test_run_ids": ",".join(test_run_ids or [])}
         )
-        response = await self.api.call("GET", "/api/v1/results", window="results", params=params)
-        return msgspec.json.decode(response.content, type=Results)
+        return await self.get_json("/api/v1/results", Results, window="results", params=params)
 
     async def ci_config(self, project_id: str) -> CiConfig:
-        response = await self.api.call(
-            "GET", "/api/v1/ci-config", params={"project_id": project_id}
-        )
-        return msgspec.json.decode(response.content, type=CiConfig)
+        # Not one of the three limited endpoints: no window.
+        params = {"project_id": project_id}
+        return await self.get_json("/api/v1/ci-config", CiConfig, window=None, params=params)
 
     # -- as a Provider -------------------------------------------------------------------------
 
