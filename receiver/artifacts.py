@@ -11,12 +11,11 @@ comment is rewritten to show them, folded. Screenshots and videos are not fetche
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from functools import partial
 from typing import Final
 
+from receiver.background import BackgroundLoop
 from receiver.clock import utc_after, utcnow
 from receiver.logs import get_logger
 from receiver.providers.errors import ProviderError, UnknownTarget
@@ -66,7 +65,7 @@ def render(logs: ExecutionLogs) -> str:
     return text if len(text) <= MAX_LOG_CHARS else text[: MAX_LOG_CHARS - 1] + "…"
 
 
-class LogFetcher:
+class LogFetcher(BackgroundLoop):
     """Fetches queued logs; ``start()``/``stop()`` in the lifespan, ``run_once()`` for tests."""
 
     def __init__(
@@ -79,31 +78,10 @@ class LogFetcher:
         self.store = store
         self.qualitymax = qualitymax
         self.on_refreshed = on_refreshed  # wakes the delivery worker: a comment to rewrite
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._loop: asyncio.Task[None] | None = None
+        super().__init__(name="receiver-log-fetcher", every=MAX_TICK, log=log, failed="logs.failed")
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="receiver-log-fetcher")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self.wake()
-        if self._loop is not None:
-            await self._loop
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except Exception:  # a store hiccup must not end fetching for good
-                log.exception("logs.failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), MAX_TICK)
+    async def step(self) -> None:
+        await self.run_once()
 
     async def run_once(self) -> int:
         """Fetch every due log once; how many were tried."""

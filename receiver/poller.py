@@ -11,13 +11,13 @@ open in that same transaction: never twice. A job that has not ended after the p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from functools import partial
 from typing import Final
 
 from receiver import clock
+from receiver.background import BackgroundLoop
 from receiver.clock import utc_after
 from receiver.logs import get_logger
 from receiver.providers import polled
@@ -40,7 +40,7 @@ LEASE_MIN: Final = 5.0
 LEASE_MAX: Final = 30.0
 
 
-class Poller:
+class Poller(BackgroundLoop):
     """Polls every open job of its providers; ``start()`` and ``stop()`` live in the lifespan."""
 
     def __init__(
@@ -58,32 +58,22 @@ class Poller:
         self.on_recorded = on_recorded
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._loop: asyncio.Task[None] | None = None
+        super().__init__(
+            name="receiver-poller", every=self.tick, log=log, failed="poll.dispatch_failed"
+        )
 
     @property
     def tick(self) -> float:
         seconds = [p.settings.poll_seconds for p in self.providers.values()]
         return min([MAX_TICK, *seconds])
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _wake_in(self, seconds: float) -> None:
-        """Wake when this job is due, so its cadence is poll_seconds, not poll_seconds + tick."""
-        asyncio.get_running_loop().call_later(seconds, self._wake.set)
-
     def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="receiver-poller")
+        super().start()
         log.info("poll.started", providers=sorted(self.providers))
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let polls in flight finish for ``grace`` seconds, then cancel them."""
-        self._stopping = True
-        self.wake()
-        if self._loop is not None:
-            await self._loop
+        await super().stop()
         tasks = list(self._in_flight.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -92,15 +82,8 @@ class Poller:
             await asyncio.gather(*pending, return_exceptions=True)
         log.info("poll.stopped")
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._dispatch()
-            except Exception:  # a store hiccup must not end polling for good
-                log.exception("poll.dispatch_failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick)
+    async def step(self) -> None:
+        await self._dispatch()
 
     async def _dispatch(self) -> list[asyncio.Task[None]]:
         started = []
@@ -168,7 +151,7 @@ class Poller:
             )
 
         await self.store.write(advance)
-        self._wake_in(settings.poll_seconds)
+        self.wake_in(settings.poll_seconds)  # so its cadence is poll_seconds, not + every
         log.debug("poll.progress", job_id=job.id, state=progress.state, raw=progress.raw_status)
 
     async def _defer(self, provider: Provider, job: PollJob, error: str) -> None:
@@ -179,7 +162,7 @@ class Poller:
             jobs.record_poll_error(tx, job.id, error=error, poll_after=poll_after)
 
         await self.store.write(defer)
-        self._wake_in(wait)
+        self.wake_in(wait)
         log.warning("poll.error", job_id=job.id, provider=provider.name, error=error, retry_in=wait)
 
     async def finish(self, job: PollJob, result: Result) -> int | None:

@@ -8,8 +8,6 @@ lost with the restart ends in an error that says to re-run it with the secret.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterable
 from functools import partial
 from typing import Final
@@ -18,6 +16,7 @@ import msgspec
 
 from receiver import clock
 from receiver import providers as registry
+from receiver.background import BackgroundLoop
 from receiver.jobs import Submission
 from receiver.logs import get_logger
 from receiver.providers.base import JobBody, Provider
@@ -34,38 +33,16 @@ LEASE_SECONDS: Final = 120.0
 OTHERS_SECONDS: Final = 300.0
 
 
-class Sender:
+class Sender(BackgroundLoop):
     """Sends queued jobs; ``start()`` and ``stop()`` live in the app's lifespan."""
 
     def __init__(self, submission: Submission, providers: Iterable[Provider]) -> None:
+        super().__init__(name="receiver-sender", every=MAX_TICK, log=log, failed="sender.failed")
         self.submission = submission
         self.providers = list(providers)
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._loop: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="receiver-sender")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self.wake()
-        if self._loop is not None:
-            await self._loop
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                wait = await self.send_due()
-            except Exception:  # a store hiccup must not end sending for good
-                log.exception("sender.failed")
-                wait = MAX_TICK
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(wait, MAX_TICK))
+    async def step(self) -> float:
+        return await self.send_due()
 
     async def send_due(self) -> float:
         """Send every queued job its provider's limit allows now; the seconds until the next

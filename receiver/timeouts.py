@@ -13,11 +13,11 @@ later replaces the timeout result (receiver.record).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from functools import partial
 from typing import Final
 
+from receiver.background import BackgroundLoop
 from receiver.clock import utc_after
 from receiver.config import Config
 from receiver.logs import get_logger
@@ -60,7 +60,7 @@ def _span(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-class TimeoutWatcher:
+class TimeoutWatcher(BackgroundLoop):
     """Ends overdue jobs with a ``timeout`` result; ``start``/``stop`` live in the lifespan."""
 
     def __init__(
@@ -75,26 +75,13 @@ class TimeoutWatcher:
         self.recorder = recorder
         self.limits = dict(limits)
         self.on_recorded = on_recorded
-        self.every = min([MAX_CHECK_SECONDS, *(s / 4 for s in self.limits.values())])
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        every = min([MAX_CHECK_SECONDS, *(s / 4 for s in self.limits.values())])
+        super().__init__(
+            name="receiver-timeouts", every=every, log=log, failed="timeouts.check_failed"
+        )
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="receiver-timeouts")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.check()
-            except Exception:  # a store hiccup: log, go on at the next tick
-                log.exception("timeouts.check_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.every)
+    async def step(self) -> None:
+        await self.check()
 
     async def check(self) -> list[int]:
         """End every overdue job now; the ids of the timeout results recorded."""
