@@ -5,10 +5,11 @@ Domain code raises typed errors; only this module turns them into one ``Error: .
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,11 +27,12 @@ from receiver.config import (
     load_config,
     polling_only,
 )
+from receiver.notify.message import clip
 from receiver.providers.errors import ProviderError
 from receiver.routing import Router
 from receiver.store import Store, StoreError, open_store
 from receiver.store import deliveries as outbox
-from receiver.submit import SubmitError
+from receiver.submit import ApiClient, SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +72,29 @@ def provider_option(help_text: str) -> Callable[[F], F]:
         show_default=True,
         help=help_text,
     )
+
+
+def wait_options(fn: F) -> F:
+    """``--wait`` and what goes with it (``submit``, ``rerun``)."""
+    options = [
+        click.option(
+            "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0),
+            default=600,
+            show_default=True,
+            help="Seconds --wait waits",
+        ),
+        click.option(
+            "--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]"
+        ),
+        click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def read_config(config_file: str | None) -> Config:
@@ -382,19 +407,8 @@ def simulate(
 @click.option("--platform", metavar="P", help="QualGent: android or ios")
 @click.option("--os-version", metavar="V", help="QualGent: the device's OS version")
 @click.option("--custom-data", metavar="JSON", help="A JSON object echoed back with the result")
-@click.option(
-    "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=600,
-    show_default=True,
-    help="Seconds --wait waits",
-)
-@click.option("--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]")
+@wait_options
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts)")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
 def submit(
     provider: str,
     custom_data: str | None,
@@ -438,13 +452,8 @@ def submit(
                 click.echo(sub.to_json(job) if as_json else f"job {job.id} {job.state}")
                 return
             click.echo(f"job {job.id} submitted ({job.external_id}); waiting ...", err=True)
-            progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
-            done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
-    if done is None:
-        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job.id}", err=True)
-        sys.exit(sub.EXIT_TIMEOUT)
-    click.echo(sub.to_json(done) if as_json else "\n".join(sub.summary(done)))
-    sys.exit(sub.exit_code(done))
+            done = _wait_for(api, job.id, timeout=timeout, interval=interval)
+    _exit_with_verdict(job.id, done, timeout=timeout, as_json=as_json)
 
 
 @main.command()
@@ -456,13 +465,8 @@ def submit(
     help="QualityMax: the login password the first request carried (never stored) "
     "[default: $RECEIVER_RERUN_PASSWORD]",
 )
-@click.option(
-    "--wait", is_flag=True, help="Wait for the verdict; exit 0 passed, 1 failed, 2 timeout"
-)
-@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True)
-@click.option("--server", metavar="URL", help="The receiver [default: $RECEIVER_PUBLIC_URL]")
+@wait_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new job as JSON")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, hidden=True)
 def rerun(
     job_id: int,
     auth_password: str | None,
@@ -495,10 +499,28 @@ def rerun(
                 )
                 return
             click.echo(f"job {job.id} re-runs job {job_id}; waiting ...", err=True)
-            progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
-            done = sub.wait_for(api, job.id, timeout=timeout, interval=interval, progress=progress)
+            done = _wait_for(api, job.id, timeout=timeout, interval=interval)
+    _exit_with_verdict(job.id, done, timeout=timeout, as_json=as_json)
+
+
+def _wait_for(
+    api: ApiClient, job_id: int, *, timeout: float, interval: float
+) -> views.JobView | None:
+    """The job once it has its verdict (progress on stderr); None after ``timeout``."""
+    from receiver import submit as sub
+
+    progress = sub.Progress(sys.stderr, tty=sys.stderr.isatty())
+    return sub.wait_for(api, job_id, timeout=timeout, interval=interval, progress=progress)
+
+
+def _exit_with_verdict(
+    job_id: int, done: views.JobView | None, *, timeout: float, as_json: bool
+) -> None:
+    """Print the verdict (or the timeout) and exit with its code."""
+    from receiver import submit as sub
+
     if done is None:
-        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job.id}", err=True)
+        click.echo(f"Timed out after {timeout:.0f}s waiting for job {job_id}", err=True)
         sys.exit(sub.EXIT_TIMEOUT)
     click.echo(sub.to_json(done) if as_json else "\n".join(sub.summary(done)))
     sys.exit(sub.exit_code(done))
@@ -551,9 +573,21 @@ def print_reach(router: Router, result_file: Path) -> None:
             click.echo(f"      -> {target}")
 
 
-def existing_store(config_file: str | None) -> Store:
-    """The service's database, for a command that reads or revives: never a new empty one."""
-    return open_store(read_config(config_file).db_path, create=False)
+@contextmanager
+def existing_store(config_file: str | None) -> Iterator[Store]:
+    """The service's database, for a command that reads or revives: never a new empty one.
+    Its errors (and those of what is done with it) become one ``Error:`` line."""
+    with user_errors():
+        database = open_store(read_config(config_file).db_path, create=False)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
+def echo_json(value: Any) -> None:
+    """``value`` as indented JSON, as the API answers it."""
+    click.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
 
 
 @main.command()
@@ -573,14 +607,10 @@ def deliveries(
         receiver deliveries --state dead --json
     """
     where = views.DeliveryFilter(state=state, failed=failed, limit=limit)
-    with user_errors():
-        database = existing_store(config_file)
-    try:
+    with existing_store(config_file) as database:
         page = database.read(lambda tx: views.delivery_page(tx, where))
-    finally:
-        database.close()
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
+        echo_json(page.items)
         return
     click.echo(delivery_table(page.items))
 
@@ -602,14 +632,10 @@ def explain(config_file: str | None, result_id: int, as_json: bool) -> None:
     from receiver.explain import explain as explain_result
     from receiver.explain import lines
 
-    with user_errors():
-        database = existing_store(config_file)
-        try:
-            explained = database.read(lambda tx: explain_result(tx, result_id))
-        finally:
-            database.close()
+    with existing_store(config_file) as database:
+        explained = database.read(lambda tx: explain_result(tx, result_id))
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode(explained)).decode())
+        echo_json(explained)
         return
     click.echo("\n".join(lines(explained)))
 
@@ -626,12 +652,8 @@ def redeliver(config_file: str | None, delivery_id: int) -> None:
     Example:
         receiver redeliver 42
     """
-    with user_errors():
-        database = existing_store(config_file)
-        try:
-            view = database.write_sync(lambda tx: outbox.redeliver(tx, delivery_id))
-        finally:
-            database.close()
+    with existing_store(config_file) as database:
+        view = database.write_sync(lambda tx: outbox.redeliver(tx, delivery_id))
     click.echo(f"delivery {view.id} to {view.target} is pending again (attempts reset)")
 
 
@@ -652,14 +674,10 @@ def results(
         receiver results --limit 5 --json
     """
     where = views.ResultFilter(status=status, branch=branch, limit=limit)
-    with user_errors():
-        database = existing_store(config_file)
-    try:
+    with existing_store(config_file) as database:
         page = database.read(lambda tx: views.result_page(tx, where))
-    finally:
-        database.close()
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode(page.items)).decode())
+        echo_json(page.items)
         return
     click.echo(result_table(page.items) if page.items else "no results")
 
@@ -678,19 +696,11 @@ def tail(config_file: str | None, as_json: bool, interval: float) -> None:
     """
     from receiver.follow import follow
 
-    with user_errors():
-        database = existing_store(config_file)
-    click.echo("following new results (Ctrl-C stops)", err=True)
-    try:
-        for item in follow(database, interval=interval):
-            if as_json:
-                click.echo(msgspec.json.encode(item).decode())
-            else:
-                click.echo(result_line(item))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        database.close()
+    with existing_store(config_file) as database:
+        click.echo("following new results (Ctrl-C stops)", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            for item in follow(database, interval=interval):
+                click.echo(msgspec.json.encode(item).decode() if as_json else result_line(item))
 
 
 RESULT_COLUMNS = ("id", "status", "result", "branch", "provider", "stored")
@@ -703,7 +713,7 @@ def result_cells(item: views.ResultSummary) -> tuple[str, ...]:
         str(item.id),
         item.status,
         headline(item.status, item.total, item.passed, item.failed),
-        _cut(item.branch or "-", 32),
+        clip(item.branch or "-", 32),
         item.provider,
         item.created_at[:19].replace("T", " "),
     )
@@ -717,7 +727,7 @@ def result_line(item: views.ResultSummary) -> str:
     return "  ".join(result_cells(item))
 
 
-def _table(header: tuple[str, ...], cells: list[tuple[str, ...]]) -> str:
+def _table(header: tuple[str, ...], cells: Sequence[tuple[str, ...]]) -> str:
     rows = [header, *cells]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
@@ -732,29 +742,20 @@ DELIVERY_COLUMNS = ("id", "state", "attempts", "result", "route", "target", "whe
 def delivery_table(items: list[views.DeliveryView]) -> str:
     if not items:
         return "no deliveries"
-    rows = [DELIVERY_COLUMNS] + [
+    rows = [
         (
             str(d.id),
             d.state,
             str(d.attempts),
             str(d.result_id),
-            _cut(d.route, 24),
-            _cut(d.target, 48),
+            clip(d.route, 24),
+            clip(d.target, 48),
             ((d.sent_at if d.state == "sent" else d.next_attempt_at) or d.updated_at)[:19],
-            _cut(d.last_error or "", 60),
+            clip(d.last_error or "", 60),
         )
         for d in items
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(DELIVERY_COLUMNS))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return _table(DELIVERY_COLUMNS, rows)
 
 
 @main.command()
@@ -779,14 +780,9 @@ def purge(config_file: str | None, older_than: float | None, dry_run: bool) -> N
     """
     from receiver.retention import cutoffs, purge_now
 
-    with user_errors():
-        config = read_config(config_file)
-        database = existing_store(config_file)
-        try:
-            limits = cutoffs(config.retention, older_than_days=older_than)
-            purged = purge_now(database, limits, dry_run=dry_run)
-        finally:
-            database.close()
+    with existing_store(config_file) as database:
+        limits = cutoffs(read_config(config_file).retention, older_than_days=older_than)
+        purged = purge_now(database, limits, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
     click.echo(
         f"{verb}: {purged.results} results (with their tests and deliveries), "
@@ -811,14 +807,10 @@ def flaky(config_file: str | None, repository: str | None, as_json: bool) -> Non
         receiver flaky
         receiver flaky --repository acme/shop --json
     """
-    with user_errors():
-        database = existing_store(config_file)
-    try:
+    with existing_store(config_file) as database:
         found = database.read(lambda tx: views.flaky_list(tx, repository))
-    finally:
-        database.close()
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode(found.items)).decode())
+        echo_json(found.items)
         return
     click.echo(flaky_table(found.items))
 
@@ -829,11 +821,11 @@ FLAKY_COLUMNS = ("test", "provider", "repository", "failed", "flips", "same comm
 def flaky_table(items: list[views.FlakyTest]) -> str:
     if not items:
         return "no flaky tests"
-    rows = [FLAKY_COLUMNS] + [
+    rows = [
         (
-            _cut(t.test + (f" [{t.cell}]" if t.cell else ""), 60),
+            clip(t.test + (f" [{t.cell}]" if t.cell else ""), 60),
             t.provider,
-            _cut(t.repository or "–", 32),
+            clip(t.repository or "–", 32),
             f"{t.failures} of {t.runs}",
             f"{t.flake_rate:.0%}",
             str(t.same_commit_failures),
@@ -841,11 +833,7 @@ def flaky_table(items: list[views.FlakyTest]) -> str:
         )
         for t in items
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(FLAKY_COLUMNS))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return _table(FLAKY_COLUMNS, rows)
 
 
 def _add_provider_commands() -> None:
