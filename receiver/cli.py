@@ -32,9 +32,11 @@ from receiver.providers.errors import ProviderError
 from receiver.routing import Router
 from receiver.store import Store, StoreError, open_store
 from receiver.store import deliveries as outbox
+from receiver.store.tx import Tx
 from receiver.submit import ApiClient, SubmitError
 
 F = TypeVar("F", bound=Callable[..., Any])
+Item = TypeVar("Item")
 
 # Typed errors the commands turn into one line; helpers add theirs here.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -590,6 +592,21 @@ def echo_json(value: Any) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
 
 
+def print_items(
+    config_file: str | None,
+    query: Callable[[Tx], list[Item]],
+    as_json: bool,
+    table: Callable[[list[Item]], str],
+) -> None:
+    """A listing command's output: what ``query`` reads, as a table or as JSON."""
+    with existing_store(config_file) as database:
+        items = database.read(query)
+    if as_json:
+        echo_json(items)
+    else:
+        click.echo(table(items))
+
+
 @main.command()
 @config_option
 @click.option("--failed", is_flag=True, help="Only dead ones and pending ones that failed before")
@@ -607,12 +624,9 @@ def deliveries(
         receiver deliveries --state dead --json
     """
     where = views.DeliveryFilter(state=state, failed=failed, limit=limit)
-    with existing_store(config_file) as database:
-        page = database.read(lambda tx: views.delivery_page(tx, where))
-    if as_json:
-        echo_json(page.items)
-        return
-    click.echo(delivery_table(page.items))
+    print_items(
+        config_file, lambda tx: views.delivery_page(tx, where).items, as_json, delivery_table
+    )
 
 
 @main.command()
@@ -674,12 +688,7 @@ def results(
         receiver results --limit 5 --json
     """
     where = views.ResultFilter(status=status, branch=branch, limit=limit)
-    with existing_store(config_file) as database:
-        page = database.read(lambda tx: views.result_page(tx, where))
-    if as_json:
-        echo_json(page.items)
-        return
-    click.echo(result_table(page.items) if page.items else "no results")
+    print_items(config_file, lambda tx: views.result_page(tx, where).items, as_json, result_table)
 
 
 @main.command()
@@ -720,6 +729,8 @@ def result_cells(item: views.ResultSummary) -> tuple[str, ...]:
 
 
 def result_table(items: list[views.ResultSummary]) -> str:
+    if not items:
+        return "no results"
     return _table(RESULT_COLUMNS, [result_cells(item) for item in items])
 
 
@@ -807,12 +818,9 @@ def flaky(config_file: str | None, repository: str | None, as_json: bool) -> Non
         receiver flaky
         receiver flaky --repository acme/shop --json
     """
-    with existing_store(config_file) as database:
-        found = database.read(lambda tx: views.flaky_list(tx, repository))
-    if as_json:
-        echo_json(found.items)
-        return
-    click.echo(flaky_table(found.items))
+    print_items(
+        config_file, lambda tx: views.flaky_list(tx, repository).items, as_json, flaky_table
+    )
 
 
 FLAKY_COLUMNS = ("test", "provider", "repository", "failed", "flips", "same commit", "last failure")
