@@ -37,20 +37,22 @@ def _cli_errors() -> Any:
 
 def call(config_file: str | None, make: Callable[[Any], P | None], env_key: str,
          fn: Callable[[P], Awaitable[T]]) -> T:  # fmt: skip
-    """Build the provider from the config, run ``fn`` with it, close it."""
-    config = load_config(config_path(config_file, os.environ))
-    provider = make(config)
-    if provider is None or not provider.settings.api_key:
-        section = env_key.split("_")[0].lower()
-        raise NotConfigured(section, f"{env_key} ([{section}] api_key) is not set: set it")
+    """Build the provider from the config, run ``fn`` with it, close it; what goes wrong is one
+    ``Error:`` line."""
+    with _cli_errors():
+        config = load_config(config_path(config_file, os.environ))
+        provider = make(config)
+        if provider is None or not provider.settings.api_key:
+            section = env_key.split("_")[0].lower()
+            raise NotConfigured(section, f"{env_key} ([{section}] api_key) is not set: set it")
 
-    async def go() -> T:
-        try:
-            return await fn(provider)
-        finally:
-            await provider.aclose()
+        async def go() -> T:
+            try:
+                return await fn(provider)
+            finally:
+                await provider.aclose()
 
-    return asyncio.run(go())
+        return asyncio.run(go())
 
 
 def emit(answer: Any, as_json: bool, lines: Callable[[Any], list[str]]) -> None:
@@ -112,7 +114,7 @@ def import_repo(
     with _cli_errors():
         if not url.startswith(("https://github.com/", "https://gitlab.com/")):
             raise RequestRejected("QualityMax", "url: give a GitHub or GitLab HTTPS URL")
-        answer = _qm(config_file, lambda c: c.import_repository(request))
+    answer = _qm(config_file, lambda c: c.import_repository(request))
     emit(answer, as_json, _fields)
 
 
@@ -143,8 +145,7 @@ def generate_api_tests(
         openapi_spec=spec, openapi_url=openapi_url, project_id=project_id,
         instructions=instructions,
     )  # fmt: skip
-    with _cli_errors():
-        answer = _qm(config_file, lambda c: c.generate_api_tests(request))
+    answer = _qm(config_file, lambda c: c.generate_api_tests(request))
     emit(answer, as_json, _fields)
 
 
@@ -176,8 +177,7 @@ def create_test_case(
         expected_results=expected_results, category=category, priority=priority,
         tags=list(tags) or None,
     )  # fmt: skip
-    with _cli_errors():
-        answer = _qm(config_file, lambda c: c.create_test_case(request))
+    answer = _qm(config_file, lambda c: c.create_test_case(request))
     emit(answer, as_json, _fields)
 
 
@@ -200,8 +200,7 @@ def generate_test_cases(
     request = qm.GenerateTestCasesRequest(
         project_id=project_id, description=description, count=count
     )
-    with _cli_errors():
-        answer = _qm(config_file, lambda c: c.generate_test_cases(request))
+    answer = _qm(config_file, lambda c: c.generate_test_cases(request))
     emit(answer, as_json, _fields)
 
 
@@ -216,8 +215,7 @@ def report(job_id: str, config_file: str | None, as_json: bool) -> None:
     Example:
         receiver qualitymax report pwj_abc123
     """
-    with _cli_errors():
-        answer = _qm(config_file, lambda c: c.report(job_id))
+    answer = _qm(config_file, lambda c: c.report(job_id))
 
     def lines(found: qm.JobReport) -> list[str]:
         job = found.job
@@ -244,8 +242,7 @@ def logs(execution_id: str, config_file: str | None, as_json: bool) -> None:
     """
     from receiver.artifacts import render
 
-    with _cli_errors():
-        answer = _qm(config_file, lambda c: c.logs(execution_id))
+    answer = _qm(config_file, lambda c: c.logs(execution_id))
     emit(answer, as_json, lambda found: render(found).splitlines())
 
 
@@ -261,8 +258,7 @@ def artifact(execution_id: str, kind: str, config_file: str | None) -> None:
     Example:
         curl -L -o shot.png "$(receiver qualitymax artifact exec_abc123 screenshot)"
     """
-    with _cli_errors():
-        click.echo(_qm(config_file, lambda c: c.artifact_location(execution_id, kind)))
+    click.echo(_qm(config_file, lambda c: c.artifact_location(execution_id, kind)))
 
 
 # -- QualGent ------------------------------------------------------------------------------------
@@ -303,11 +299,9 @@ def upload_app(
         receiver qualgent upload-app build/app.apk --app-name MyApp --version 1.0.0
         receiver submit --provider qualgent --app latest --test-case TC ...
     """
-    with _cli_errors():
-        answer = _qg(
-            config_file,
-            lambda c: c.upload_app(file, app_name=app_name, version=version, os=os_name),
-        )
+    answer = _qg(
+        config_file, lambda c: c.upload_app(file, app_name=app_name, version=version, os=os_name)
+    )
 
     def lines(found: Any) -> list[str]:
         uploaded = found.file
@@ -331,9 +325,8 @@ def apps(config_file: str | None, as_json: bool) -> None:
     Example:
         receiver qualgent apps
     """
-    with _cli_errors():
-        answer = _qg(config_file, lambda c: c.list_apps())
-    emit(answer, as_json, lambda found: [f"{a.id}  {a.name} {a.version} ({a.os})" for a in found])
+    answer = _qg(config_file, lambda c: c.list_apps())
+    emit(answer, as_json, lambda found: [_app_line(a) for a in found])
 
 
 @qualgent.command()
@@ -347,9 +340,12 @@ def app(app_id: str, config_file: str | None, as_json: bool) -> None:
     Example:
         receiver qualgent app latest
     """
-    with _cli_errors():
-        answer = _qg(config_file, lambda c: c.get_app(app_id))
-    emit(answer, as_json, lambda a: [f"{a.id}  {a.name} {a.version} ({a.os})"])
+    answer = _qg(config_file, lambda c: c.get_app(app_id))
+    emit(answer, as_json, lambda a: [_app_line(a)])
+
+
+def _app_line(app: Any) -> str:
+    return f"{app.id}  {app.name} {app.version} ({app.os})"
 
 
 @qualgent.command("test-cases")
@@ -363,8 +359,7 @@ def test_cases(category: str | None, config_file: str | None, as_json: bool) -> 
     Example:
         receiver qualgent test-cases --category cat_smoke
     """
-    with _cli_errors():
-        answer = _qg(config_file, lambda c: c.list_test_cases(category))
+    answer = _qg(config_file, lambda c: c.list_test_cases(category))
 
     def lines(found: list[Any]) -> list[str]:
         return [f"{c.id}  {c.name} ({c.status})" for c in found]
@@ -382,8 +377,7 @@ def jobs(config_file: str | None, as_json: bool) -> None:
     Example:
         receiver qualgent jobs --json
     """
-    with _cli_errors():
-        answer = _qg(config_file, lambda c: c.list_jobs())
+    answer = _qg(config_file, lambda c: c.list_jobs())
 
     def lines(found: Any) -> list[str]:
         return [
@@ -421,11 +415,9 @@ def ci_config(project_id: str, config_file: str | None, as_json: bool) -> None:
     Example:
         receiver qualigate ci-config 990e8400-e29b-41d4-a716-446655440000
     """
-    with _cli_errors():
-        answer = call(
-            config_file, Qualigate.from_config, "QUALIGATE_API_KEY",
-            lambda c: c.ci_config(project_id),
-        )  # fmt: skip
+    answer = call(
+        config_file, Qualigate.from_config, "QUALIGATE_API_KEY", lambda c: c.ci_config(project_id)
+    )
 
     def lines(found: Any) -> list[str]:
         ci = found.ci_config
