@@ -109,10 +109,26 @@ def _page(
     name: str,
     request: Request[Any, Any, Any],
     headers: dict[str, str] | None = None,
+    status_code: int = 200,
     **context: Any,
 ) -> Template:
     return Template(
-        template_name=name, context={"path": request.url.path, **context}, headers=headers
+        template_name=name,
+        context={"path": request.url.path, **context},
+        headers=headers,
+        status_code=status_code,
+    )
+
+
+def _result_filter(
+    status: str | None, branch: str | None, provider: str | None, repository: str | None
+) -> ResultFilter:
+    """The Results page's filters (an empty form field filters nothing)."""
+    return ResultFilter(
+        status=status or None,
+        branch=branch or None,
+        provider=provider or None,
+        repository=repository or None,
     )
 
 
@@ -130,13 +146,8 @@ def results_list(
     q: Annotated[str | None, QueryParameter(description="Part of a test's name")] = None,
     cursor: Cursor = None,
 ) -> Template:
-    where = ResultFilter(
-        status=status or None,
-        branch=branch or None,
-        provider=provider or None,
-        repository=repository or None,
-        limit=pages.PAGE_SIZE,
-        before=cursor,
+    where = msgspec.structs.replace(
+        _result_filter(status, branch, provider, repository), limit=pages.PAGE_SIZE, before=cursor
     )
     search = (q or "").strip() or None
     page = services.store.read(lambda tx: pages.results_page(tx, where, search, _web(services)))
@@ -239,9 +250,7 @@ async def retry_delivery(
     data: Annotated[RetryForm, Form],
 ) -> Redirect:
     await services.store.write(lambda tx: deliveries.redeliver(tx, delivery_id))
-    if services.worker is not None:
-        services.worker.wake()
-    return Redirect(local_path(data.next), status_code=303)
+    return _sending_again(services, data.next)
 
 
 @post("/deliveries/retry-dead", status_code=303)
@@ -252,9 +261,14 @@ async def retry_dead(
 ) -> Redirect:
     """Every dead delivery of one target back to pending (after fixing the target)."""
     await services.store.write(lambda tx: deliveries.redeliver_dead(tx, data.target))
+    return _sending_again(services, data.next)
+
+
+def _sending_again(services: Services, next_page: str) -> Redirect:
+    """After deliveries went back to pending: the worker sends them now; back to the page."""
     if services.worker is not None:
         services.worker.wake()
-    return Redirect(local_path(data.next), status_code=303)
+    return Redirect(local_path(next_page), status_code=303)
 
 
 # -- live results ------------------------------------------------------------------------------
@@ -270,12 +284,7 @@ def events(
     repository: Text = None,
 ) -> ServerSentEvent:
     """New results as rows of the Results page (htmx's SSE extension puts them on top)."""
-    where = ResultFilter(
-        status=status or None,
-        branch=branch or None,
-        provider=provider or None,
-        repository=repository or None,
-    )
+    where = _result_filter(status, branch, provider, repository)
     return ServerSentEvent(_stream(request, services, where), headers={"Cache-Control": "no-store"})
 
 
@@ -320,15 +329,8 @@ def login_page(
     services: NamedDependency[Services],
     next: Annotated[str, QueryParameter(description="Where to go once signed in")] = "/",
 ) -> Template:
-    config = services.config
-    return _page(
-        "login.html",
-        request,
-        closed=not config.api_token,
-        next=local_path(next),
-        error=None,
-        signed_in=signed_in(request),
-    )
+    closed = not services.config.api_token
+    return _login_page(request, closed=closed, next_page=next, signed_in=signed_in(request))
 
 
 @post("/login", status_code=303)
@@ -345,17 +347,7 @@ async def login(
             if key is None
             else "Wrong token: paste the service's RECEIVER_API_TOKEN"
         )
-        return Template(
-            template_name="login.html",
-            context={
-                "path": "/login",
-                "closed": key is None,
-                "next": local_path(data.next),
-                "error": error,
-                "signed_in": False,
-            },
-            status_code=401,
-        )
+        return _login_page(request, closed=key is None, next_page=data.next, error=error)
     # Behind a TLS-terminating proxy (fly.io) the request is http: the public URL tells.
     secure = request.url.scheme == "https" or (config.server.public_url or "").startswith("https:")
     return Redirect(
@@ -372,6 +364,26 @@ async def login(
                 path="/",
             )
         ],
+    )
+
+
+def _login_page(
+    request: Request[Any, Any, Any],
+    *,
+    closed: bool,
+    next_page: str,
+    error: str | None = None,
+    signed_in: bool = False,
+) -> Template:
+    """The sign-in form; after a refused token (``error``) answered 401."""
+    return _page(
+        "login.html",
+        request,
+        status_code=200 if error is None else 401,
+        closed=closed,
+        next=local_path(next_page),
+        error=error,
+        signed_in=signed_in,
     )
 
 
