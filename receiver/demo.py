@@ -20,9 +20,10 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import click
 import httpx
@@ -75,6 +76,7 @@ notify = ["slackbot://#previews"]
 CHAT_PATH: Final = "/chat"
 DEMO_REPOSITORY: Final = "acme/shop"
 WAIT_SECONDS: Final = 20.0
+Found = TypeVar("Found")
 
 
 class DemoJob(msgspec.Struct, kw_only=True):
@@ -119,27 +121,24 @@ DASHBOARD: Final = "Dashboard shows the task sections"
 LOGOUT: Final = "Logout returns to the sign-in page"
 # The pull request's earlier runs, one after the other: logout failed on a commit, then passed on
 # a re-run of that same commit. Triage keeps that; the demo's failing job then shows it.
+
+
+def _login_pr(sha: str, deploy_id: str, **outcome: Any) -> DemoJob:
+    """A QualityMax run on pull request 42 (feat/login); ``outcome``: the simulator's fields."""
+    return DemoJob(
+        provider="qualitymax",
+        fields=_preview(42),
+        branch="feat/login",
+        pr_number=42,
+        sha=sha,
+        deploy_id=deploy_id,
+        **outcome,
+    )
+
+
 HISTORY_JOBS: Final = (
-    DemoJob(
-        provider="qualitymax",
-        fields=_preview(42),
-        branch="feat/login",
-        pr_number=42,
-        sha="4b1e7c0a52",
-        deploy_id="abc-120",
-        simulate_failing=[LOGOUT],
-        simulate_delay=0.1,
-    ),
-    DemoJob(
-        provider="qualitymax",
-        fields=_preview(42),
-        branch="feat/login",
-        pr_number=42,
-        sha="4b1e7c0a52",
-        deploy_id="abc-121",
-        simulate="passed",
-        simulate_delay=0.1,
-    ),
+    _login_pr("4b1e7c0a52", "abc-120", simulate_failing=[LOGOUT], simulate_delay=0.1),
+    _login_pr("4b1e7c0a52", "abc-121", simulate="passed", simulate_delay=0.1),
 )
 DEMO_JOBS: Final = (
     DemoJob(
@@ -151,15 +150,8 @@ DEMO_JOBS: Final = (
         deploy_id="abc-122",
         simulate="passed",
     ),
-    DemoJob(
-        provider="qualitymax",
-        fields=_preview(42),
-        branch="feat/login",
-        pr_number=42,
-        sha="e5a8d3f961",
-        deploy_id="abc-123",
-        simulate_failing=[DASHBOARD, LOGOUT],  # the dashboard's is new, logout's flaky
-    ),
+    # The dashboard's failure is new, logout's flaky.
+    _login_pr("e5a8d3f961", "abc-123", simulate_failing=[DASHBOARD, LOGOUT]),
     DemoJob(
         provider="qualigate",
         fields={"test_suite_id": qualigate_sim.MIXED_SUITE},
@@ -263,11 +255,8 @@ class StandIns:
         return "\n".join(line.rstrip() for line in lines) or "(none arrived)"
 
     def wait(self, jobs: list[JobView]) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not self.delivered(jobs):
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"the notifications did not all arrive within {WAIT_SECONDS:.0f}s")
-            time.sleep(0.05)
+        failure = f"the notifications did not all arrive within {WAIT_SECONDS:.0f}s"
+        _until(lambda: self.delivered(jobs) or None, failure, every=0.05)
 
     @property
     def slack_url(self) -> str:
@@ -301,23 +290,20 @@ def run_demo(_: Path, *, keep: bool = False) -> int:
             secrets.token_hex(16),
             secrets.token_hex(16),
         )
+        partner = {
+            "QUALITYMAX_API_KEY": key,
+            "QUALITYMAX_WEBHOOK_SECRET": secret,
+            "QUALITYMAX_PARTNER_SLUG": "demo",
+        }
         sim = SimulatorProcess(
-            {
-                "QUALITYMAX_API_KEY": key,
-                "QUALITYMAX_WEBHOOK_SECRET": secret,
-                "QUALITYMAX_PARTNER_SLUG": "demo",
-                "RECEIVER_SIMULATOR_DELAY": "0.5",
-            },
-            folder / "simulate.log",
+            {**partner, "RECEIVER_SIMULATOR_DELAY": "0.5"}, folder / "simulate.log"
         )
         port = free_port()
         gate, gent = Served(qualigate_sim.create_app()), Served(qualgent_sim.create_app())
         config = DEMO_CONFIG.format(chat=targets.chat_url, qualigate=gate.url, qualgent=gent.url)
         (folder / "receiver.toml").write_text(config)
         env = {
-            "QUALITYMAX_API_KEY": key,
-            "QUALITYMAX_WEBHOOK_SECRET": secret,
-            "QUALITYMAX_PARTNER_SLUG": "demo",
+            **partner,
             "QUALITYMAX_BASE_URL": sim.url,
             "RECEIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "RECEIVER_API_TOKEN": token,
@@ -407,16 +393,27 @@ def _exercise(url: str, token: str) -> list[JobView]:
 
 
 def _wait(api: ApiClient, job_id: int, *, quiet: bool = False) -> JobView:
+    failure = f"job {job_id} got no result within {WAIT_SECONDS:.0f}s"
+    job = _until(lambda: _with_result(api.job(job_id)), failure, every=0.1)
+    if not quiet:
+        how = "callback taken" if job.provider == "qualitymax" else "polled to its end"
+        click.echo(f"  job {job_id}: {how}, state {job.state}")
+    return job
+
+
+def _until(check: Callable[[], Found | None], failure: str, *, every: float) -> Found:
+    """What ``check`` finds, asked every ``every`` seconds; DemoFailed(``failure``) when it
+    has found nothing within WAIT_SECONDS."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        job = api.job(job_id)
-        if job.result is not None:
-            how = "callback taken" if job.provider == "qualitymax" else "polled to its end"
-            if not quiet:
-                click.echo(f"  job {job_id}: {how}, state {job.state}")
-            return job
-        time.sleep(0.1)
-    raise DemoFailed(f"job {job_id} got no result within {WAIT_SECONDS:.0f}s")
+    while (found := check()) is None:
+        if time.monotonic() > deadline:
+            raise DemoFailed(failure)
+        time.sleep(every)
+    return found
+
+
+def _with_result(job: JobView) -> JobView | None:
+    return job if job.result is not None else None
 
 
 def _forged(url: str) -> None:
@@ -452,19 +449,18 @@ def _exercise_matrix(url: str, token: str) -> list[JobView]:
         click.secho(f"\nA matrix: PR #{MATRIX_PR} on {len(MATRIX)} browsers", bold=True)
         jobs = []
         for job in matrix_jobs():
-            done = _wait(api, api.submit(job.body()).id)
-            deadline = time.monotonic() + WAIT_SECONDS
-            while not _delivered(done := api.job(done.id)):
-                if time.monotonic() > deadline:
-                    raise DemoFailed("the matrix's Slack and GitHub deliveries did not arrive")
-                time.sleep(0.05)
-            jobs.append(done)
+            job_id = _wait(api, api.submit(job.body()).id).id
+            failure = "the matrix's Slack and GitHub deliveries did not arrive"
+            # Asked before the loop goes on: the job id is this turn's.
+            delivered = _until(lambda: _delivered(api.job(job_id)), failure, every=0.05)  # noqa: B023
+            jobs.append(delivered)
         return jobs
 
 
-def _delivered(job: JobView) -> bool:
+def _delivered(job: JobView) -> JobView | None:
+    """The job once each of its deliveries was tried."""
     found = job.result.deliveries if job.result else []
-    return bool(found) and all(d.state != "pending" for d in found)
+    return job if found and all(d.state != "pending" for d in found) else None
 
 
 def _silent(url: str, token: str) -> dict[str, Any]:
