@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 import httpx
 import msgspec
@@ -45,6 +45,9 @@ from receiver.logs import get_logger
 from receiver.providers import qualitymax as qm
 from receiver.signatures import sign, verify
 from receiver.simulator.common import RateWindow
+
+Item = TypeVar("Item")
+Step = TypeVar("Step")
 
 log = get_logger("receiver.simulator")
 
@@ -325,12 +328,42 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
         raise HTTPException(status_code=422, detail=f"Invalid request: {exc}") from None
 
 
-async def _guarded(
-    request: Request[Any, Any, Any], endpoint: str, *groups: str
-) -> Response[Any] | None:
+class Refused(Exception):
+    """What the partner API answers instead of doing the work (401, 404, 429): raised from
+    anywhere in a handler, answered as it is (see create_simulator)."""
+
+    def __init__(self, response: Response[Any]) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _admitted(request: Request[Any, Any, Any], endpoint: str, *groups: str) -> SimState:
+    """The request counted, then let through by the key and its rate windows (else Refused)."""
     state = _state(request)
     _count(state, endpoint)
-    return _check_key(state, request) or _rate_limited(state, *groups)
+    refused = _check_key(state, request) or _rate_limited(state, *groups)
+    if refused is not None:
+        raise Refused(refused)
+    return state
+
+
+def _found(items: Mapping[str, Item], key: str, what: str) -> Item:
+    """``items[key]``, or the partner's 404 naming ``what``."""
+    item = items.get(key)
+    if item is None:
+        raise Refused(_error(404, f"{what} {key} not found"))
+    return item
+
+
+def _next_step(job: Scan | Gap, steps: tuple[Step, ...]) -> Step | None:
+    """What a poll sees while the job runs (each poll moves it one step); None once it ended."""
+    job.reads += 1
+    return steps[job.reads - 1] if job.reads <= len(steps) else None
+
+
+def _started(job_id: str, status: str, status_url: str) -> Response[Any]:
+    """The answer of ``POST /sast/scan`` and ``POST /gap-analysis``: a job to poll."""
+    return Response({"job_id": job_id, "status": status, "status_url": status_url})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,14 +551,8 @@ async def _deliver(state: SimState, url: str, body: bytes) -> str:
 
 @get("/api/v1/partner/jobs/{job_id:str}/report")
 async def report(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
-    state = _state(request)
-    refused = await _guarded(request, "report", "free")
-    if refused is not None:
-        return refused
-    job = state.jobs.get(job_id)
-    if job is None:
-        return _error(404, f"Job {job_id} not found")
-    return Response(_report(job))
+    state = _admitted(request, "report", "free")
+    return Response(_report(_found(state.jobs, job_id, "Job")))
 
 
 def _report(job: SimJob) -> dict[str, Any]:
@@ -556,13 +583,8 @@ def _report(job: SimJob) -> dict[str, Any]:
 async def artifact(
     request: Request[Any, Any, Any], execution_id: PathText, kind: PathText
 ) -> Response[Any]:
-    state = _state(request)
-    refused = await _guarded(request, f"artifact_{kind}", "free")
-    if refused is not None:
-        return refused
-    test = state.executions.get(execution_id)
-    if test is None:
-        return _error(404, f"Execution {execution_id} not found")
+    state = _admitted(request, f"artifact_{kind}", "free")
+    test = _found(state.executions, execution_id, "Execution")
     if kind == "screenshot":
         return Redirect(test.screenshot_url, status_code=302)
     if kind == "video":
@@ -629,10 +651,7 @@ GAP_STEPS: Final = (("queued", 0.0), ("running", 0.5))
 
 @post("/api/v1/partner/repositories/import", status_code=200)
 async def import_repository(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "repositories_import", "import", "free")
-    if refused is not None:
-        return refused
-    state = _state(request)
+    state = _admitted(request, "repositories_import", "import", "free")
     body: DocImport = _decode(await request.body(), DocImport)
     if not body.url.startswith(("https://github.com/", "https://gitlab.com/")):
         return _error(400, "url must be a GitHub or GitLab HTTPS URL")
@@ -659,10 +678,7 @@ async def import_repository(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/api/v1/partner/sast/scan", status_code=200)
 async def sast_scan(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "sast_scan", "sast_scan", "free")
-    if refused is not None:
-        return refused
-    state = _state(request)
+    state = _admitted(request, "sast_scan", "sast_scan", "free")
     body: DocScan = _decode(await request.body(), DocScan)
     repository = state.repositories.get(body.repository_id)
     if repository is None:
@@ -671,26 +687,13 @@ async def sast_scan(request: Request[Any, Any, Any]) -> Response[Any]:
         return _error(400, f"Unknown engine {unknown[0]!r}; use semgrep or bandit")
     scan = Scan(f"scan_{secrets.token_hex(6)}", repository)
     state.scans[scan.id] = scan
-    return Response(
-        {
-            "job_id": scan.id,
-            "status": "pending",
-            "status_url": f"/api/v1/partner/sast/scan/{scan.id}",
-        }
-    )
+    return _started(scan.id, "pending", f"/api/v1/partner/sast/scan/{scan.id}")
 
 
 @get("/api/v1/partner/sast/scan/{scan_id:str}")
 async def sast_result(request: Request[Any, Any, Any], scan_id: PathText) -> Response[Any]:
-    refused = await _guarded(request, "sast_result", "free")
-    if refused is not None:
-        return refused
-    scan = _state(request).scans.get(scan_id)
-    if scan is None:
-        return _error(404, f"Scan {scan_id} not found")
-    scan.reads += 1
-    if scan.reads <= len(SCAN_STEPS):
-        status = SCAN_STEPS[scan.reads - 1]
+    scan = _found(_admitted(request, "sast_result", "free").scans, scan_id, "Scan")
+    if (status := _next_step(scan, SCAN_STEPS)) is not None:
         return Response({"scan_id": scan.id, "status": status, "verdict": None})
     found = FAIL_FINDINGS if scan.repository.insecure else PASS_FINDINGS
     findings = [
@@ -714,9 +717,7 @@ async def sast_result(request: Request[Any, Any, Any], scan_id: PathText) -> Res
 
 @post("/api/v1/partner/api-tests/generate", status_code=200)
 async def generate_api_tests(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "api_tests_generate", "llm")
-    if refused is not None:
-        return refused
+    _admitted(request, "api_tests_generate", "llm")
     body: DocApiTests = _decode(await request.body(), DocApiTests)
     if bool(body.openapi_spec) == bool(body.openapi_url):
         return _error(400, "Provide either openapi_spec or openapi_url")
@@ -726,10 +727,7 @@ async def generate_api_tests(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/api/v1/partner/test-cases", status_code=200)
 async def create_test_case(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "test_cases", "free")
-    if refused is not None:
-        return refused
-    state = _state(request)
+    state = _admitted(request, "test_cases", "free")
     body: DocTestCase = _decode(await request.body(), DocTestCase)
     if not _has_project(state, body.project_id):
         return _error(404, f"Project {body.project_id} not found")
@@ -740,10 +738,7 @@ async def create_test_case(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/api/v1/partner/test-cases/generate", status_code=200)
 async def generate_test_cases(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "test_cases_generate", "llm")
-    if refused is not None:
-        return refused
-    state = _state(request)
+    state = _admitted(request, "test_cases_generate", "llm")
     body: DocGenerate = _decode(await request.body(), DocGenerate)
     if not _has_project(state, body.project_id):
         return _error(404, f"Project {body.project_id} not found")
@@ -758,10 +753,7 @@ async def generate_test_cases(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/api/v1/partner/gap-analysis", status_code=200)
 async def gap_analysis(request: Request[Any, Any, Any]) -> Response[Any]:
-    refused = await _guarded(request, "gap_analysis", "llm")
-    if refused is not None:
-        return refused
-    state = _state(request)
+    state = _admitted(request, "gap_analysis", "llm")
     body: DocGap = _decode(await request.body(), DocGap)
     if body.repository_id not in state.repositories:
         return _error(404, REPO_NOT_FOUND)
@@ -769,26 +761,14 @@ async def gap_analysis(request: Request[Any, Any, Any]) -> Response[Any]:
         return _error(400, "categories must not be empty")
     gap = Gap(f"gap_analysis_{secrets.token_hex(6)}", body)
     state.gaps[gap.id] = gap
-    return Response(
-        {
-            "job_id": gap.id,
-            "status": "queued",
-            "status_url": f"/api/v1/partner/gap-analysis/{gap.id}",
-        }
-    )
+    return _started(gap.id, "queued", f"/api/v1/partner/gap-analysis/{gap.id}")
 
 
 @get("/api/v1/partner/gap-analysis/{job_id:str}")
 async def gap_status(request: Request[Any, Any, Any], job_id: PathText) -> Response[Any]:
-    refused = await _guarded(request, "gap_analysis_status", "free")
-    if refused is not None:
-        return refused
-    gap = _state(request).gaps.get(job_id)
-    if gap is None:
-        return _error(404, f"Gap analysis {job_id} not found")
-    gap.reads += 1
-    if gap.reads <= len(GAP_STEPS):
-        status, progress = GAP_STEPS[gap.reads - 1]
+    gap = _found(_admitted(request, "gap_analysis_status", "free").gaps, job_id, "Gap analysis")
+    if (step := _next_step(gap, GAP_STEPS)) is not None:
+        status, progress = step
         return Response({"job_id": gap.id, "status": status, "progress": progress})
     per = min(gap.request.max_tests_per_category, 5)
     categories = {c: per for c in gap.request.categories}
@@ -874,7 +854,7 @@ def create_simulator(settings: SimulatorSettings) -> Litestar:
             rates,
             health,
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Refused: _refused},
         debug=False,
         logging_config=None,
         openapi_config=None,
@@ -898,6 +878,10 @@ def create_simulator(settings: SimulatorSettings) -> Litestar:
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _error(exc.status_code, exc.detail)
+
+
+def _refused(_: Request[Any, Any, Any], exc: Refused) -> Response[Any]:
+    return exc.response
 
 
 def app_from_environment() -> Litestar:
