@@ -11,11 +11,13 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import uvicorn
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import JSONBody
 
 from receiver.process import free_port
@@ -121,6 +123,26 @@ def control_routes(window: RateWindow, faults: Faults, runs: Any) -> list[Any]:
         faults.add(data)
 
     return [stats, add_fault]
+
+
+def simulated_api(
+    handlers: list[Any],
+    *,
+    rates: RateWindow,
+    faults: Faults,
+    runs: Any,
+    before: Callable[[Request[Any, Any, Any]], Response[Any] | None],
+    http_error: Callable[[Request[Any, Any, Any], HTTPException], Response[Any]],
+) -> Litestar:
+    """A polled provider's simulator: its endpoints behind ``before`` (key, faults, limits), its
+    errors in the provider's own shape (``http_error``), and the control routes."""
+    return Litestar(
+        route_handlers=[*handlers, *control_routes(rates, faults, runs)],
+        before_request=before,
+        exception_handlers={HTTPException: http_error},
+        openapi_config=None,
+        logging_config=None,
+    )
 
 
 def group_of(request: Request[Any, Any, Any]) -> str | None:

@@ -20,13 +20,7 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 
-from receiver.simulator.common import (
-    Faults,
-    RateWindow,
-    control_routes,
-    group_of,
-    retry_seconds,
-)
+from receiver.simulator.common import Faults, RateWindow, group_of, retry_seconds, simulated_api
 
 API_KEY: Final = "qg_sim_key"
 APP_ID: Final = "file_sim_app"
@@ -301,12 +295,8 @@ def create_app(*, api_key: str = API_KEY, limit: int = 10, window: float = 1.0) 
         return _detail(exc.status_code, detail)
 
     handlers = [upload, list_apps, get_app, list_cases, run, run_all, list_jobs, job_status]
-    return Litestar(
-        route_handlers=[*handlers, *control_routes(rates, faults, state.runs)],
-        before_request=before,
-        exception_handlers={HTTPException: http_error},
-        openapi_config=None,
-        logging_config=None,
+    return simulated_api(
+        handlers, rates=rates, faults=faults, runs=state.runs, before=before, http_error=http_error
     )
 
 

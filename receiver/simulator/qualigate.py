@@ -17,13 +17,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, QueryParameter
 
-from receiver.simulator.common import (
-    Faults,
-    RateWindow,
-    control_routes,
-    group_of,
-    retry_seconds,
-)
+from receiver.simulator.common import Faults, RateWindow, group_of, retry_seconds, simulated_api
 
 API_KEY: Final = "qg_sim_key"
 LINK: Final = "https://qualigate.app/test-runs/"
@@ -267,18 +261,13 @@ def create_app(*, api_key: str = API_KEY, limit: int = 30, window: float = 60.0)
     def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         return _error(exc.status_code, "Bad Request", str(exc.detail))
 
-    return Litestar(
-        route_handlers=[
-            trigger,
-            status,
-            results,
-            ci_config,
-            *control_routes(rates, faults, state.runs),
-        ],
-        before_request=before,
-        exception_handlers={HTTPException: http_error},
-        openapi_config=None,
-        logging_config=None,
+    return simulated_api(
+        [trigger, status, results, ci_config],
+        rates=rates,
+        faults=faults,
+        runs=state.runs,
+        before=before,
+        http_error=http_error,
     )
 
 
