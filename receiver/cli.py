@@ -27,7 +27,7 @@ from receiver.config import (
     load_config,
     polling_only,
 )
-from receiver.notify.message import clip
+from receiver.notify.message import clip, run_headline
 from receiver.providers.errors import ProviderError
 from receiver.routing import Router
 from receiver.store import Store, StoreError, open_store
@@ -716,12 +716,10 @@ RESULT_COLUMNS = ("id", "status", "result", "branch", "provider", "stored")
 
 
 def result_cells(item: views.ResultSummary) -> tuple[str, ...]:
-    from receiver.web.dashboard.format import headline
-
     return (
         str(item.id),
         item.status,
-        headline(item.status, item.total, item.passed, item.failed),
+        run_headline(item.status, item.total, item.passed, item.failed),
         clip(item.branch or "-", 32),
         item.provider,
         item.created_at[:19].replace("T", " "),

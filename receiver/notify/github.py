@@ -69,7 +69,6 @@ MAX_TABLE_ROWS: Final = 100
 MAX_TABLE_NAME_CHARS: Final = 120
 MAX_FINDING_ROWS: Final = 50  # a SAST result's findings table, worst first
 MAX_LOGS: Final = 10  # failing tests whose logs the comment folds in
-SHA: Final = re.compile(r"[0-9a-fA-F]{7,64}")
 API_VERSION: Final = "2022-11-28"
 
 
@@ -450,7 +449,7 @@ def _row(test: TestCase) -> str:
 
 def _commit(sha: str) -> str:
     """A hex sha in a code span (backslashes would show there), anything else escaped."""
-    if SHA.fullmatch(sha):
+    if COMMIT_SHA.fullmatch(sha):
         return f"`{sha[:12]}`"
     return escape.markdown(clip(sha, 12))
 

@@ -110,21 +110,27 @@ def headline(result: ResultDetail, text: Callable[[str], str] = escape.plain) ->
         return f"SAST {result.status}: {counts(result)}"
     if result.kind == "gap_analysis" and result.coverage is not None:
         return f"{result.coverage.tests_generated} tests generated"
+    said = run_headline(result.status, result.total, result.passed, result.failed)
+    if result.status not in ("failed", "passed"):
+        return said
     fixed = result.labels.get(FIXED, 0)
-    if result.status == "failed":
-        said = f"{result.failed} of {result.total} tests failed"
-        if labelled := label_counts(result, text):
-            said += ": " + ", ".join(f"{n} {name}" for name, n in labelled)
-            return said + (f"; {fixed} fixed" if fixed else "")
-        return said + (f", {fixed} fixed" if fixed else "")
-    if result.status == "passed":
-        return f"{result.passed} of {result.total} tests passed" + (
-            f", {fixed} fixed" if fixed else ""
-        )
+    if result.status == "failed" and (labelled := label_counts(result, text)):
+        said += ": " + ", ".join(f"{n} {name}" for name, n in labelled)
+        return said + (f"; {fixed} fixed" if fixed else "")
+    return said + (f", {fixed} fixed" if fixed else "")
+
+
+def run_headline(status: str, total: int, passed: int, failed: int) -> str:
+    """``2 of 14 tests failed``, ``14 of 14 tests passed``, or what happened to the run (the
+    dashboard's words too)."""
+    if status == "failed":
+        return f"{failed} of {total} tests failed"
+    if status == "passed":
+        return f"{passed} of {total} tests passed"
     words = {"timeout": "timed out", "canceled": "was canceled", "error": "errored"}
-    if result.status in words:
-        return f"test run {words[result.status]}"
-    return f"tests {result.status}"
+    if status in words:
+        return f"test run {words[status]}"
+    return f"tests {status}"
 
 
 def context(result: ResultDetail, text: Callable[[str], str] = escape.plain) -> list[str]:
@@ -232,7 +238,8 @@ def placed_at(test: TestCase, markup: Markup = MARKDOWN) -> str:
     return f" · {markup.escape(clip(test.where, MAX_CONTEXT_CHARS))}" if test.where else ""
 
 
-def duration(ms: int | None) -> str:
+def duration(ms: float | None) -> str:
+    """``12.3s``, ``2m 05s`` (the dashboard's too)."""
     if ms is None:
         return "–"
     seconds = ms / 1000

@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from receiver.config import Config
+from receiver.notify.message import run_headline
 from receiver.web.dashboard import charts
 from receiver.web.dashboard import format as fmt
 from receiver.web.dashboard.session import csrf_secret, session_key
@@ -69,7 +70,7 @@ def environment() -> Environment:
     env.globals.update(
         asset_version=ASSET_VERSION,
         query=fmt.query,
-        headline=fmt.headline,
+        headline=run_headline,
         days_chart=charts.days_chart,
         duration_chart=charts.duration_chart,
     )

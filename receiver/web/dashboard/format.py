@@ -13,6 +13,7 @@ import msgspec
 
 from receiver import clock, redact
 from receiver.notify.escape import link
+from receiver.notify.message import duration  # the words of the notifications
 
 SYMBOLS: Final = {
     "passed": "✓",
@@ -44,28 +45,6 @@ def tone(status: str) -> str:
     if status in ("error", "timeout"):
         return "warn"
     return "idle"
-
-
-def headline(status: str, total: int, passed: int, failed: int) -> str:
-    """``2 of 14 tests failed``, ``14 of 14 tests passed``, or what happened to the run."""
-    if status == "failed":
-        return f"{failed} of {total} tests failed"
-    if status == "passed":
-        return f"{passed} of {total} tests passed"
-    words = {"timeout": "timed out", "canceled": "was canceled", "error": "errored"}
-    if status in words:
-        return f"test run {words[status]}"
-    return f"tests {status}"
-
-
-def duration(ms: float | None) -> str:
-    if ms is None:
-        return "–"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m {rest:02d}s"
 
 
 def ago(timestamp: str | None, now: dt.datetime | None = None) -> str:

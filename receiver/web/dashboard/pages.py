@@ -11,6 +11,7 @@ import msgspec
 
 from receiver import views
 from receiver.clock import TIMESTAMP_FORMAT
+from receiver.notify.message import run_headline
 from receiver.results import CustomData, Failure
 from receiver.store import NotFound, callbacks, deliveries, jobs, results, tests
 from receiver.store.deliveries import DeliveryRow, TargetStats
@@ -18,7 +19,7 @@ from receiver.store.results import Day, HistoryMark, ResultFilter, ResultRow
 from receiver.store.tests import Identity, Mark, Run
 from receiver.store.tx import Tx
 from receiver.tests_identity import scope, test_id
-from receiver.web.dashboard.format import commit_link, headline, pr_link, pretty_bytes
+from receiver.web.dashboard.format import commit_link, pr_link, pretty_bytes
 
 PAGE_SIZE: Final = 50
 SEARCH_TESTS: Final = 25  # a search by name looks at most at this many matching tests
@@ -119,7 +120,7 @@ def row(result: ResultRow | views.ResultSummary, github_web: str) -> Row:
     return Row(
         id=result.id,
         status=result.status,
-        title=headline(result.status, result.total, result.passed, result.failed),
+        title=run_headline(result.status, result.total, result.passed, result.failed),
         provider=result.provider,
         branch=result.branch,
         repository=result.repository,
