@@ -3,8 +3,8 @@ within the provider's rate windows, JSON in and out, and being asked about runs 
 called back.
 
 What differs stays in each provider's module: how the key is sent (``auth_headers``), which rate
-windows there are (``WINDOWS``: each limited on its own to ``RATE_LIMIT`` requests in
-``RATE_WINDOW`` seconds), the endpoints, and how the answers normalise.
+windows there are (``WINDOWS``: each limited on its own to ``LIMIT`` requests in
+``WINDOW_SECONDS`` seconds), the endpoints, and how the answers normalise.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class PolledClient(abc.ABC):
     calls_back: ClassVar[bool] = False
     polled: ClassVar[bool] = True
     WINDOWS: ClassVar[tuple[str, ...]]
-    RATE_LIMIT: ClassVar[int]  # requests per window, per API key
-    RATE_WINDOW: ClassVar[float]  # seconds
+    LIMIT: ClassVar[int]  # requests per window, per API key (the documented limit)
+    WINDOW_SECONDS: ClassVar[float]
 
     def __init__(
         self,
@@ -61,8 +61,8 @@ class PolledClient(abc.ABC):
         clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
-        limit = self.RATE_LIMIT if rate_limit is None else rate_limit
-        seconds = self.RATE_WINDOW if rate_window is None else rate_window
+        limit = self.LIMIT if rate_limit is None else rate_limit
+        seconds = self.WINDOW_SECONDS if rate_window is None else rate_window
         self.api = Api(
             provider=self.label,
             base_url=settings.base_url,

@@ -21,6 +21,8 @@ from receiver.results import TERMINAL_STATUSES, CustomData, Failure, Result, Tes
 
 NAME: Final = "qualgent"
 EVENT: Final = "test_results"
+RATE_LIMIT: Final = 10  # requests per window, per API key
+RATE_WINDOW: Final = 1.0  # seconds
 TEST_RUNS: Final = "test_runs"  # jobs.external_kind: comma-separated test run ids
 # The status answer has no link; every link in the document has this form.
 RUN_PAGE: Final = "https://app.qualgent.ai/test-runs/"
@@ -182,8 +184,8 @@ class Qualgent(PolledClient):
     label = "QualGent"
     request_type = QualgentJob
     WINDOWS = ("all",)
-    RATE_LIMIT = 10  # requests a second, per API key
-    RATE_WINDOW = 1.0
+    LIMIT = RATE_LIMIT
+    WINDOW_SECONDS = RATE_WINDOW
 
     @staticmethod
     def auth_headers(api_key: str) -> dict[str, str]:

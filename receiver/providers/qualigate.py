@@ -26,6 +26,8 @@ from receiver.results import (
 
 NAME: Final = "qualigate"
 EVENT: Final = "test_results"
+RATE_LIMIT: Final = 30  # requests per window, per endpoint, per API key
+RATE_WINDOW: Final = 60.0  # seconds
 
 # What an external id names, kept in jobs.external_kind.
 TEST_RUN: Final = "test_run"  # a test case: test_run_id
@@ -165,8 +167,8 @@ class Qualigate(PolledClient):
     request_type = QualigateJob
     # Each endpoint of the three is limited on its own.
     WINDOWS = ("trigger_post", "trigger_get", "results")
-    RATE_LIMIT = 30  # requests a minute, per endpoint, per API key
-    RATE_WINDOW = 60.0
+    LIMIT = RATE_LIMIT
+    WINDOW_SECONDS = RATE_WINDOW
 
     @staticmethod
     def auth_headers(api_key: str) -> dict[str, str]:
