@@ -18,6 +18,7 @@ from receiver.record import Recorder
 from receiver.results import Result
 from receiver.routing import Router
 from receiver.store import Store, Tx, deliveries, jobs, open_store, results
+from receiver.store.migrate import migrations
 from receiver.store.postgres import PostgresStore
 from tests.notify_helpers import make_config, result, route
 from tests.store_helpers import body_for, intake, take_one
@@ -206,3 +207,24 @@ def test_a_failed_write_of_a_batch_counts_nothing_and_the_others_count_once(
         assert [(day.total, day.passed) for day in days] == [(2, 2)]
     finally:
         database.close()
+
+
+def test_instances_starting_at_once_on_a_new_database_migrate_it_once(postgres_url: str) -> None:
+    """A deploy starts every machine together: each runs the migrations at start, one at a
+    time (an advisory lock); the others find them applied."""
+    go = threading.Barrier(4)
+
+    def start() -> Store:
+        go.wait()
+        return open_store(postgres_url)
+
+    with ThreadPoolExecutor(4) as pool:
+        started = list(pool.map(lambda _: start(), range(4)))
+    try:
+        applied = started[0].read(
+            lambda tx: [row[0] for row in tx.execute("SELECT name FROM _migrations").fetchall()]
+        )
+        assert sorted(applied) == [m.name for m in migrations("postgresql")]
+    finally:
+        for database in started:
+            database.close()
