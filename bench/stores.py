@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,6 +142,18 @@ def count_stored(url: str) -> tuple[int, int]:
     with pg_connect(url) as conn:
         rows, digests = conn.execute(COUNT_DIGESTS).fetchone()
     return int(rows), int(digests)
+
+
+def count_settled(url: str) -> int:
+    """Callbacks stored, once the count stops moving: wrk stops the warm-up with a few requests
+    still in flight, which are stored after it exits (they are not the run's)."""
+    count, _ = count_stored(url)
+    while True:
+        time.sleep(0.2)
+        again, _ = count_stored(url)
+        if again == count:
+            return count
+        count = again
 
 
 def postgres_pids(admin: str, url: str | None) -> list[int]:
@@ -269,8 +282,8 @@ def measure(setup: Setup, folder: Path, bodies: Path, args: argparse.Namespace, 
     with fresh_store(setup, folder, admin) as url:
         with serve(setup, folder, url) as served:
             warm_up(served.target, folder)
-            stored_before, _ = count_stored(url)
             waited = settle(args.quiet_wait)
+            stored_before = count_settled(url)
             before = Sample.take(served, admin, url)
             figures = run_wrk(
                 served.target.url, bodies, connections=args.connections, seconds=args.seconds
