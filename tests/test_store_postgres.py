@@ -180,21 +180,18 @@ def test_a_failed_write_of_a_batch_counts_nothing_and_the_others_count_once(
         results.insert(tx, untested("failed"), callback_id=None, job_id=None)
         raise ValueError("this write fails after counting")
 
+    def counted(tx: Tx) -> int:
+        return results.insert(tx, untested(), callback_id=None, job_id=None)
+
     async def batch() -> list[object]:
         blocker = asyncio.create_task(database.write(lambda tx: gate.wait(10)))
-        await asyncio.sleep(0.2)  # the writer thread is inside the blocker: the rest queue
-        writes = [
-            database.write(
-                lambda tx: results.insert(tx, untested(), callback_id=None, job_id=None)
-            ),
-            database.write(failing),
-            database.write(
-                lambda tx: results.insert(tx, untested(), callback_id=None, job_id=None)
-            ),
-        ]
+        await asyncio.sleep(0.2)  # the writer thread is inside the blocker
+        writes = [asyncio.create_task(database.write(fn)) for fn in (counted, failing, counted)]
+        await asyncio.sleep(0.2)  # all three queued behind it: the writer's next batch
         gate.set()
         await blocker
-        return await asyncio.gather(*writes, return_exceptions=True)
+        outcomes: list[object] = await asyncio.gather(*writes, return_exceptions=True)
+        return outcomes
 
     try:
         batches = database.batches
