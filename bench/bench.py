@@ -135,11 +135,11 @@ def webhook(folder: Path) -> Iterator[Target]:
         stop_process(proc)
 
 
-def receiver_env(folder: Path) -> dict[str, str]:
+def receiver_env(folder: Path, store_url: str | None = None) -> dict[str, str]:
     return {
         "QUALITYMAX_WEBHOOK_SECRET": SECRET,
         "RECEIVER_API_TOKEN": "bench-token",
-        "RECEIVER_DB": str(folder / "receiver.db"),
+        "RECEIVER_DB": store_url or str(folder / "receiver.db"),
     }
 
 
@@ -150,19 +150,21 @@ def receiver(
     config_text: str = "",
     checkout: Path | None = None,
     database: Path | None = None,
+    store_url: str | None = None,
 ) -> Iterator[Target]:
     """``receiver serve`` (granian), or the same app under uvicorn for comparison.
 
     ``checkout``: serve that checkout's code, started from it (``python -m`` puts the working
     directory ahead of PYTHONPATH; bench/ab.py compares two checkouts so). ``database``: start
-    on a copy of that (closed) database instead of a new one.
+    on a copy of that (closed) database instead of a new one. ``store_url``: serve that store
+    (``postgresql://…``; bench/stores.py) instead of a SQLite file in ``folder``.
     """
     folder.mkdir(parents=True)
     if database is not None:
         copy_database(database, folder / "receiver.db")
     config = folder / "receiver.toml"
     config.write_text(config_text)
-    env = receiver_env(folder)
+    env = receiver_env(folder, store_url)
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout)
     if server == "granian":

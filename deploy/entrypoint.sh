@@ -6,6 +6,8 @@
 # holds one; then Litestream runs the service as its child (-exec), replicating every change
 # until the service exits, and exits with it. SIGTERM to Litestream reaches the service, which
 # finishes what is in flight. Litestream's own lines are JSON too (deploy/litestream.yml).
+# A PostgreSQL RECEIVER_DB is served without Litestream, which copies SQLite files only (one
+# warning line, backup.skipped).
 set -eu
 
 say() {  # a log line in the service's own form: say LEVEL EVENT HINT
@@ -22,6 +24,16 @@ if [ -z "${LITESTREAM_REPLICA_URL:-}" ]; then
     # shellcheck disable=SC2086  # serve is words on purpose
     exec $serve
 fi
+
+case "${RECEIVER_DB:-}" in
+    postgresql://* | postgres://*)
+        # Litestream copies a SQLite file; a PostgreSQL database is its provider's to back up.
+        say warning backup.skipped "RECEIVER_DB is a PostgreSQL database, which Litestream \
+cannot replicate: back it up with its provider's backups and unset LITESTREAM_REPLICA_URL"
+        # shellcheck disable=SC2086
+        exec $serve
+        ;;
+esac
 
 RECEIVER_DB="${RECEIVER_DB:-data/receiver.db}"
 export RECEIVER_DB

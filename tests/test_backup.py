@@ -171,3 +171,22 @@ def test_the_entrypoint_is_posix_sh_and_executable() -> None:
     assert os.access(ENTRYPOINT, os.X_OK)
     done = subprocess.run(["/bin/sh", "-n", str(ENTRYPOINT)], capture_output=True, timeout=10)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_postgresql_database_is_served_without_litestream(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A replica URL left set after moving to PostgreSQL: Litestream cannot copy that database,
+    so the service starts without it and says so, instead of Litestream failing to start."""
+    env = image_env(
+        tmp_path, RECEIVER_DB=postgres_url, LITESTREAM_REPLICA_URL=(tmp_path / "r").as_uri()
+    )
+    log = tmp_path / "image.log"
+    with image(tmp_path, env, log) as url:
+        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert not [line for line in lines if "msg" in line]  # no Litestream
+    skipped = [line for line in lines if line["event"] == "backup.skipped"]
+    assert len(skipped) == 1 and skipped[0]["level"] == "warning"
+    assert "unset LITESTREAM_REPLICA_URL" in skipped[0]["hint"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["image.log"]  # no stray folder

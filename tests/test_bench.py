@@ -148,3 +148,43 @@ def test_provider_rates_stay_within_every_documented_window() -> None:
         for family, most in figure.seen_most.items():
             assert most <= figure.limits[family], figure
     assert set(figures["qualitymax"].seen_most) == {"llm", "free", "import"}
+
+
+def postgres_answers() -> str | None:
+    """Why the stores bench cannot run here, or None."""
+    import psycopg
+
+    from bench.stores import ADMIN_URL
+
+    try:
+        psycopg.connect(ADMIN_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        return f"no PostgreSQL server answers at {ADMIN_URL}: {exc}"
+    return None
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (bench/run stores installs it)"
+)
+def test_stores_bench_measures_each_store_and_checks_every_callback_stored_once() -> None:
+    from bench.stores import ADMIN_URL, SETUPS, haproxy_path, pg_connect
+    from bench.stores import main as stores
+
+    if haproxy_path() is None:
+        pytest.skip("haproxy is not installed (bench/run stores installs it)")
+    if reason := postgres_answers():
+        pytest.skip(reason)
+    (runs,) = stores(["--rounds", "1", "--seconds", "1", "--connections", "2", "--quiet-wait", "0"])
+    assert [run.setup for run in runs] == list(SETUPS)
+    for run in runs:
+        assert run.rps > 0 and run.p99_ms >= run.p50_ms > 0 and run.non2xx == 0, run
+        assert run.once and run.stored >= run.requests, run.check
+        assert run.receiver_us > 0, run
+    sqlite, postgres, behind = runs
+    assert sqlite.postgres_us == 0 and postgres.postgres_us > 0 and behind.postgres_us > 0
+    assert behind.balancer_us > 0 and postgres.balancer_us == 0
+    names = [postgres.database, behind.database]
+    assert all(name.startswith("receiver_bench_") for name in names)
+    with pg_connect(ADMIN_URL) as conn:  # each run's own database, dropped after it
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", [names])
+        assert left.fetchall() == []

@@ -174,6 +174,41 @@ def test_fly_toml_holds_no_secret(fly: dict) -> None:  # type: ignore[type-arg]
     assert not set(fly["env"]) & set(SECRETS)
 
 
+@pytest.fixture
+def fly_postgres() -> dict[str, object]:
+    return tomllib.loads((REPO / "deploy" / "fly.postgres.toml").read_text())
+
+
+def test_fly_on_postgresql_is_fly_toml_without_the_volume_on_two_rolling_machines(
+    fly: dict,  # type: ignore[type-arg]
+    fly_postgres: dict,  # type: ignore[type-arg]
+) -> None:
+    """deploy/fly.postgres.toml, copied over fly.toml: the same service, check and stop; no
+    volume and no RECEIVER_DB (the image's /data path would win over nothing: the URL is a
+    secret); two machines kept running; one replaced at a time."""
+    for key in ("app", "primary_region", "kill_signal", "kill_timeout", "build", "vm"):
+        assert fly_postgres[key] == fly[key], key
+    same = {k: v for k, v in fly["http_service"].items() if k != "min_machines_running"}
+    assert {k: fly_postgres["http_service"][k] for k in same} == same
+    assert fly_postgres["http_service"]["min_machines_running"] >= 2
+    assert "mounts" not in fly_postgres
+    assert "RECEIVER_DB" not in fly_postgres["env"]
+    assert not set(fly_postgres["env"]) & {*SECRETS, "LITESTREAM_REPLICA_URL"}
+    assert fly_postgres["deploy"]["strategy"] == "rolling"
+
+
+def test_the_two_machine_steps_use_that_file_and_set_the_database_as_a_secret() -> None:
+    section = deploy_section().split("### Two machines and PostgreSQL", 1)[1]
+    for step in (
+        "cp deploy/fly.postgres.toml fly.toml",
+        "--variable-name RECEIVER_DB",
+        "fly scale count 2",
+        "fly deploy --strategy rolling",
+        "RECEIVER_DB='postgresql://",
+    ):
+        assert step in section, step
+
+
 # -- README and the CI example ---------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ CONFIG_KEYS = {
     "routes": ["name", "when", "notify", "on_change", "group_by", "thread_by", "repeat_after"],
     "watch": ["after_failures", "notify"],
     "triage": ["base_branch", "window", "flaky_threshold", "flaky_is_green"],
+    "store": ["url"],
 }
 # Keys of ours that DESIGN.md does not list (yet): documented all the same.
 MORE_CONFIG_KEYS = {

@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from receiver.callbacks import Accepted
 from receiver.record import Recorder
+from receiver.results import Result
 from receiver.routing import Router
-from receiver.store import Store, deliveries, jobs, open_store
+from receiver.store import Store, Tx, deliveries, jobs, open_store, results
+from receiver.store.migrate import migrations
 from receiver.store.postgres import PostgresStore
 from tests.notify_helpers import make_config, result, route
 from tests.store_helpers import body_for, intake, take_one
@@ -123,3 +126,102 @@ def test_a_store_says_which_backend_it_is(postgres_url: str) -> None:
         assert "postgres@" in database.path  # no password to hide here, nothing else shown
     finally:
         database.close()
+
+
+def untested(status: str = "passed") -> Result:
+    """A result on branch feat/login with no tests (whose identities two instances would
+    otherwise both insert, each waiting for the other's)."""
+    return msgspec.structs.replace(result(status), tests=[], failures=[])
+
+
+def branch_total(database: Store) -> int:
+    found = database.read(lambda tx: results.days(tx, "branch", "feat/login", since="2000-01-01"))
+    return sum(day.total for day in found)
+
+
+def test_a_days_count_holds_no_other_instance_until_the_batch_commits(
+    two: tuple[Store, Store],
+) -> None:
+    """Every result of a branch's day adds to one row. Counted where the result is written,
+    that row's lock was held for the rest of the writer's batch, and the other instance's
+    writer waited for all of it (two instances were slower than one); it is counted just
+    before the COMMIT."""
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(tx: Tx) -> None:
+        results.insert(tx, untested(), callback_id=None, job_id=None)
+        inside.set()
+        release.wait(20)  # the rest of a long batch
+
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(two[0].write_sync, slow)
+        try:
+            assert inside.wait(10)
+            other = pool.submit(
+                two[1].write_sync,
+                lambda tx: results.insert(tx, untested(), callback_id=None, job_id=None),
+            )
+            other.result(timeout=10)  # not waiting for the first instance's batch
+        finally:
+            release.set()
+        held.result(timeout=10)
+    assert branch_total(two[0]) == 2
+
+
+def test_a_failed_write_of_a_batch_counts_nothing_and_the_others_count_once(
+    postgres_url: str,
+) -> None:
+    """The batch runs again with a savepoint per write: the counts the failed write had asked
+    for are dropped, the others' applied once."""
+    database = open_store(postgres_url)
+    gate = threading.Event()
+
+    def failing(tx: Tx) -> None:
+        results.insert(tx, untested("failed"), callback_id=None, job_id=None)
+        raise ValueError("this write fails after counting")
+
+    def counted(tx: Tx) -> int:
+        return results.insert(tx, untested(), callback_id=None, job_id=None)
+
+    async def batch() -> list[object]:
+        blocker = asyncio.create_task(database.write(lambda tx: gate.wait(10)))
+        await asyncio.sleep(0.2)  # the writer thread is inside the blocker
+        writes = [asyncio.create_task(database.write(fn)) for fn in (counted, failing, counted)]
+        await asyncio.sleep(0.2)  # all three queued behind it: the writer's next batch
+        gate.set()
+        await blocker
+        outcomes: list[object] = await asyncio.gather(*writes, return_exceptions=True)
+        return outcomes
+
+    try:
+        batches = database.batches
+        outcomes = asyncio.run(batch())
+        assert isinstance(outcomes[1], ValueError)
+        assert database.batches == batches + 2, "the three writes were not one batch"
+        days = database.read(
+            lambda tx: results.days(tx, "branch", "feat/login", since="2000-01-01")
+        )
+        assert [(day.total, day.passed) for day in days] == [(2, 2)]
+    finally:
+        database.close()
+
+
+def test_instances_starting_at_once_on_a_new_database_migrate_it_once(postgres_url: str) -> None:
+    """A deploy starts every machine together: each runs the migrations at start, one at a
+    time (an advisory lock); the others find them applied."""
+    go = threading.Barrier(4)
+
+    def start() -> Store:
+        go.wait()
+        return open_store(postgres_url)
+
+    with ThreadPoolExecutor(4) as pool:
+        started = list(pool.map(lambda _: start(), range(4)))
+    try:
+        applied = started[0].read(
+            lambda tx: [row[0] for row in tx.execute("SELECT name FROM _migrations").fetchall()]
+        )
+        assert sorted(applied) == [m.name for m in migrations("postgresql")]
+    finally:
+        for database in started:
+            database.close()

@@ -357,7 +357,8 @@ def _count_day(tx: Tx, result: Result, created_at: str) -> None:
         if value is not None
     ]
     if rows:
-        tx.executemany(COUNT_DAY, rows)
+        # Every result of a branch's day adds to one row: its lock is taken as late as can be.
+        tx.at_commit(COUNT_DAY, rows)
 
 
 def history_marks(tx: Tx, scope: str, value: str, *, limit: int) -> list[HistoryMark]:

@@ -41,6 +41,14 @@ class Tx(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
 
+    def at_commit(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """``executemany`` as late in the transaction as the backend can: for counters that
+        many writes add to (a day's results), whose row lock is held until COMMIT. On
+        PostgreSQL the writer's transaction holds a batch of writes, and another instance
+        adding to the same row would wait for all of them; there it runs just before the
+        COMMIT. SQLite's one writer waits for nobody: it runs now."""
+        ...
+
 
 def rows_as(cursor: Cursor, kind: type[T], *, json: tuple[str, ...] = ()) -> list[T]:
     """Every row of ``cursor`` as a ``kind`` Struct, by column name; the ``json`` columns hold
