@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -117,6 +118,31 @@ def test_a_commit_on_one_instance_wakes_the_other(two: tuple[Store, Store], tmp_
     recorder = Recorder(Router.from_config(config))
     two[0].write_sync(lambda tx: recorder.record(tx, result(), job_id=None))
     assert heard.wait(10), "the other instance never heard of the queued delivery"
+
+
+def test_a_lost_listening_connection_is_made_again(
+    two: tuple[Store, Store], tmp_path: Path
+) -> None:
+    """A server restart or a proxy's idle cut ends the LISTEN connection: the instance connects
+    again and hears the other's notices after it."""
+    heard = threading.Event()
+    listener = two[1]
+    assert isinstance(listener, PostgresStore)
+    assert listener.listen(deliveries.OUTBOX_CHANNEL, lambda payload: heard.set())
+    backend = listener._listening.info.backend_pid if listener._listening else None
+    assert backend is not None
+    two[0].write_sync(lambda tx: tx.execute("SELECT pg_terminate_backend(?)", [backend]))
+    deadline = time.monotonic() + 10
+    while listener.listen_losses == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.listen_losses == 1, "the lost connection went unnoticed"
+    config = make_config(tmp_path, route("all", "json://127.0.0.1:9/a"))
+    recorder = Recorder(Router.from_config(config))
+    # A notice sent while it reconnects may be missed: send until one is heard.
+    while not heard.is_set() and time.monotonic() < deadline + 10:
+        two[0].write_sync(lambda tx: recorder.record(tx, result(), job_id=None))
+        heard.wait(0.5)
+    assert heard.is_set(), "nothing was heard after the connection was made again"
 
 
 def test_a_store_says_which_backend_it_is(postgres_url: str) -> None:

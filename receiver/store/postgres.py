@@ -31,11 +31,14 @@ from psycopg_pool import ConnectionPool
 
 from receiver import redact
 from receiver.clock import utcnow
+from receiver.logs import get_logger
 from receiver.store.errors import NoDatabase, NotWritable, StoreError
 from receiver.store.migrate import migrate
 from receiver.store.tx import POSTGRESQL, Params
 
 T = TypeVar("T")
+
+log = get_logger("receiver.store")
 
 MAX_BATCH: Final = 512
 QUEUED_POSITION: Final = 4  # as on SQLite: see receiver.notify.pace
@@ -44,6 +47,9 @@ MIGRATION_LOCK: Final = 7_251_960_000_001  # pg_advisory_lock: one instance migr
 READ_POOL: Final = 8
 CONNECT_TIMEOUT: Final = 10
 LISTEN_WAIT: Final = 0.5  # seconds between looks for a channel newly asked for
+# After the listening connection is lost (a restart of the server, a proxy's idle cut): the
+# seconds before each try to connect again, the last repeating.
+LISTEN_RETRY: Final = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 @functools.lru_cache(maxsize=512)
@@ -109,6 +115,9 @@ class PostgresStore:
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
         self._listeners_lock = threading.Lock()
         self._listening: psycopg.Connection[Any] | None = None
+        self._listen_thread: threading.Thread | None = None
+        self._stop_listening = threading.Event()
+        self.listen_losses = 0  # connections lost and made again (for the tests and logs)
         self.batches = 0
         self.batched_writes = 0
         self.queued_writes = 0
@@ -172,10 +181,14 @@ class PostgresStore:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        self._stop_listening.set()
         if self._listening is not None:
             with contextlib.suppress(psycopg.Error):
                 self._listening.close()
-            self._listening = None
+        if self._listen_thread is not None:
+            self._listen_thread.join(timeout=LISTEN_WAIT * 4)
+            self._listen_thread = None
+        self._listening = None
 
     def __enter__(self) -> PostgresStore:
         return self.open()
@@ -309,27 +322,51 @@ class PostgresStore:
         instance commits a notification on ``channel``."""
         with self._listeners_lock:
             self._listeners.setdefault(channel, []).append(callback)
-            if self._listening is None:
-                self._listening = self._connect(autocommit=True)
-                threading.Thread(
-                    target=self._listen_forever,
-                    args=(self._listening,),
-                    name="receiver-pg-listen",
-                    daemon=True,
-                ).start()
+            if self._listen_thread is None:
+                self._listening = self._connect(autocommit=True)  # refused now: said now
+                self._stop_listening.clear()
+                self._listen_thread = threading.Thread(
+                    target=self._listen_forever, name="receiver-pg-listen", daemon=True
+                )
+                self._listen_thread.start()
         return True
 
-    def _listen_forever(self, conn: psycopg.Connection[Any]) -> None:
-        """LISTEN to every channel asked for (between waits: a wait holds the connection)."""
+    def _listen_forever(self) -> None:
+        """Hear notifications until the store closes; a lost connection is made again, after
+        a wait that grows (notices sent meanwhile are missed: the delivery worker still looks
+        at the outbox every few seconds, and a dashboard page shows them when reloaded)."""
+        failures = 0
+        while not self._stop_listening.is_set():
+            try:
+                conn = self._listening or self._connect(autocommit=True)
+                self._listening = conn
+                self._hear(conn)
+            except psycopg.Error as exc:
+                if self._stop_listening.is_set():
+                    return
+                wait = LISTEN_RETRY[min(failures, len(LISTEN_RETRY) - 1)]
+                failures += 1
+                self.listen_losses += 1
+                log.warning("store.listen_lost", error=_first_line(exc), retry_in=wait)
+                with contextlib.suppress(psycopg.Error):
+                    if self._listening is not None:
+                        self._listening.close()
+                self._listening = None
+                self._stop_listening.wait(wait)
+            else:
+                failures = 0
+
+    def _hear(self, conn: psycopg.Connection[Any]) -> None:
+        """LISTEN to every channel asked for (between waits: a wait holds the connection), and
+        call each channel's callbacks with every notice's payload."""
         heard: set[str] = set()
-        with contextlib.suppress(psycopg.Error):
-            while not conn.closed:
-                for channel in set(self._listeners) - heard:
-                    conn.execute(f"LISTEN {channel}")
-                    heard.add(channel)
-                for notice in conn.notifies(timeout=LISTEN_WAIT):
-                    for callback in list(self._listeners.get(notice.channel, [])):
-                        callback(notice.payload)
+        while not self._stop_listening.is_set():
+            for channel in set(self._listeners) - heard:
+                conn.execute(f"LISTEN {channel}")
+                heard.add(channel)
+            for notice in conn.notifies(timeout=LISTEN_WAIT):
+                for callback in list(self._listeners.get(notice.channel, [])):
+                    callback(notice.payload)
 
     # -- health ------------------------------------------------------------------------------
 
