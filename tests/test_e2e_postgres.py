@@ -78,8 +78,10 @@ def test_two_instances_take_callbacks_while_one_is_killed_and_restarted(
                     with lock:
                         answered.append(n)
                         if len(answered) == KILL_AFTER and not killed.is_set():
-                            killed.set()
+                            # Killed before the restart may begin: kill() forgets the process it
+                            # waited for, which must not be the restarted one (left running).
                             first.kill()  # SIGKILL, mid-stream
+                            killed.set()
 
     restarted = threading.Thread(target=lambda: (killed.wait(), first.start()))
     restarted.start()
