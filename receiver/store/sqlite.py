@@ -62,7 +62,9 @@ class SqliteConnection(sqlite3.Connection):
     ``next_id`` counts on from one read per table, so that a batch of callbacks costs one
     statement per table; every other statement first writes what was kept if it names a kept
     table or one a foreign key links with it (read-your-writes and foreign keys hold as before).
-    Should a kept row fail when written, the batch runs again without keeping (``_run_batch``).
+    Should a kept row fail when written, the batch runs again without keeping (``_run_batch``);
+    the error may surface in another write's statement, so a write function lets store errors
+    through (none catches them).
     """
 
     dialect = SQLITE
