@@ -1,7 +1,7 @@
 """The event loop thread's CPU per callback of a checkout's intake, in process, and its SQL.
 
     cd CHECKOUT && /path/to/.venv/bin/python /path/to/bench/intake_cost.py [--prefill N]
-        [--count 20000] [--batch 8] [--statements]
+        [--count 20000] [--batch 8] [--statements] [--custom-data JSON]
 
 Runs the checkout found in the working directory (this session's code, or a checkout from
 before the store's redesign: ``receiver.store.Store`` and ``CallbackIntake.write_many``), on a
@@ -11,6 +11,8 @@ sees them together as it does at -c16 served; the database first holds ``--prefi
 Prints the event loop thread's CPU per callback (``time.thread_time``; the COMMIT runs on the
 store's committer thread). ``--statements``: also each SQL statement's CPU per callback on the
 thread that ran it (COMMIT: the committer's), which adds a little to the loop's figure.
+``--custom-data``: added to every callback's (``{"repository": "acme/shop"}`` gives the tests
+an identity, and so a triage).
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ RECEIVED_AT = "2026-01-01T00:00:00.000000Z"
 SPENT: dict[str, list[float]] = {}  # statement -> [calls, CPU seconds]
 
 
-def bodies(prefix: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+def bodies(
+    prefix: str, count: int, custom_data: dict[str, Any] | None = None
+) -> list[tuple[bytes, dict[str, str]]]:
     """Distinct callbacks like the document's (no top-level job_id), with their headers."""
     seed = json.loads(seed_callback())
     seed.pop("job_id", None)
+    seed["custom_data"].update(custom_data or {})
     made = []
     for i in range(count):
         seed["custom_data"]["deploy_id"] = f"{prefix}-{i}"
@@ -123,6 +128,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000, help="callbacks measured")
     parser.add_argument("--batch", type=int, default=8, help="callbacks taken together")
     parser.add_argument("--statements", action="store_true", help="each statement's CPU too")
+    parser.add_argument(
+        "--custom-data",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help='added to every callback\'s custom_data, e.g. \'{"repository": "acme/shop"}\'',
+    )
     args = parser.parse_args()
     if args.statements:
         time_statements()
@@ -130,9 +142,11 @@ def main() -> None:
         database, intake, design = open_intake(str(Path(tmp) / "receiver.db"))
         loop = asyncio.new_event_loop()
         if args.prefill:
-            loop.run_until_complete(take_all(intake, bodies("prefill", args.prefill), 64))
-        loop.run_until_complete(take_all(intake, bodies("warm-up", 1000), args.batch))
-        measured = bodies("measured", args.count)
+            prefill = bodies("prefill", args.prefill, args.custom_data)
+            loop.run_until_complete(take_all(intake, prefill, 64))
+        warm_up = bodies("warm-up", 1000, args.custom_data)
+        loop.run_until_complete(take_all(intake, warm_up, args.batch))
+        measured = bodies("measured", args.count, args.custom_data)
         SPENT.clear()
         started = time.thread_time()
         loop.run_until_complete(take_all(intake, measured, args.batch))

@@ -8,7 +8,7 @@ from typing import Final
 import msgspec
 
 from receiver.store.errors import NotFound
-from receiver.store.tx import POSTGRESQL, SQLITE, Tx
+from receiver.store.tx import SQLITE, Tx
 
 
 class CallbackRecord(msgspec.Struct, kw_only=True):
@@ -33,15 +33,19 @@ class StoredCallback(msgspec.Struct, kw_only=True):
     status: str | None
 
 
-# A digest row's id is its callback's: reserved here, so both are written with it.
-RESERVE_ID: Final = {
-    SQLITE: "SELECT coalesce(max(id), 0) + 1 FROM callback_digests",
-    POSTGRESQL: "SELECT nextval(pg_get_serial_sequence('callbacks', 'id'))",
-}
+# A digest row's id is its callback's. PostgreSQL takes it from the callbacks' sequence; SQLite
+# gives the digest row max(id) + 1 itself (the writer holds the write lock), and the callback is
+# written with it.
+RESERVE_ID: Final = "SELECT nextval(pg_get_serial_sequence('callbacks', 'id'))"
 # The unique digest decides: a body seen before inserts nothing (on PostgreSQL, also when another
 # instance's transaction holding it commits meanwhile).
 CLAIM_DIGEST: Final = """
 INSERT INTO callback_digests (id, digest, received_at) VALUES (?, ?, ?)
+ON CONFLICT (digest) DO NOTHING
+RETURNING id
+"""
+CLAIM_DIGEST_SQLITE: Final = """
+INSERT INTO callback_digests (digest, received_at) VALUES (?, ?)
 ON CONFLICT (digest) DO NOTHING
 RETURNING id
 """
@@ -64,7 +68,10 @@ COUNT_BY_OUTCOME: Final = "SELECT outcome, count(*) FROM callbacks GROUP BY outc
 
 def claim(tx: Tx, record: CallbackRecord) -> int | None:
     """The new callback's id, its digest recorded; None when the body was seen before."""
-    callback_id = int(tx.execute(RESERVE_ID[tx.dialect]).fetchone()[0])
+    if tx.dialect == SQLITE:
+        row = tx.execute(CLAIM_DIGEST_SQLITE, [record.digest, record.received_at]).fetchone()
+        return None if row is None else int(row[0])
+    callback_id = int(tx.execute(RESERVE_ID).fetchone()[0])
     row = tx.execute(CLAIM_DIGEST, [callback_id, record.digest, record.received_at]).fetchone()
     return None if row is None else callback_id
 
@@ -95,19 +102,21 @@ def insert(
     error: str | None,
 ) -> None:
     """Keep the callback under the id ``claim`` gave it."""
-    tx.execute(
+    tx.later(
         INSERT,
         [
-            callback_id,
-            record.provider,
-            record.job_key,
-            job_id,
-            result_id,
-            record.body,
-            msgspec.json.encode(record.headers).decode(),
-            outcome,
-            error,
-            record.received_at,
+            (
+                callback_id,
+                record.provider,
+                record.job_key,
+                job_id,
+                result_id,
+                record.body,
+                msgspec.json.encode(record.headers).decode(),
+                outcome,
+                error,
+                record.received_at,
+            )
         ],
     )
 

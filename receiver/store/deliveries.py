@@ -188,7 +188,7 @@ def insert_many(tx: Tx, deliveries: list[NewDelivery]) -> None:
         return
     now = utcnow()
     rows = [(d.result_id, d.route, d.target, d.target_display, now, now, now) for d in deliveries]
-    tx.executemany(INSERT, rows)
+    tx.later(INSERT, rows)  # with the batch's results (SQLite): the worker reads after COMMIT
     if tx.dialect == POSTGRESQL:
         tx.execute("SELECT pg_notify(?, '')", [OUTBOX_CHANNEL])
 

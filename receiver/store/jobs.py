@@ -86,6 +86,12 @@ INSERT INTO jobs (provider, job_key, external_id, external_kind, state, url, req
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id
 """
+# SQLite: the id counted on (Tx.next_id), the row kept for the batch's one statement.
+INSERT_WITH_ID: Final = """
+INSERT INTO jobs (id, provider, job_key, external_id, external_kind, state, url, request,
+    custom_data, callback_url, result_id, poll_after, created_at, updated_at, body, rerun_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
 COLUMNS: Final = (
     "id, provider, job_key, external_id, external_kind, state, url, request, callback_url, "
     "custom_data, error, result_id, created_at, updated_at, body, rerun_of, progress"
@@ -167,28 +173,28 @@ def insert(tx: Tx, job: NewJob) -> int:
     now = utcnow()
     # A polled job is due at once; the others are never polled.
     poll_after = now if job.external_kind is not None else None
-    row = tx.execute(
-        INSERT,
-        [
-            job.provider,
-            job.job_key,
-            job.external_id,
-            job.external_kind,
-            job.state,
-            job.url,
-            job.request,
-            msgspec.json.encode(job.custom_data).decode(),
-            job.callback_url,
-            job.result_id,
-            poll_after,
-            now,
-            now,
-            job.body,
-            job.rerun_of,
-        ],
-    ).fetchone()
-    job_id: int = row[0]
-    return job_id
+    fields = [
+        job.provider,
+        job.job_key,
+        job.external_id,
+        job.external_kind,
+        job.state,
+        job.url,
+        job.request,
+        msgspec.json.encode(job.custom_data).decode(),
+        job.callback_url,
+        job.result_id,
+        poll_after,
+        now,
+        now,
+        job.body,
+        job.rerun_of,
+    ]
+    if tx.dialect == SQLITE:
+        job_id = tx.next_id("jobs")
+        tx.later(INSERT_WITH_ID, [[job_id, *fields]])
+        return job_id
+    return int(tx.execute(INSERT, fields).fetchone()[0])
 
 
 def find_id(tx: Tx, *, job_key: str | None, provider: str, external_id: str | None) -> int | None:

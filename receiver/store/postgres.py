@@ -58,6 +58,10 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+# A sequence hands out each id once, whoever asks.
+NEXT_ID: Final = "SELECT nextval(pg_get_serial_sequence(?, 'id'))"
+
+
 class PgTx:
     """A psycopg connection as a ``Tx``: the query modules' handle on PostgreSQL."""
 
@@ -83,6 +87,13 @@ class PgTx:
 
     def at_commit(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.late.extend((sql, row) for row in rows)
+
+    def later(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.executemany(sql, rows)  # a batch's writes are one transaction, not one statement
+
+    def next_id(self, table: str) -> int:
+        row = self.execute(NEXT_ID, [table]).fetchone()
+        return int(row[0])
 
     def run_late(self) -> None:
         """What ``at_commit`` kept, now: each statement's rows in one pipeline, in an order

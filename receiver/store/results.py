@@ -67,7 +67,6 @@ INSERT INTO results (id, callback_id, job_id, provider, event, status, raw_statu
     failed, duration_ms, report_url, summary, external_job_id, branch, repository, pr_number, sha,
     custom_data, failures, created_at, kind, security, coverage, labels)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-RETURNING id
 """
 INSERT_TEST: Final = """
 INSERT INTO tests (result_id, position, name, status, duration_ms, error, screenshot_url,
@@ -88,20 +87,13 @@ WHERE t.result_id = ? ORDER BY t.position
 """
 # Is this execution one of a stored result's tests? (the artifact links ask for no other)
 SELECT_EXECUTION: Final = "SELECT result_id FROM tests WHERE execution_id = ? LIMIT 1"
-# SQLite gives a row without an id max(id) + 1, and the writer holds the write lock until its
-# COMMIT, so the id read here is the one the result gets. PostgreSQL hands out its sequence.
 RESULTS_CHANNEL: Final = "receiver_results"
-RESERVE_ID: Final = {
-    "sqlite": "SELECT coalesce(max(id), 0) + 1 FROM results",
-    POSTGRESQL: "SELECT nextval(pg_get_serial_sequence('results', 'id'))",
-}
 
 
 def reserve_id(tx: Tx) -> int:
     """The id the next result will get, so that the rows written before it (its callback, a job
     made for it) point at it from the start instead of being updated after it."""
-    row = tx.execute(RESERVE_ID[tx.dialect]).fetchone()
-    return int(row[0])
+    return tx.next_id("results")
 
 
 def insert(
@@ -122,12 +114,14 @@ def insert(
     created_at = utcnow()
     fields = _row(result_id, result, callback_id, job_id, created_at)
     fields.append(msgspec.json.encode(labels).decode() if labels else None)
-    stored_id: int = tx.execute(INSERT, fields).fetchone()[0]
+    # Kept for the batch's one statement (Tx.later), like its tests: the id is known already.
+    tx.later(INSERT, [fields])
+    stored_id = result_id
     _count_day(tx, result, created_at)
     if result.tests:
         ids = _test_ids(result)
-        tx.executemany(INSERT_TEST, _test_rows(stored_id, result, ids, verdicts))
-        tx.executemany(INSERT_IDENTITY, _identity_rows(result, ids))
+        tx.later(INSERT_TEST, _test_rows(stored_id, result, ids, verdicts))
+        tx.later(INSERT_IDENTITY, _identity_rows(result, ids))
     if tx.dialect == POSTGRESQL:  # the live pages of every instance (sent at COMMIT)
         tx.execute("SELECT pg_notify(?, ?)", [RESULTS_CHANNEL, str(stored_id)])
     return stored_id

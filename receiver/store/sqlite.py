@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
+import re
 import sqlite3
 import threading
 from collections import deque
@@ -54,12 +56,139 @@ CACHE_PAGES: Final = 4096
 
 
 class SqliteConnection(sqlite3.Connection):
-    """A sqlite3 connection that is a ``Tx``: the query modules' handle on SQLite."""
+    """A sqlite3 connection that is a ``Tx``: the query modules' handle on SQLite.
+
+    While a batch runs bare (``_Batcher``), ``later`` keeps its rows in a ``_Later`` and
+    ``next_id`` counts on from one read per table, so that a batch of callbacks costs one
+    statement per table; every other statement first writes what was kept if it names a kept
+    table or one a foreign key links with it (read-your-writes and foreign keys hold as before).
+    Should a kept row fail when written, the batch runs again without keeping (``_run_batch``);
+    the error may surface in another write's statement, so a write function lets store errors
+    through (none catches them).
+    """
 
     dialect = SQLITE
+    _later: _Later | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self._later is not None:
+            self._later.before(self, sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        if self._later is not None:
+            self._later.before(self, sql)
+        return super().executemany(sql, parameters)
 
     def at_commit(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.executemany(sql, rows)  # one writer: no other waits for its row locks
+        self.later(sql, rows)  # one writer: no other waits for its row locks
+
+    def later(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._later is None:
+            self.executemany(sql, rows)
+        else:
+            self._later.keep(sql, rows)
+
+    def next_id(self, table: str) -> int:
+        # The writer holds the write lock until its COMMIT: max(id) + 1 is the id SQLite gives
+        # the next row, and within a bare batch it is counted on from the first read.
+        if self._later is not None:
+            return self._later.next_id(self, table)
+        return int(self.execute(NEXT_ID.format(table=table)).fetchone()[0])
+
+    def run_later(self) -> None:
+        """From here on every statement runs at once (what was kept, first)."""
+        later, self._later = self._later, None
+        if later is not None:
+            later.flush(self)
+
+
+NEXT_ID: Final = "SELECT coalesce(max(id), 0) + 1 FROM {table}"
+_WORDS: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INSERT_INTO: Final = re.compile(r"\s*INSERT\s+INTO\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names(sql: str) -> frozenset[str]:
+    """The words of a statement, tables among them (a false match only writes kept rows
+    sooner)."""
+    return frozenset(_WORDS.findall(sql))
+
+
+@functools.lru_cache(maxsize=256)
+def _table_of(sql: str) -> str:
+    found = _INSERT_INTO.match(sql)
+    if found is None:
+        raise ValueError(f"later() takes an INSERT INTO statement, not {sql[:40]!r}")
+    return found.group(1)
+
+
+class _Later:
+    """One bare batch's kept INSERTs (by statement, in first-use order: a result's row is kept
+    before its tests') and its counted ids.
+
+    A counted table (``next_id``) gives each kept row's id first, so the count follows the
+    rows kept; any other statement naming it drops the count (read again when next asked).
+    """
+
+    def __init__(self, linked: dict[str, frozenset[str]]) -> None:
+        self.rows: dict[str, list[Sequence[Any]]] = {}
+        self.tables: set[str] = set()
+        self.ids: dict[str, int] = {}
+        self.linked = linked  # table -> the tables a foreign key links it with, either way
+        self.watched: frozenset[str] = frozenset()
+
+    def keep(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        listed = self.rows.get(sql)
+        if listed is None:
+            listed = self.rows[sql] = []
+            if (table := _table_of(sql)) not in self.tables:
+                self.tables.add(table)
+                self._watch()
+        if not self.ids:
+            listed.extend(rows)
+            return
+        start = len(listed)
+        listed.extend(rows)
+        table = _table_of(sql)
+        if table in self.ids:
+            self.ids[table] = max([self.ids[table], *(int(row[0]) + 1 for row in listed[start:])])
+
+    def next_id(self, conn: SqliteConnection, table: str) -> int:
+        if table not in self.ids:
+            self.before(conn, table)  # kept rows of the table count in max(id)
+            self.ids[table] = int(
+                sqlite3.Connection.execute(conn, NEXT_ID.format(table=table)).fetchone()[0]
+            )
+            self._watch()
+        return self.ids[table]
+
+    def before(self, conn: SqliteConnection, sql: str) -> None:
+        named = self.watched.intersection(_names(sql))
+        if not named:
+            return
+        if not named.isdisjoint(self.ids):
+            for table in named:
+                self.ids.pop(table, None)
+        if self.tables:
+            self.flush(conn)
+        self._watch()
+
+    def flush(self, conn: SqliteConnection) -> None:
+        rows, self.rows = self.rows, {}
+        self.tables.clear()
+        held, conn._later = conn._later, None  # these statements are the kept rows themselves
+        try:
+            for sql, kept in rows.items():
+                conn.executemany(sql, kept)
+        finally:
+            conn._later = held
+
+    def _watch(self) -> None:
+        watched = set(self.ids) | self.tables
+        for table in self.tables:
+            watched |= self.linked.get(table, frozenset())
+        self.watched = frozenset(watched)
 
 
 def connect(path: str, *, readonly: bool = False) -> SqliteConnection:
@@ -127,9 +256,11 @@ class SqliteStore:
         self._readers: list[SqliteConnection] = []
         self._readers_lock = threading.Lock()
         self._batcher: _Batcher | None = None
+        self._links: dict[str, frozenset[str]] | None = None
         self.batches = 0
         self.batched_writes = 0
         self.queued_writes = 0
+        self.reruns = 0  # batches run again with a savepoint per write, after one raised
         # Why the last write failed because the file cannot be written; None after a commit.
         self.write_failure: str | None = None
 
@@ -239,12 +370,32 @@ class SqliteStore:
         the batch runs again with a savepoint per write.
         """
         conn.execute("BEGIN IMMEDIATE")
+        conn._later = _Later(self._linked(conn))
         try:
-            return [(write, write.fn(conn), None) for write in batch]
+            outcomes: list[_Outcome] = [(write, write.fn(conn), None) for write in batch]
+            conn.run_later()  # the batch's kept rows: one statement per table
+            return outcomes
         except Exception:
+            conn._later = None
             conn.execute("ROLLBACK")
+        finally:
+            conn._later = None
+        self.reruns += 1
         conn.execute("BEGIN IMMEDIATE")
         return [_run_in_savepoint(conn, write) for write in batch]
+
+    def _linked(self, conn: SqliteConnection) -> dict[str, frozenset[str]]:
+        """Each table and the tables a foreign key links it with, either way: a statement on
+        one is checked against the other's rows (read once: the schema is the migrations')."""
+        if self._links is None:
+            found: dict[str, set[str]] = {}
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (table,) in tables.fetchall():
+                for key in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", [table]):
+                    found.setdefault(key[2], set()).add(table)
+                    found.setdefault(table, set()).add(key[2])
+            self._links = {table: frozenset(others) for table, others in found.items()}
+        return self._links
 
     def _end_batch(
         self, conn: SqliteConnection, batch: list[_Write], outcomes: list[_Outcome]

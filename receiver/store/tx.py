@@ -46,7 +46,19 @@ class Tx(Protocol):
         many writes add to (a day's results), whose row lock is held until COMMIT. On
         PostgreSQL the writer's transaction holds a batch of writes, and another instance
         adding to the same row would wait for all of them; there it runs just before the
-        COMMIT. SQLite's one writer waits for nobody: it runs now."""
+        COMMIT. SQLite's one writer waits for nobody: it treats them like ``later``."""
+        ...
+
+    def later(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """``executemany`` of an ``INSERT INTO`` whose rows this transaction need not see
+        before its next statement that names their table. SQLite's writer keeps a batch's rows
+        and writes them with one statement per table (docs/performance.md); PostgreSQL runs
+        it now."""
+        ...
+
+    def next_id(self, table: str) -> int:
+        """The id the next row of ``table`` gets, for rows that must point at it before it is
+        written; the caller then writes that row with it."""
         ...
 
 
