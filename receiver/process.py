@@ -92,21 +92,29 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then wait: the service finishes what is in flight and exits."""
-        if self.proc is None:
+        proc = self.proc
+        if proc is None:
             return 0
-        self.proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(timeout)
+            code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.proc = None
+            proc.kill()
+            code = proc.wait()
+        self._forget(proc)
         return code
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM killer would."""
-        if self.proc is None:
+        proc = self.proc
+        if proc is None:
             return
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
+        proc.kill()
+        proc.wait()
+        self._forget(proc)
+
+    def _forget(self, proc: subprocess.Popen[bytes]) -> None:
+        # Only the process just ended: a start() from another thread meanwhile (a test's
+        # restart) has put its own in self.proc, which must stay reachable to be stopped.
+        if self.proc is proc:
+            self.proc = None

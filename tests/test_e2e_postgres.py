@@ -78,8 +78,8 @@ def test_two_instances_take_callbacks_while_one_is_killed_and_restarted(
                     with lock:
                         answered.append(n)
                         if len(answered) == KILL_AFTER and not killed.is_set():
-                            # Killed before the restart may begin: kill() forgets the process it
-                            # waited for, which must not be the restarted one (left running).
+                            # Killed before the restart may begin, so that the kill takes the
+                            # first process and never the restarted one.
                             first.kill()  # SIGKILL, mid-stream
                             killed.set()
 
