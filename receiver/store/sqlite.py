@@ -139,18 +139,13 @@ class _Later:
         self.watched: frozenset[str] = frozenset()
 
     def keep(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        listed = self.rows.get(sql)
-        if listed is None:
-            listed = self.rows[sql] = []
-            if (table := _table_of(sql)) not in self.tables:
-                self.tables.add(table)
-                self._watch()
-        if not self.ids:
-            listed.extend(rows)
-            return
+        table = _table_of(sql)
+        listed = self.rows.setdefault(sql, [])
+        if table not in self.tables:
+            self.tables.add(table)
+            self._watch()
         start = len(listed)
         listed.extend(rows)
-        table = _table_of(sql)
         if table in self.ids:
             self.ids[table] = max([self.ids[table], *(int(row[0]) + 1 for row in listed[start:])])
 
@@ -376,8 +371,7 @@ class SqliteStore:
             conn.run_later()  # the batch's kept rows: one statement per table
             return outcomes
         except Exception:
-            conn._later = None
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")  # names no table: nothing kept is written first
         finally:
             conn._later = None
         self.reruns += 1
