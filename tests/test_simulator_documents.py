@@ -39,23 +39,7 @@ def document(name: str) -> str:
 
 def _balanced(text: str, start: int) -> Any:
     """The JSON value that opens at ``start``, read to its matching close."""
-    depth, in_string, escaped = 0, False, False
-    for index in range(start, len(text)):
-        char = text[index]
-        if in_string:
-            escaped = char == "\\" and not escaped
-            if char == '"' and not escaped:
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth == 0:
-                return json.loads(text[start : index + 1])
-    raise AssertionError("unbalanced example")
+    return json.loads(text[start : _end_of(text, start)])
 
 
 def example(text: str, after: str, nth: int = 0) -> Any:
@@ -67,6 +51,8 @@ def example(text: str, after: str, nth: int = 0) -> Any:
 
 
 def _end_of(text: str, start: int) -> int:
+    """Where the value that opens at ``start`` ends, brackets matched outside strings (an
+    example passed over is not parsed)."""
     depth, in_string, escaped = 0, False, False
     for index in range(start, len(text)):
         char = text[index]
